@@ -1,0 +1,114 @@
+package hooks
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ProtocolVersion changes whenever Request, Status or Event change in a way
+// an older helper would misread; the helper refuses a version it does not know.
+const ProtocolVersion = 1
+
+// RequestEnv is the environment variable that carries the encoded Request
+// into the helper container.
+const RequestEnv = "KTRACE_REQUEST"
+
+// Output formats of the trace data on stdout.
+const (
+	OutputText = "text"
+	OutputJSON = "json"
+)
+
+// Request is everything the helper needs to run one trace session. It is
+// built once by the plugin, from flags already parsed and validated there, so
+// no flag is parsed twice.
+type Request struct {
+	Version   int               `json:"version"`
+	SessionID string            `json:"sessionID"`
+	Hook      string            `json:"hook"`
+	Args      map[string]string `json:"args,omitempty"`
+	Output    string            `json:"output"`
+	Targets   []Target          `json:"targets"`
+}
+
+// Target is one container to trace, as the API server describes it.
+type Target struct {
+	Node      string `json:"node"`
+	Namespace string `json:"namespace"`
+	Pod       string `json:"pod"`
+	PodUID    string `json:"podUID"`
+	Container string `json:"container"`
+	// ContainerID is the pod status' value, with the runtime scheme:
+	// "containerd://<64 hex>", "cri-o://…" or "docker://…".
+	ContainerID string `json:"containerID"`
+}
+
+// String names the target the way kubectl users read it.
+func (t Target) String() string {
+	return t.Namespace + "/" + t.Pod + "/" + t.Container
+}
+
+// RuntimeID returns the container ID without its runtime scheme.
+func (t Target) RuntimeID() string {
+	if i := strings.Index(t.ContainerID, "://"); i >= 0 {
+		return t.ContainerID[i+3:]
+	}
+	return t.ContainerID
+}
+
+// Validate checks what the helper relies on; the plugin calls it before it
+// creates anything and the helper again after decoding.
+func (r Request) Validate() error {
+	var errs []error
+	if r.Version != ProtocolVersion {
+		errs = append(errs, fmt.Errorf("protocol version %d is not %d: use a plugin and tracer image of the same release", r.Version, ProtocolVersion))
+	}
+	if r.SessionID == "" {
+		errs = append(errs, errors.New("session id is empty"))
+	}
+	if _, ok := Lookup(r.Hook); !ok {
+		errs = append(errs, fmt.Errorf("unknown hook %q", r.Hook))
+	}
+	if r.Output != OutputText && r.Output != OutputJSON {
+		errs = append(errs, fmt.Errorf("unknown output %q", r.Output))
+	}
+	if len(r.Targets) == 0 {
+		errs = append(errs, errors.New("no targets"))
+	}
+	for i, t := range r.Targets {
+		if len(t.RuntimeID()) < 12 {
+			errs = append(errs, fmt.Errorf("target %d (%s): container id %q is too short to match", i, t, t.ContainerID))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Encode returns the request as one environment-safe string.
+func (r Request) Encode() (string, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return "", fmt.Errorf("encoding request: %w", err)
+	}
+	return base64.StdEncoding.EncodeToString(b), nil
+}
+
+// DecodeRequest reverses Encode and validates the result.
+func DecodeRequest(s string) (Request, error) {
+	var r Request
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return r, fmt.Errorf("decoding request: %w", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return r, fmt.Errorf("decoding request: %w", err)
+	}
+	if err := r.Validate(); err != nil {
+		return r, fmt.Errorf("invalid request: %w", err)
+	}
+	return r, nil
+}

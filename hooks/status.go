@@ -1,0 +1,65 @@
+package hooks
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+)
+
+// Status kinds, in the order a session reports them.
+const (
+	// StatusResolved: a target's processes were found (Method, PIDs).
+	StatusResolved = "resolved"
+	// StatusReady: the hook is attached and events are being buffered; the
+	// helper now waits for the plugin's go byte on stdin.
+	StatusReady = "ready"
+	// StatusStarted: the go byte arrived; data follows on stdout.
+	StatusStarted = "started"
+	// StatusWarning: something the user should know; the session goes on.
+	StatusWarning = "warning"
+	// StatusError: the session failed; the helper exits non-zero after it.
+	StatusError = "error"
+	// StatusStats: final statistics, the last line of every session.
+	StatusStats = "stats"
+)
+
+// Status is one line the helper writes on stderr. Every line starts with
+// statusMarker so the plugin can tell it from anything else a tool prints.
+type Status struct {
+	Kind    string  `json:"ktrace"`
+	Message string  `json:"message,omitempty"`
+	Target  *Target `json:"target,omitempty"`
+	// Method says how the target was found ("proc-cgroup", …).
+	Method string `json:"method,omitempty"`
+	PIDs   []int  `json:"pids,omitempty"`
+	// Events and Lost are totals over the session; Lost counts what the
+	// kernel dropped (ftrace overruns, ring buffer reservations that failed).
+	Events   uint64  `json:"events,omitempty"`
+	Lost     uint64  `json:"lost,omitempty"`
+	Seconds  float64 `json:"seconds,omitempty"`
+	ExitCode int     `json:"exitCode,omitempty"`
+}
+
+var statusMarker = []byte(`{"ktrace":`)
+
+// WriteStatus writes s as one line.
+func WriteStatus(w io.Writer, s Status) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// ParseStatus returns the Status a line carries, or false for any other line.
+func ParseStatus(line []byte) (Status, bool) {
+	var s Status
+	if !bytes.HasPrefix(bytes.TrimSpace(line), statusMarker) {
+		return s, false
+	}
+	if err := json.Unmarshal(line, &s); err != nil || s.Kind == "" {
+		return s, false
+	}
+	return s, true
+}
