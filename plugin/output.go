@@ -1,0 +1,34 @@
+package plugin
+
+import (
+	"io"
+	"sync"
+)
+
+// stopOnErrorWriter passes trace data to stdout. When stdout breaks (the
+// reader of `| head` went away) it asks the session to stop and swallows
+// the rest, so the helper still ends cleanly and is deleted.
+type stopOnErrorWriter struct {
+	w      io.Writer
+	once   sync.Once
+	broken chan struct{}
+	mu     sync.Mutex
+	failed bool
+}
+
+func newStopOnErrorWriter(w io.Writer) *stopOnErrorWriter {
+	return &stopOnErrorWriter{w: w, broken: make(chan struct{})}
+}
+
+func (s *stopOnErrorWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed {
+		return len(p), nil
+	}
+	if _, err := s.w.Write(p); err != nil {
+		s.failed = true
+		s.once.Do(func() { close(s.broken) })
+	}
+	return len(p), nil
+}
