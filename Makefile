@@ -1,0 +1,75 @@
+# kubectl-trace. `make` lists the targets.
+SHELL := /usr/bin/env bash
+.DEFAULT_GOAL := help
+
+MODULE    := github.com/ktrace-dev/kubectl-trace
+VERSION   ?= dev
+# The image `make image` builds and the local cluster runs; released builds
+# point at the published image instead (see .goreleaser.yaml).
+TRACER_IMAGE ?= ktrace.local/tracer:$(VERSION)
+GO        ?= go
+export GOTOOLCHAIN := local
+export PATH := /usr/local/go/bin:$(PATH)
+
+LDFLAGS := -s -w -X $(MODULE)/plugin.version=$(VERSION) -X $(MODULE)/plugin.defaultImage=$(TRACER_IMAGE)
+TRACER_LDFLAGS := -s -w -X main.version=$(VERSION)
+KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
+E2E_ENV := KUBECONFIG=$(KUBECONFIG_LOCAL) PATH=$(CURDIR)/bin:$(CURDIR)/.cluster/bin:$$PATH
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## build bin/kubectl-trace and bin/tracer (static)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/kubectl-trace ./cmd/kubectl-trace
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(TRACER_LDFLAGS)" -o bin/tracer ./cmd/tracer
+
+.PHONY: image
+image: build ## build the tracer, pause and workload image tarballs into bin/images
+	$(GO) run ./hack/images -out bin/images -tracer bin/tracer -tag $(TRACER_IMAGE)
+
+.PHONY: cluster-up
+cluster-up: image ## start the local single-node cluster (idempotent); kubeconfig in .cluster/kubeconfig
+	hack/cluster/up.sh
+
+.PHONY: cluster-load
+cluster-load: ## import an image tarball into the local cluster: make cluster-load IMAGE=path/to/image.tar
+	@test -n "$(IMAGE)" || { echo "usage: make cluster-load IMAGE=path/to/image.tar" >&2; exit 2; }
+	hack/cluster/load.sh $(IMAGE)
+
+.PHONY: cluster-down
+cluster-down: ## stop the local cluster and remove its state, mounts and cgroups
+	hack/cluster/down.sh
+
+.PHONY: demo
+demo: cluster-up ## cluster up, a demo workload, and a real 5 s sched trace of it
+	hack/demo.sh
+
+.PHONY: test
+test: verify test-unit test-privileged e2e ## all tests: verify, unit, privileged (root) and end to end
+
+.PHONY: test-unit
+test-unit: ## unit tests, no root needed
+	$(GO) test -count=1 ./...
+
+.PHONY: test-privileged
+test-privileged: ## kernel tests: root and a real kernel
+	@[ "$$(id -u)" = 0 ] || { echo "test-privileged needs root (real tracefs, cgroups and namespaces)" >&2; exit 1; }
+	$(GO) test -count=1 -tags privileged -v ./hooks/... ./tracer-image/... 2>&1 | tee bin/test-privileged.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)' ; exit $${PIPESTATUS[0]}
+
+.PHONY: e2e
+e2e: build cluster-up ## end-to-end tests against the local cluster
+	$(E2E_ENV) $(GO) test -count=1 -tags e2e -timeout 40m -v ./test/e2e/ 2>&1 | tee bin/e2e.log | grep -E '^\s*(=== RUN|--- |PASS|FAIL|ok|panic)|e2e_test.go' ; exit $${PIPESTATUS[0]}
+
+.PHONY: verify
+verify: ## gofmt, go vet, and go.mod/go.sum tidy
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); [ -z "$$out" ] || { echo "gofmt needed: $$out" >&2; exit 1; }
+	$(GO) vet ./...
+	$(GO) vet -tags privileged ./hooks/... ./tracer-image/...
+	$(GO) vet -tags e2e ./test/e2e/
+	$(GO) mod tidy -diff
+
+.PHONY: clean
+clean: ## remove build output (not the cluster: see cluster-down)
+	rm -rf bin
