@@ -1,6 +1,10 @@
 package hooks
 
-import "sort"
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
 
 // Kinds of hook, which decide the runtime the helper dispatches to.
 const (
@@ -19,7 +23,70 @@ type Descriptor struct {
 	// Events lists the kernel events the hook enables.
 	Events  []string
 	Outputs []string
-	Needs   Needs
+	// Params are the hook's `--arg key=value` parameters.
+	Params []Param
+	// Fields documents the keys of Event.Fields the hook fills in.
+	Fields []Field
+	Needs  Needs
+}
+
+// Param is one parameter of a hook.
+type Param struct {
+	Name    string
+	Default string
+	Help    string
+	// Check rejects a bad value with a message that says what is allowed;
+	// nil accepts any value.
+	Check func(value string) error
+}
+
+// Field is one key of Event.Fields.
+type Field struct {
+	Name string
+	Help string
+}
+
+// ResolveArgs validates the user's parameters against the descriptor and
+// fills in the defaults. The plugin calls it before anything is created;
+// the helper trusts its result.
+func (d Descriptor) ResolveArgs(given map[string]string) (map[string]string, error) {
+	known := map[string]Param{}
+	var names []string
+	for _, p := range d.Params {
+		known[p.Name] = p
+		names = append(names, p.Name)
+	}
+	out := map[string]string{}
+	for _, p := range d.Params {
+		if p.Default != "" {
+			out[p.Name] = p.Default
+		}
+	}
+	keys := make([]string, 0, len(given))
+	for k := range given {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := given[k]
+		p, ok := known[k]
+		if !ok {
+			if len(names) == 0 {
+				return nil, fmt.Errorf("hook %q takes no parameters, but --arg %s was given", d.Name, k)
+			}
+			return nil, fmt.Errorf("hook %q has no parameter %q: it takes %s (see 'kubectl trace hooks %s')", d.Name, k, strings.Join(names, ", "), d.Name)
+		}
+		if p.Check != nil {
+			if err := p.Check(v); err != nil {
+				return nil, fmt.Errorf("--arg %s=%s for hook %q: %w", k, v, d.Name, err)
+			}
+		}
+		out[k] = v
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
 }
 
 // Needs is what the helper must be granted for the hook to work.

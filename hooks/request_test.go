@@ -131,3 +131,51 @@ func TestCatalogue(t *testing.T) {
 		}
 	}
 }
+
+func TestResolveArgs(t *testing.T) {
+	d := Descriptor{Name: "h", Params: []Param{
+		{Name: "snaplen", Default: "262144", Check: func(v string) error {
+			if v == "0" {
+				return errorString("must be positive")
+			}
+			return nil
+		}},
+		{Name: "filter"},
+	}}
+	tests := []struct {
+		name    string
+		d       Descriptor
+		given   map[string]string
+		want    map[string]string
+		wantErr string
+	}{
+		{name: "defaults", d: d, want: map[string]string{"snaplen": "262144"}},
+		{name: "override", d: d, given: map[string]string{"snaplen": "96", "filter": "tcp port 80"},
+			want: map[string]string{"snaplen": "96", "filter": "tcp port 80"}},
+		{name: "unknown", d: d, given: map[string]string{"nope": "1"}, wantErr: `hook "h" has no parameter "nope": it takes snaplen, filter`},
+		{name: "bad value", d: d, given: map[string]string{"snaplen": "0"}, wantErr: `--arg snaplen=0 for hook "h": must be positive`},
+		{name: "no params", d: Descriptor{Name: "sched"}, given: map[string]string{"x": "1"}, wantErr: `hook "sched" takes no parameters`},
+		{name: "no params, none given", d: Descriptor{Name: "sched"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.d.ResolveArgs(tt.given)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("args (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }

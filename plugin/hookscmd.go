@@ -54,6 +54,24 @@ func describeHook(streams genericiooptions.IOStreams, d hooks.Descriptor) error 
 	if len(d.Events) > 0 {
 		fmt.Fprintf(w, "Kernel events:\t%s\n", strings.Join(d.Events, ", "))
 	}
+	if len(d.Params) == 0 {
+		fmt.Fprintf(w, "Parameters:\tnone\n")
+	} else {
+		fmt.Fprintf(w, "Parameters:\t(--arg key=value)\n")
+		for _, p := range d.Params {
+			def := ""
+			if p.Default != "" {
+				def = " (default " + p.Default + ")"
+			}
+			fmt.Fprintf(w, "  %s\t%s%s\n", p.Name, p.Help, def)
+		}
+	}
+	if len(d.Fields) > 0 {
+		fmt.Fprintf(w, "JSON fields:\t\n")
+		for _, f := range d.Fields {
+			fmt.Fprintf(w, "  %s\t%s\n", f.Name, f.Help)
+		}
+	}
 	fmt.Fprintf(w, "Needs:\t\n")
 	fmt.Fprintf(w, "  capabilities:\t%s\n", strings.Join(d.Needs.Capabilities, ", "))
 	fmt.Fprintf(w, "  host PID namespace:\t%t\n", d.Needs.HostPID)

@@ -40,6 +40,7 @@ type TraceOptions struct {
 	genericiooptions.IOStreams
 
 	Hook            string
+	RawArgs         []string
 	Container       string
 	Duration        time.Duration
 	Output          string
@@ -49,7 +50,8 @@ type TraceOptions struct {
 	StopTimeout     time.Duration
 	DryRun          bool
 
-	// Derived by Complete.
+	// Derived by Validate and Complete.
+	hookArgs  map[string]string
 	namespace string
 	podName   string
 	client    kubernetes.Interface
@@ -76,6 +78,7 @@ func NewTraceOptions(streams genericiooptions.IOStreams) *TraceOptions {
 func (o *TraceOptions) AddFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.Hook, "hook", o.Hook, "hook to run (see 'kubectl trace hooks'): "+strings.Join(hooks.Names(), ", "))
+	f.StringArrayVar(&o.RawArgs, "arg", o.RawArgs, "hook parameter as key=value; repeat for more (see 'kubectl trace hooks HOOK')")
 	f.StringVarP(&o.Container, "container", "c", o.Container, "container to trace; defaults to the pod's default container")
 	f.DurationVar(&o.Duration, "duration", o.Duration, "stop after this long (e.g. 10s, 5m); 0 traces until Ctrl-C")
 	f.StringVarP(&o.Output, "output", "o", o.Output, "format of the trace data on stdout: text or json (one event per line)")
@@ -130,6 +133,13 @@ func (o *TraceOptions) Validate() error {
 	if !ok {
 		return fmt.Errorf("unknown hook %q: choose one of %s (see 'kubectl trace hooks')", o.Hook, strings.Join(hooks.Names(), ", "))
 	}
+	given, err := parseArgs(o.RawArgs)
+	if err != nil {
+		return err
+	}
+	if o.hookArgs, err = d.ResolveArgs(given); err != nil {
+		return err
+	}
 	outputs := d.Outputs
 	if !contains(outputs, o.Output) {
 		return fmt.Errorf("hook %q cannot write -o %q: choose one of %s", o.Hook, o.Output, strings.Join(outputs, ", "))
@@ -164,6 +174,7 @@ func (o *TraceOptions) Run(ctx context.Context) error {
 		Version:   hooks.ProtocolVersion,
 		SessionID: session,
 		Hook:      o.Hook,
+		Args:      o.hookArgs,
 		Output:    o.Output,
 		Targets:   []hooks.Target{target},
 	}
@@ -367,3 +378,19 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+
+// parseArgs turns repeated --arg key=value flags into a map.
+func parseArgs(raw []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range raw {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--arg %q is not key=value: write it like --arg filter='tcp port 80'", kv)
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("--arg %s is given twice: give each parameter once", k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
