@@ -207,6 +207,10 @@ func (o *TraceOptions) Run(ctx context.Context) error {
 		return err
 	}
 
+	if err := preflight(ctx, o.client, pod); err != nil {
+		return err
+	}
+
 	// Stop requests: the first closes stdin so the helper flushes and
 	// reports; the second gives up waiting.
 	sigs := o.signals

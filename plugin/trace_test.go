@@ -93,9 +93,12 @@ func (f *fakeHelper) reactor(client *fake.Clientset) k8stesting.ReactionFunc {
 
 func newTestOptions(t *testing.T, helper *fakeHelper, objs ...runtime.Object) (*TraceOptions, *fake.Clientset, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ns"}}
+	objs = append(objs, ns)
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{corev1.LabelOSStable: "linux"}}}
 	client := fake.NewClientset(append(objs, node)...)
 	client.PrependReactor("get", "pods", helper.reactor(client))
+	client.PrependReactor("create", "selfsubjectaccessreviews", allowAll)
 	var out, errOut bytes.Buffer
 	o := NewTraceOptions(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
 	o.Hook = "sched"
