@@ -22,8 +22,8 @@ help: ## list the targets
 
 .PHONY: build
 build: ## build bin/kubectl-trace and bin/tracer (static)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/kubectl-trace ./cmd/kubectl-trace
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(TRACER_LDFLAGS)" -o bin/tracer ./cmd/tracer
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags "$(LDFLAGS) -buildid=" -o bin/kubectl-trace ./cmd/kubectl-trace
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags "$(TRACER_LDFLAGS) -buildid=" -o bin/tracer ./cmd/tracer
 
 .PHONY: image
 image: build ## build the tracer, pause and workload image tarballs into bin/images
