@@ -22,5 +22,5 @@ spec:
     command: ["/usr/bin/ktdemo", "spin"]
 YAML
 kubectl wait -n "$NS" --for=condition=Ready pod/demo --timeout=120s >/dev/null
-echo "+ kubectl trace pod/demo -n $NS --hook sched --duration 5s" >&2
-kubectl trace pod/demo -n "$NS" --hook sched --duration 5s
+echo "+ kubectl trace pod/demo -n $NS --hook sched --duration 5s | head -n 40" >&2
+kubectl trace pod/demo -n "$NS" --hook sched --duration 5s | head -n 40

@@ -63,6 +63,8 @@ func HelperPod(p HelperParams) *corev1.Pod {
 			// the scheduler has nothing to decide.
 			NodeName:      p.Node,
 			RestartPolicy: corev1.RestartPolicyNever,
+			// The helper resolves no names; cluster DNS may not even exist.
+			DNSPolicy: corev1.DNSDefault,
 			// Every hook finds its target among the node's processes.
 			HostPID:                       true,
 			ActiveDeadlineSeconds:         ptr.To(int64(p.Deadline.Seconds())),

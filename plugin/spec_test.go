@@ -38,6 +38,7 @@ func TestHelperPod(t *testing.T) {
 		Spec: corev1.PodSpec{
 			NodeName:                      "n1",
 			RestartPolicy:                 corev1.RestartPolicyNever,
+			DNSPolicy:                     corev1.DNSDefault,
 			HostPID:                       true,
 			ActiveDeadlineSeconds:         ptr.To(int64(310)),
 			TerminationGracePeriodSeconds: ptr.To(int64(10)),

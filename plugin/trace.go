@@ -382,7 +382,6 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-
 // parseArgs turns repeated --arg key=value flags into a map.
 func parseArgs(raw []string) (map[string]string, error) {
 	out := map[string]string{}
