@@ -98,23 +98,15 @@ type Needs struct {
 	Kernel []string
 }
 
-var catalogue = []Descriptor{
-	{
-		Name:    "sched",
-		Kind:    KindFtrace,
-		Summary: "scheduler activity of the target: switches, wakeups, migrations, fork, exec and exit",
-		Events: []string{
-			"sched:sched_switch", "sched:sched_wakeup", "sched:sched_migrate_task",
-			"sched:sched_process_fork", "sched:sched_process_exec", "sched:sched_process_exit",
-		},
-		Outputs: []string{OutputText, OutputJSON},
-		Needs: Needs{
-			// SYS_ADMIN mounts tracefs and creates the private instance.
-			Capabilities: []string{"SYS_ADMIN"},
-			HostPID:      true,
-			Kernel:       []string{"tracefs"},
-		},
-	},
+// catalogue is every hook; each kind keeps its descriptors in its own file.
+var catalogue = concat(ftraceHooks, ebpfHooks, tcpdumpHooks)
+
+func concat(lists ...[]Descriptor) []Descriptor {
+	var out []Descriptor
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
 }
 
 // Catalogue returns every hook, sorted by name.
