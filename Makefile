@@ -70,6 +70,8 @@ verify: ## gofmt, go vet, and go.mod/go.sum tidy
 	$(GO) vet -tags e2e ./test/e2e/
 	$(GO) mod tidy -diff
 
+include hack/release.mk
+
 .PHONY: clean
 clean: ## remove build output (not the cluster: see cluster-down)
 	rm -rf bin

@@ -1,0 +1,1 @@
+# Release targets (goreleaser, krew). Included by the Makefile.
