@@ -1,0 +1,501 @@
+//go:build linux
+
+package ftrace
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ktrace-dev/kubectl-trace/hooks"
+)
+
+// Options configure a Session.
+type Options struct {
+	// SessionID names the instance (hooks.Request.SessionID).
+	SessionID string
+	// Events are the events to enable, as "system:event"
+	// (hooks.Descriptor.Events).
+	Events []string
+	// Targets are the containers to trace, each with the host TIDs of all
+	// its threads. Event.Node, Namespace, Pod and Container come from here.
+	Targets []Target
+	// Fields fills hooks.Event.Fields from the event's details. JSON output
+	// needs it; text output prints the details as they are.
+	Fields bool
+	// Tracefs is where tracefs is mounted. Empty finds a read-write mount
+	// in /proc/self/mounts, or else mounts one of the session's own in a
+	// temporary directory, unmounted by Close.
+	Tracefs string
+	// ProcRoot is where the targets' TIDs can be read ("/proc"), for their
+	// comm.
+	ProcRoot string
+	// BufferKB sets the instance's buffer_size_kb (per CPU); 0 keeps the
+	// kernel's default.
+	BufferKB int
+}
+
+// Target is one container to trace.
+type Target struct {
+	hooks.Target
+	// TIDs are the host thread ids of every process in the container.
+	TIDs []int
+}
+
+// Stats are a session's totals.
+type Stats struct {
+	// Events is how many events were handed to the emit function.
+	Events uint64
+	// Lost is how many events the kernel dropped: the instance's overruns
+	// (the oldest events, overwritten because the reader fell behind) and
+	// dropped events, summed over CPUs.
+	Lost uint64
+	// Foreign is how many events the kernel recorded that were about no
+	// target task (a switch or wakeup whose target side had already left
+	// the set, or a migration of another task), dropped.
+	Foreign uint64
+	// Unparsed is how many lines of trace_pipe were not events.
+	Unparsed uint64
+}
+
+// EmitFunc receives each event. ev is reused for the next event: copy what
+// must outlive the call. details is the kernel's own text of the event.
+type EmitFunc func(ev *hooks.Event, details string) error
+
+// Session is one trace session in a private tracefs instance. The kernel
+// buffers events from Open on; Stream reads them.
+type Session struct {
+	opts    Options
+	root    string // tracefs mount
+	mounted bool   // root was mounted by Open; Close unmounts it
+	dir     string // the instance's path, for messages
+	name    string // the instance's name, once made
+	// Directory fds of root/instances and of the instance: every file is
+	// reached through them, so the session keeps working (and cleans up)
+	// even if someone unmounts the tracefs it found.
+	instances *os.Root
+	inst      *os.Root
+	pipe      *os.File
+	tr        *tracker
+	stale     []string
+	warns     []string
+
+	streamed  atomic.Bool
+	closing   atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+
+	mu         sync.Mutex // guards the counters below
+	events     uint64
+	lost       uint64
+	lostLines  uint64
+	unparsed   uint64
+	statsFinal bool
+
+	partial []byte
+	ev      hooks.Event
+}
+
+// Open creates the session's instance, scopes it to the targets' threads
+// with options/event-fork and set_event_pid, enables opts.Events and turns
+// tracing on. Any error leaves no instance behind.
+func Open(opts Options) (_ *Session, err error) {
+	if opts.SessionID == "" {
+		return nil, errors.New("opening ftrace session: session id is empty")
+	}
+	if len(opts.Events) == 0 {
+		return nil, errors.New("opening ftrace session: no events to enable")
+	}
+	var tids []int
+	for _, t := range opts.Targets {
+		tids = append(tids, t.TIDs...)
+	}
+	if len(tids) == 0 {
+		// An empty set_event_pid would trace every task on the node.
+		return nil, errors.New("opening ftrace session: the targets have no threads to trace")
+	}
+	if opts.ProcRoot == "" {
+		opts.ProcRoot = "/proc"
+	}
+	s := &Session{opts: opts, tr: newTracker()}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+
+	s.root = opts.Tracefs
+	if s.root == "" {
+		mounts, _ := os.ReadFile("/proc/self/mounts")
+		if s.root = findTracefs(string(mounts)); s.root == "" {
+			if s.root, err = mountTracefs(); err != nil {
+				return nil, err
+			}
+			s.mounted = true
+		}
+	}
+	// The owner recorded in the instance's name is this process, in its
+	// own pid namespace: /proc, not the targets' ProcRoot.
+	pidns, err := pidNamespace("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("opening ftrace session: %w", err)
+	}
+	if s.instances, err = os.OpenRoot(filepath.Join(s.root, "instances")); err != nil {
+		return nil, fmt.Errorf("opening tracefs instances: %w", err)
+	}
+	if s.stale, err = removeStale(s.instances, "/proc", pidns); err != nil {
+		s.warns = append(s.warns, fmt.Sprintf("removing stale tracefs instances: %v", err))
+	}
+	name := instanceName(opts.SessionID, pidns, os.Getpid())
+	dir := filepath.Join(s.root, "instances", name)
+	s.dir = dir
+	if err := bareErr(s.instances.Mkdir(name, 0o750)); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("creating tracefs instance %q: %w: another session with the same id runs in this process", dir, err)
+		}
+		return nil, fmt.Errorf("creating tracefs instance %q: %w", dir, err)
+	}
+	s.name = name
+	if s.inst, err = s.instances.OpenRoot(name); err != nil {
+		return nil, fmt.Errorf("opening tracefs instance %q: %w", dir, bareErr(err))
+	}
+
+	settings := []struct {
+		file, value string
+		optional    bool // absent on older kernels; the session works without it
+	}{
+		{file: "tracing_on", value: "0"},
+		// Wake the reader on any data, not when the buffer is half full.
+		{file: "buffer_percent", value: "0", optional: true},
+		// CLOCK_MONOTONIC: ordered across CPUs, comparable with user space.
+		{file: "trace_clock", value: "mono", optional: true},
+		// Children of traced tasks join the PID filter.
+		{file: "options/event-fork", value: "1"},
+	}
+	if opts.BufferKB > 0 {
+		settings = append(settings, struct {
+			file, value string
+			optional    bool
+		}{file: "buffer_size_kb", value: strconv.Itoa(opts.BufferKB)})
+	}
+	for _, st := range settings {
+		if err := writeFile(s.inst, st.file, st.value, os.O_TRUNC); err != nil && !st.optional {
+			return nil, fmt.Errorf("setting %s of tracefs instance %q: %w", st.file, dir, err)
+		}
+	}
+
+	// The tracker learns the tasks before the kernel does, so no event of
+	// theirs can arrive unattributed.
+	for i, t := range opts.Targets {
+		s.tr.add(i, t.TIDs, s.comm)
+	}
+	if err := writeFile(s.inst, "set_event_pid", joinInts(tids), os.O_TRUNC); err != nil {
+		return nil, fmt.Errorf("setting set_event_pid of tracefs instance %q: %w", dir, err)
+	}
+	if err := writeFile(s.inst, "set_event", "", os.O_TRUNC); err != nil {
+		return nil, fmt.Errorf("clearing set_event of tracefs instance %q: %w", dir, err)
+	}
+	for _, e := range opts.Events {
+		if err := writeFile(s.inst, "set_event", e, os.O_APPEND); err != nil {
+			return nil, fmt.Errorf("enabling event %q in tracefs instance %q: %w: check that the kernel has it (%s)", e, dir, err, filepath.Join(s.root, "available_events"))
+		}
+	}
+
+	// O_NONBLOCK makes the fd Go's poller's, so a blocked Read returns
+	// when Stream sets a deadline or Close runs.
+	if s.pipe, err = s.inst.OpenFile("trace_pipe", os.O_RDONLY|unix.O_NONBLOCK, 0); err != nil {
+		return nil, fmt.Errorf("opening trace_pipe of tracefs instance %q: %w", dir, bareErr(err))
+	}
+	if err := s.pipe.SetReadDeadline(time.Time{}); err != nil {
+		return nil, fmt.Errorf("opening trace_pipe of tracefs instance %q: not pollable: %w", dir, err)
+	}
+
+	if err := writeFile(s.inst, "tracing_on", "1", os.O_TRUNC); err != nil {
+		return nil, fmt.Errorf("turning tracing on in tracefs instance %q: %w", dir, err)
+	}
+	return s, nil
+}
+
+// Instance returns the path of the session's tracefs instance.
+func (s *Session) Instance() string { return s.dir }
+
+// Stale returns the instances of gone helpers that Open removed.
+func (s *Session) Stale() []string { return s.stale }
+
+// Warnings returns what went wrong in Open without failing it.
+func (s *Session) Warnings() []string { return s.warns }
+
+// AddPIDs adds threads that joined a target after Open (found by the
+// runner's membership refresh) to the PID filter. Threads the session
+// already follows are skipped. It is safe to call while Stream runs.
+func (s *Session) AddPIDs(target int, tids []int) error {
+	if target < 0 || target >= len(s.opts.Targets) {
+		return fmt.Errorf("adding pids: no target %d", target)
+	}
+	added := s.tr.add(target, tids, s.comm)
+	if len(added) == 0 {
+		return nil
+	}
+	if err := writeFile(s.inst, "set_event_pid", joinInts(added), os.O_APPEND); err != nil {
+		return fmt.Errorf("adding pids to set_event_pid of tracefs instance %q: %w", s.dir, err)
+	}
+	return nil
+}
+
+// Stream hands every event about a target task to emit, in the kernel's
+// order, until ctx is done. It then turns tracing off, drains what the
+// kernel still holds, reads the loss counters and returns. An error from
+// emit stops the stream and is returned. Stream runs once per session.
+func (s *Session) Stream(ctx context.Context, emit EmitFunc) error {
+	if s.streamed.Swap(true) {
+		return errors.New("streaming ftrace session: already streamed")
+	}
+	// A deadline in the past wakes a blocked Read at once; it stays set,
+	// so a Read that starts later returns at once too.
+	stopWake := context.AfterFunc(ctx, func() { s.pipe.SetReadDeadline(time.Unix(1, 0)) })
+	defer stopWake()
+
+	buf := make([]byte, 256<<10)
+	for {
+		n, err := s.pipe.Read(buf)
+		if n > 0 {
+			if err := s.process(buf[:n], emit); err != nil {
+				return err
+			}
+		}
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		}
+		if s.closing.Load() {
+			return nil
+		}
+		if err == io.EOF {
+			return fmt.Errorf("reading trace_pipe of tracefs instance %q: tracing was turned off by someone else", s.dir)
+		}
+		return fmt.Errorf("reading trace_pipe of tracefs instance %q: %w", s.dir, err)
+	}
+	return s.drain(buf, emit)
+}
+
+// drain turns tracing off and reads the instance empty without blocking.
+func (s *Session) drain(buf []byte, emit EmitFunc) error {
+	if err := writeFile(s.inst, "tracing_on", "0", os.O_TRUNC); err != nil {
+		return fmt.Errorf("turning tracing off in tracefs instance %q: %w", s.dir, err)
+	}
+	if err := s.pipe.SetReadDeadline(time.Time{}); err != nil {
+		return fmt.Errorf("draining trace_pipe of tracefs instance %q: %w", s.dir, err)
+	}
+	rc, err := s.pipe.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("draining trace_pipe of tracefs instance %q: %w", s.dir, err)
+	}
+	for {
+		var (
+			n    int
+			rerr error
+		)
+		// Returning true makes RawConn.Read try once, never wait: the
+		// kernel answers EAGAIN when the buffer is empty.
+		err := rc.Read(func(fd uintptr) bool {
+			n, rerr = unix.Read(int(fd), buf)
+			return true
+		})
+		if err != nil {
+			if s.closing.Load() {
+				return nil
+			}
+			return fmt.Errorf("draining trace_pipe of tracefs instance %q: %w", s.dir, err)
+		}
+		if n > 0 {
+			if err := s.process(buf[:n], emit); err != nil {
+				return err
+			}
+			continue
+		}
+		if errors.Is(rerr, unix.EINTR) {
+			continue
+		}
+		if rerr != nil && !errors.Is(rerr, unix.EAGAIN) {
+			return fmt.Errorf("draining trace_pipe of tracefs instance %q: %w", s.dir, rerr)
+		}
+		break
+	}
+	if len(s.partial) > 0 {
+		line := string(s.partial)
+		s.partial = s.partial[:0]
+		if err := s.handle(line, emit); err != nil {
+			return err
+		}
+	}
+	s.readStats()
+	return nil
+}
+
+// process splits data into lines; a line cut by the end of a read waits in
+// s.partial for the rest.
+func (s *Session) process(data []byte, emit EmitFunc) error {
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			s.partial = append(s.partial, data...)
+			return nil
+		}
+		var line string
+		if len(s.partial) > 0 {
+			s.partial = append(s.partial, data[:i]...)
+			line = string(s.partial)
+			s.partial = s.partial[:0]
+		} else {
+			line = string(data[:i])
+		}
+		data = data[i+1:]
+		if err := s.handle(line, emit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Session) handle(line string, emit EmitFunc) error {
+	if strings.TrimSpace(line) == "" {
+		return nil
+	}
+	l, err := ParseLine(line)
+	if err != nil {
+		var lost *LostError
+		s.mu.Lock()
+		if errors.As(err, &lost) {
+			s.lostLines += lost.Count
+		} else {
+			s.unparsed++
+		}
+		s.mu.Unlock()
+		return nil
+	}
+	tr, ok := s.tr.attribute(&l)
+	if !ok {
+		return nil
+	}
+	t := s.opts.Targets[tr.target].Target
+	s.ev = hooks.Event{
+		Time:      l.Time,
+		CPU:       l.CPU,
+		PID:       tr.pid,
+		Comm:      tr.comm,
+		Event:     l.Event,
+		Node:      t.Node,
+		Namespace: t.Namespace,
+		Pod:       t.Pod,
+		Container: t.Container,
+	}
+	if s.opts.Fields {
+		s.ev.Fields = Fields(l.Details)
+	}
+	if err := emit(&s.ev, l.Details); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.events++
+	s.mu.Unlock()
+	return nil
+}
+
+// readStats reads the loss counters while the instance still exists.
+func (s *Session) readStats() {
+	lost, err := cpuStats(s.inst)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil && lost > s.lost {
+		s.lost = lost
+	}
+	s.statsFinal = true
+}
+
+// Stats returns the session's totals. Lost is final once Stream or Close
+// has returned.
+func (s *Session) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{Events: s.events, Lost: max(s.lost, s.lostLines), Foreign: s.tr.foreignEvents(), Unparsed: s.unparsed}
+}
+
+// Close turns tracing off, closes the reader, removes the instance and
+// unmounts tracefs if Open mounted it. It is safe to call more than once,
+// and while Stream runs (Stream then returns nil).
+func (s *Session) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Session) close() error {
+	var errs []error
+	s.closing.Store(true)
+	if s.inst != nil {
+		// Ignore the error: the instance is removed below in any case.
+		writeFile(s.inst, "tracing_on", "0", os.O_TRUNC)
+		s.mu.Lock()
+		final := s.statsFinal
+		s.mu.Unlock()
+		if !final {
+			s.readStats()
+		}
+	}
+	if s.pipe != nil {
+		if err := s.pipe.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+			errs = append(errs, fmt.Errorf("closing trace_pipe: %w", err))
+		}
+	}
+	if s.inst != nil {
+		s.inst.Close()
+	}
+	if s.name != "" {
+		// rmdir fails with EBUSY until every file of the instance is
+		// closed; a Read woken by Close above may need a moment.
+		if err := rmdirRetry(s.instances, s.name, 2*time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.instances != nil {
+		s.instances.Close()
+	}
+	if s.mounted {
+		if err := unmountTracefs(s.root); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// comm returns a thread's comm, or "" when it cannot be read.
+func (s *Session) comm(tid int) string {
+	b, err := os.ReadFile(filepath.Join(s.opts.ProcRoot, strconv.Itoa(tid), "comm"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(string(b), "\n")
+}
+
+func joinInts(v []int) string {
+	b := make([]byte, 0, len(v)*8)
+	for i, n := range v {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = strconv.AppendInt(b, int64(n), 10)
+	}
+	return string(b)
+}

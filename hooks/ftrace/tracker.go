@@ -1,0 +1,218 @@
+package ftrace
+
+import (
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// tracker mirrors the kernel's PID filter: the targets' tasks, with the
+// target each belongs to and its last known comm. It decides which task an
+// event is about, because the kernel records sched_switch and sched_wakeup
+// when either side is in the filter and its task column may name a task
+// that is not the target's.
+//
+// The set grows with the initial threads, with sched_process_fork children
+// (options/event-fork does the same in the kernel) and with the runner's
+// refreshes; a task leaves it at its final switch-out after
+// sched_process_exit, so that last switch is still shown.
+type tracker struct {
+	mu      sync.Mutex
+	tasks   map[int]*task
+	scratch []field
+	foreign uint64
+}
+
+type task struct {
+	target int
+	comm   string
+	dying  bool
+}
+
+// traced is the task an event is about.
+type traced struct {
+	pid    int
+	comm   string
+	target int
+}
+
+func newTracker() *tracker {
+	return &tracker{tasks: make(map[int]*task)}
+}
+
+// add puts tids into target's set and returns those that were not in it.
+// comm, when not nil, names a new task (from /proc/<tid>/comm).
+func (t *tracker) add(target int, tids []int, comm func(int) string) []int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var added []int
+	for _, tid := range tids {
+		if tk, ok := t.tasks[tid]; ok && !tk.dying {
+			continue
+		}
+		tk := &task{target: target}
+		if comm != nil {
+			tk.comm = comm(tid)
+		}
+		t.tasks[tid] = tk
+		added = append(added, tid)
+	}
+	return added
+}
+
+// has reports whether pid is one of the targets' tasks.
+func (t *tracker) has(pid int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.tasks[pid]
+	return ok
+}
+
+// size returns how many tasks the set holds.
+func (t *tracker) size() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.tasks)
+}
+
+// foreignEvents returns how many events were about no target task.
+func (t *tracker) foreignEvents() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.foreign
+}
+
+// attribute returns the target task l is about and updates the set; ok is
+// false when the event is about no target task (it must then be dropped).
+func (t *tracker) attribute(l *Line) (traced, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.scratch = scanFields(t.scratch[:0], l.Details)
+	get := func(key string) string {
+		for _, f := range t.scratch {
+			if f.key == key {
+				return f.value
+			}
+		}
+		return ""
+	}
+	getPID := func(key string) int {
+		n, err := strconv.Atoi(get(key))
+		if err != nil {
+			return -1
+		}
+		return n
+	}
+
+	var (
+		tr traced
+		ok bool
+	)
+	switch l.Event {
+	case "sched_switch":
+		prev, next := getPID("prev_pid"), getPID("next_pid")
+		if tk := t.tasks[next]; tk != nil {
+			tk.comm = get("next_comm")
+			tr, ok = traced{pid: next, comm: tk.comm, target: tk.target}, true
+		}
+		if tk := t.tasks[prev]; tk != nil {
+			tk.comm = get("prev_comm")
+			tr, ok = traced{pid: prev, comm: tk.comm, target: tk.target}, true
+			// The final switch-out of a task that exited.
+			if state := get("prev_state"); strings.ContainsAny(state, "ZX") {
+				delete(t.tasks, prev)
+			}
+		}
+	case "sched_wakeup", "sched_wakeup_new", "sched_waking":
+		// The wakee if it is the target's, else the target's task that
+		// woke someone else.
+		if pid := getPID("pid"); t.tasks[pid] != nil {
+			tk := t.tasks[pid]
+			tk.comm = get("comm")
+			tr, ok = traced{pid: pid, comm: tk.comm, target: tk.target}, true
+		} else {
+			tr, ok = t.current(l)
+		}
+	case "sched_migrate_task":
+		if pid := getPID("pid"); t.tasks[pid] != nil {
+			tk := t.tasks[pid]
+			tk.comm = get("comm")
+			tr, ok = traced{pid: pid, comm: tk.comm, target: tk.target}, true
+		}
+	case "sched_process_fork":
+		// Recorded in the parent's context; the child joins the parent's
+		// target, as options/event-fork makes it join the kernel's filter.
+		parent := getPID("pid")
+		if tk := t.tasks[parent]; tk != nil {
+			tk.comm = get("comm")
+			tr, ok = traced{pid: parent, comm: tk.comm, target: tk.target}, true
+			if child := getPID("child_pid"); child > 0 {
+				t.tasks[child] = &task{target: tk.target, comm: get("child_comm")}
+			}
+		}
+	case "sched_process_exec":
+		// A non-leader thread that execs takes the leader's pid (old_pid is
+		// the thread's). The new comm is the file's base name, which the
+		// event does not print.
+		pid, old := getPID("pid"), getPID("old_pid")
+		tk := t.tasks[old]
+		if tk == nil {
+			tk = t.tasks[pid]
+		}
+		if tk != nil {
+			if old != pid {
+				delete(t.tasks, old)
+			}
+			tk.comm = execComm(get("filename"))
+			tk.dying = false
+			t.tasks[pid] = tk
+			tr, ok = traced{pid: pid, comm: tk.comm, target: tk.target}, true
+		}
+	case "sched_process_exit":
+		if pid := getPID("pid"); t.tasks[pid] != nil {
+			tk := t.tasks[pid]
+			tk.comm = get("comm")
+			tk.dying = true
+			tr, ok = traced{pid: pid, comm: tk.comm, target: tk.target}, true
+		}
+	default:
+		// An event without a known task field is about the current task.
+		tr, ok = t.current(l)
+		if !ok {
+			if pid := getPID("pid"); t.tasks[pid] != nil {
+				tk := t.tasks[pid]
+				if c := get("comm"); c != "" {
+					tk.comm = c
+				}
+				tr, ok = traced{pid: pid, comm: tk.comm, target: tk.target}, true
+			}
+		}
+	}
+	if !ok {
+		t.foreign++
+	}
+	return tr, ok
+}
+
+// current attributes l to the task that was running, if it is a target's.
+func (t *tracker) current(l *Line) (traced, bool) {
+	tk := t.tasks[l.TaskPID]
+	if tk == nil {
+		return traced{}, false
+	}
+	if tk.comm == "" && l.Task != "<...>" {
+		tk.comm = l.Task
+	}
+	return traced{pid: l.TaskPID, comm: tk.comm, target: tk.target}, true
+}
+
+// execComm is the comm the kernel gives a task that execs filename: its
+// base name, cut to TASK_COMM_LEN-1 bytes.
+func execComm(filename string) string {
+	c := path.Base(filename)
+	if len(c) > 15 {
+		c = c[:15]
+	}
+	return c
+}

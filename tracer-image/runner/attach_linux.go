@@ -1,0 +1,66 @@
+//go:build linux
+
+package runner
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/ftrace"
+)
+
+// DefaultAttachers returns the hook runtimes of this platform, by kind.
+func DefaultAttachers() map[string]Attacher {
+	return map[string]Attacher{hooks.KindFtrace: FtraceAttacher{}}
+}
+
+// FtraceAttacher attaches hooks of kind ftrace: a private tracefs instance
+// scoped to the targets' threads (package ftrace).
+type FtraceAttacher struct {
+	// Tracefs is where tracefs is mounted; empty finds it or mounts one.
+	Tracefs string
+	// BufferKB is the instance's buffer per CPU; 0 keeps the default.
+	BufferKB int
+}
+
+// Attach opens the ftrace session.
+func (f FtraceAttacher) Attach(_ context.Context, a Attachment) (Hook, error) {
+	opts := ftrace.Options{
+		SessionID: a.Request.SessionID,
+		Events:    a.Hook.Events,
+		Fields:    a.Fields,
+		Tracefs:   f.Tracefs,
+		ProcRoot:  a.ProcRoot,
+		BufferKB:  f.BufferKB,
+	}
+	for _, r := range a.Targets {
+		opts.Targets = append(opts.Targets, ftrace.Target{Target: r.Target, TIDs: r.TIDs})
+	}
+	s, err := ftrace.Open(opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range s.Stale() {
+		a.Warn(fmt.Sprintf("removed tracefs instance %q left by a helper that is gone", name))
+	}
+	for _, w := range s.Warnings() {
+		a.Warn(w)
+	}
+	return ftraceHook{s}, nil
+}
+
+type ftraceHook struct{ s *ftrace.Session }
+
+func (h ftraceHook) Stream(ctx context.Context, emit EmitFunc) error {
+	return h.s.Stream(ctx, ftrace.EmitFunc(emit))
+}
+
+func (h ftraceHook) Stats() Stats {
+	st := h.s.Stats()
+	return Stats{Events: st.Events, Lost: st.Lost}
+}
+
+func (h ftraceHook) Close() error { return h.s.Close() }
+
+func (h ftraceHook) AddPIDs(target int, tids []int) error { return h.s.AddPIDs(target, tids) }

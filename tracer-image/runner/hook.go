@@ -1,0 +1,67 @@
+package runner
+
+import (
+	"context"
+
+	"github.com/ktrace-dev/kubectl-trace/hooks"
+)
+
+// Attacher attaches one kind of hook (hooks.KindFtrace, …) to resolved
+// targets. Run dispatches to the Attacher registered for the hook's kind.
+type Attacher interface {
+	Attach(ctx context.Context, a Attachment) (Hook, error)
+}
+
+// AttacherFunc adapts a function to Attacher.
+type AttacherFunc func(ctx context.Context, a Attachment) (Hook, error)
+
+// Attach calls f.
+func (f AttacherFunc) Attach(ctx context.Context, a Attachment) (Hook, error) { return f(ctx, a) }
+
+// Attachment is what an Attacher gets.
+type Attachment struct {
+	Request hooks.Request
+	Hook    hooks.Descriptor
+	// Targets are the resolved targets; a hook's events name a target by
+	// its index here.
+	Targets []Resolution
+	// Fields asks for hooks.Event.Fields (JSON output).
+	Fields bool
+	// ProcRoot is the host's /proc (Config.ProcRoot).
+	ProcRoot string
+	// Warn reports something the user should know; the session goes on.
+	Warn func(msg string)
+}
+
+// Hook is an attached hook. The kernel buffers its events from Attach on,
+// so nothing is lost between attach and the plugin's go byte.
+type Hook interface {
+	// Stream hands events to emit until ctx is done, then stops the hook,
+	// drains what the kernel still holds and returns. An error from emit
+	// ends the stream and is returned.
+	Stream(ctx context.Context, emit EmitFunc) error
+	// Stats returns the totals; they are final once Stream has returned.
+	Stats() Stats
+	// Close detaches the hook and frees what it holds in the kernel. It is
+	// safe to call more than once, with or without Stream.
+	Close() error
+}
+
+// Refresher is implemented by hooks that scope by PID: Run hands them the
+// threads that joined a target after Attach (kubectl exec), found by
+// Members.
+type Refresher interface {
+	AddPIDs(target int, tids []int) error
+}
+
+// EmitFunc receives one event. ev is reused for the next event. details is
+// the kernel's own text for the event, which text output prints as is.
+type EmitFunc func(ev *hooks.Event, details string) error
+
+// Stats are a session's totals.
+type Stats struct {
+	// Events is how many events were emitted.
+	Events uint64
+	// Lost is how many events the kernel dropped.
+	Lost uint64
+}

@@ -1,0 +1,139 @@
+package runner
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Membership is who is in a target's container now.
+type Membership struct {
+	// PIDs and TIDs are host ids, sorted.
+	PIDs []int
+	TIDs []int
+	// Source is where they were read: the container's cgroup directory
+	// (its cgroup.procs and those of its sub-cgroups), or MethodProcCgroup
+	// when no cgroup directory was readable and /proc was scanned again.
+	Source string
+}
+
+// Members re-reads which processes are in a resolved container, so that a
+// session can follow the processes that join it after the start (kubectl
+// exec): those are not children of traced tasks, so event-fork misses them.
+//
+// It reads cgroup.procs of the container's cgroup, trying for each of
+// r.Cgroups: <cgroupRoot>/<controller>/<path> for a cgroup v1 hierarchy,
+// <cgroupRoot>/<path> and <cgroupRoot>/unified/<path> for cgroup v2; then
+// the same under <procRoot>/1/root, which in a hostPID helper container is
+// the node's root file system (the helper's own /sys/fs/cgroup may show only
+// its own cgroup). Paths seen from another cgroup namespace ("/../…") are
+// skipped. When none is readable it scans procRoot again (Resolve).
+func Members(procRoot, cgroupRoot string, r Resolution) (Membership, error) {
+	for _, dir := range cgroupDirs(procRoot, cgroupRoot, r.Cgroups) {
+		pids, err := readProcsTree(dir)
+		if err != nil {
+			continue
+		}
+		m := Membership{Source: dir}
+		proc := os.DirFS(procRoot)
+		for _, pid := range pids {
+			tids, err := listTasks(proc, pid)
+			if err != nil {
+				continue // exited since cgroup.procs was read
+			}
+			m.PIDs = append(m.PIDs, pid)
+			m.TIDs = append(m.TIDs, tids...)
+		}
+		slices.Sort(m.TIDs)
+		m.TIDs = slices.Compact(m.TIDs)
+		return m, nil
+	}
+	res, err := Resolve(procRoot, r.Target)
+	if err != nil {
+		return Membership{Source: MethodProcCgroup}, err
+	}
+	return Membership{PIDs: res.PIDs, TIDs: res.TIDs, Source: MethodProcCgroup}, nil
+}
+
+// cgroupDirs lists the directories where the container's cgroups may be
+// found, in the order Members tries them.
+func cgroupDirs(procRoot, cgroupRoot string, cgroups []Cgroup) []string {
+	roots := []string{cgroupRoot, filepath.Join(procRoot, "1", "root", cgroupRoot)}
+	var dirs []string
+	for _, root := range roots {
+		for _, c := range cgroups {
+			if strings.Contains(c.Path, "..") {
+				continue
+			}
+			if c.Controllers == "" {
+				dirs = append(dirs, filepath.Join(root, c.Path), filepath.Join(root, "unified", c.Path))
+				continue
+			}
+			ctrls := strings.Split(c.Controllers, ",")
+			for _, ctrl := range ctrls {
+				dirs = append(dirs, filepath.Join(root, strings.TrimPrefix(ctrl, "name="), c.Path))
+			}
+			if len(ctrls) > 1 {
+				// Some distributions mount "cpu,cpuacct" under that name only.
+				dirs = append(dirs, filepath.Join(root, c.Controllers, c.Path))
+			}
+		}
+	}
+	return dirs
+}
+
+// readProcsTree returns the pids in dir/cgroup.procs and in the
+// cgroup.procs of every cgroup below dir, sorted. It fails only when
+// dir/cgroup.procs itself cannot be read.
+func readProcsTree(dir string) ([]int, error) {
+	top, err := readProcs(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return nil, err
+	}
+	pids := top
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // a sub-cgroup removed meanwhile
+		}
+		if !d.IsDir() || p == dir {
+			return nil
+		}
+		sub, err := readProcs(filepath.Join(p, "cgroup.procs"))
+		if err == nil {
+			pids = append(pids, sub...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(pids)
+	return slices.Compact(pids), nil
+}
+
+func readProcs(name string) ([]int, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		pid, err := strconv.Atoi(line)
+		if err != nil {
+			return nil, fmt.Errorf("reading %q: %q is not a pid", name, line)
+		}
+		pids = append(pids, pid)
+	}
+	return pids, nil
+}

@@ -1,0 +1,534 @@
+//go:build linux && privileged
+
+// Privileged tests: run as root on a real kernel with
+//
+//	go test -tags privileged ./tracer-image/runner/
+//
+// They never skip: a machine that cannot run them fails them.
+package runner
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ktrace-dev/kubectl-trace/hooks"
+)
+
+// fakeContainer is a cgroup in every hierarchy of the node whose leaf is
+// named by a fake container id, the way a runtime's cgroupfs driver lays
+// out a container; it sits below the test process's own cgroups.
+type fakeContainer struct {
+	id   string
+	dirs []string // leaf directories, one per hierarchy
+	tops []string // the ktrace-test-* parents, removed after the leaves
+}
+
+func newFakeContainer(t *testing.T) *fakeContainer {
+	t.Helper()
+	b := make([]byte, 32)
+	rand.Read(b)
+	c := &fakeContainer{id: hex.EncodeToString(b)}
+	mounts, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.remove(t))
+	top := "ktrace-test-" + c.id[:8]
+	for _, line := range strings.Split(strings.TrimSpace(string(own)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		mnt := cgroupMount(string(mounts), parts[1])
+		if mnt == "" {
+			t.Fatalf("no mount for cgroup hierarchy %q of /proc/self/cgroup", line)
+		}
+		parent := filepath.Join(mnt, parts[2], top)
+		leaf := filepath.Join(parent, c.id)
+		for _, d := range []string{parent, leaf} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				t.Fatalf("making cgroup: %v", err)
+			}
+			if strings.Contains(","+parts[1]+",", ",cpuset,") {
+				// A v1 cpuset cgroup takes no process before it has cpus
+				// and mems: copy the parent's.
+				for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+					v, err := os.ReadFile(filepath.Join(filepath.Dir(d), f))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(filepath.Join(d, f), v, 0); err != nil {
+						t.Fatalf("setting %s of %s: %v", f, d, err)
+					}
+				}
+			}
+		}
+		c.tops = append(c.tops, parent)
+		c.dirs = append(c.dirs, leaf)
+	}
+	t.Logf("fake container %s in %d hierarchies, e.g. %s", c.id, len(c.dirs), c.dirs[0])
+	return c
+}
+
+// cgroupMount returns the mount point of the hierarchy with the given
+// controllers ("" is cgroup v2).
+func cgroupMount(mounts, controllers string) string {
+	for _, line := range strings.Split(mounts, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			continue
+		}
+		if controllers == "" {
+			if f[2] == "cgroup2" {
+				return f[1]
+			}
+			continue
+		}
+		if f[2] != "cgroup" {
+			continue
+		}
+		opts := ","
+		for _, o := range strings.Split(f[3], ",") {
+			opts += o + ","
+		}
+		all := true
+		for _, c := range strings.Split(controllers, ",") {
+			all = all && strings.Contains(opts, ","+c+",")
+		}
+		if all {
+			return f[1]
+		}
+	}
+	return ""
+}
+
+// add moves a process into the container's cgroups.
+func (c *fakeContainer) add(t *testing.T, pid int) {
+	t.Helper()
+	for _, d := range c.dirs {
+		if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+			t.Fatalf("moving pid %d into %s: %v", pid, d, err)
+		}
+	}
+}
+
+func (c *fakeContainer) remove(t *testing.T) func() {
+	return func() {
+		for _, dirs := range [][]string{c.dirs, c.tops} {
+			for _, d := range dirs {
+				var err error
+				for i := 0; i < 100; i++ {
+					if err = unix.Rmdir(d); err == nil || errors.Is(err, unix.ENOENT) {
+						err = nil
+						break
+					}
+					time.Sleep(20 * time.Millisecond) // processes still exiting
+				}
+				if err != nil {
+					t.Errorf("removing cgroup %s: %v", d, err)
+				}
+			}
+		}
+	}
+}
+
+// loop is a copy of /bin/sh named name (so comm is name) that waits for a
+// line on stdin, then forks and execs children forever. It runs in its own
+// process group, killed at cleanup.
+type loop struct {
+	cmd *exec.Cmd
+	go_ io.WriteCloser
+}
+
+func startLoop(t *testing.T, name string, cloneflags uintptr) *loop {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), name)
+	src, err := os.ReadFile("/bin/sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", "read x; while :; do /bin/true; sleep 0.02; done")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Cloneflags: cloneflags}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+	})
+	return &loop{cmd: cmd, go_: in}
+}
+
+func (l *loop) start(t *testing.T) {
+	t.Helper()
+	if _, err := l.go_.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (l *loop) pid() int { return l.cmd.Process.Pid }
+
+// session runs Run with the plugin's part played by the test: wait for
+// "ready", send the go byte, call during() while streaming, close stdin.
+type session struct {
+	stdout, stderr syncBuffer
+	err            error
+}
+
+func runSession(t *testing.T, req hooks.Request, cfg Config, during func()) *session {
+	t.Helper()
+	s := &session{}
+	stdinR, stdinW := io.Pipe()
+	cfg.Stdin, cfg.Stdout, cfg.Stderr = stdinR, &s.stdout, &s.stderr
+	done := make(chan error, 1)
+	go func() { done <- Run(context.Background(), req, cfg) }()
+
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(s.stderr.String(), `{"ktrace":"ready"`) {
+		select {
+		case s.err = <-done:
+			return s
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no ready status within 20 s; stderr:\n%s", s.stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := stdinW.Write([]byte{'g'}); err != nil {
+		t.Fatal(err)
+	}
+	during()
+	stdinW.Close()
+	select {
+	case s.err = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return within 20 s of the end of stdin")
+	}
+	return s
+}
+
+// traced is one text line: the traced task and the event.
+type tracedLine struct {
+	comm    string
+	pid     int
+	event   string
+	details string
+}
+
+// parseText reads text output the way the end-to-end tests do: field 3 is
+// comm-pid, split at the last '-'.
+func parseText(t *testing.T, out string) []tracedLine {
+	t.Helper()
+	var lines []tracedLine
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		f := strings.SplitN(sc.Text(), " ", 5)
+		if len(f) < 4 || !strings.HasPrefix(f[1], "[") || !strings.HasSuffix(f[3], ":") {
+			t.Fatalf("malformed line %q", sc.Text())
+		}
+		i := strings.LastIndexByte(f[2], '-')
+		pid, err := strconv.Atoi(f[2][i+1:])
+		if i < 0 || err != nil {
+			t.Fatalf("malformed task %q in %q", f[2], sc.Text())
+		}
+		l := tracedLine{comm: f[2][:i], pid: pid, event: strings.TrimSuffix(f[3], ":")}
+		if len(f) == 5 {
+			l.details = f[4]
+		}
+		lines = append(lines, l)
+	}
+	return lines
+}
+
+func instancesLeft(t *testing.T, prefix string) []string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := unix.Mount("nodev", dir, "tracefs", 0, ""); err != nil {
+		t.Fatalf("mounting tracefs: %v", err)
+	}
+	defer unix.Unmount(dir, unix.MNT_DETACH)
+	entries, err := os.ReadDir(filepath.Join(dir, "instances"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+func privRequest(output, containerID string) hooks.Request {
+	return hooks.Request{
+		Version:   hooks.ProtocolVersion,
+		SessionID: fmt.Sprintf("priv-%d", time.Now().UnixNano()),
+		Hook:      "sched",
+		Output:    output,
+		Targets: []hooks.Target{{Node: "n1", Namespace: "test", Pod: "kt", PodUID: "u1",
+			Container: "kttarget", ContainerID: containerID}},
+	}
+}
+
+// The whole session on the real kernel: a target in its own cgroups and
+// mount and network namespaces, an outsider doing the same work outside, a
+// process that joins the container later (kubectl exec).
+func TestRunTracesContainer(t *testing.T) {
+	c := newFakeContainer(t)
+	target := startLoop(t, "kttarget", syscall.CLONE_NEWNS|syscall.CLONE_NEWNET)
+	c.add(t, target.pid())
+	target.start(t)
+	outsider := startLoop(t, "ktoutsider", 0)
+	outsider.start(t)
+	late := startLoop(t, "ktexec", 0)
+
+	ownNS, _ := os.Readlink("/proc/self/ns/mnt")
+	targetNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", target.pid()))
+	if ownNS == targetNS {
+		t.Fatalf("target shares the test's mount namespace %s", ownNS)
+	}
+
+	// JSON first: the text session adds a process to the container.
+	for _, output := range []string{hooks.OutputJSON, hooks.OutputText} {
+		t.Run(output, func(t *testing.T) {
+			req := privRequest(output, "containerd://"+c.id)
+			rec := &recordingAttacher{}
+			s := runSession(t, req, Config{RefreshInterval: 200 * time.Millisecond, Attachers: map[string]Attacher{hooks.KindFtrace: rec}}, func() {
+				time.Sleep(time.Second)
+				if output == hooks.OutputText {
+					// Joins the container, not as a child of a traced task
+					// (kubectl exec). It starts its loop once the refresh
+					// has found it, so that each of its forks is seen.
+					c.add(t, late.pid())
+					time.Sleep(600 * time.Millisecond)
+					late.start(t)
+				}
+				time.Sleep(time.Second)
+			})
+			if s.err != nil {
+				t.Fatalf("Run: %v\nstderr:\n%s", s.err, s.stderr.String())
+			}
+			statuses := parseStatuses(t, s.stderr.String())
+			t.Logf("statuses: %s", s.stderr.String())
+			var lines []tracedLine
+			if output == hooks.OutputText {
+				lines = parseText(t, s.stdout.String())
+			} else {
+				lines = parseJSON(t, s.stdout.String(), req.Targets[0])
+			}
+			rec.mu.Lock()
+			joined := rec.added
+			rec.mu.Unlock()
+			checkTrace(t, lines, statuses, target.pid(), outsider.pid(), joined)
+			if output == hooks.OutputText {
+				seen := false
+				for _, l := range lines {
+					seen = seen || l.comm == "ktexec"
+				}
+				if !seen {
+					t.Error("the process that joined the container later was not traced")
+				}
+			}
+			if left := instancesLeft(t, "kubectl-trace-"+req.SessionID+"-"); len(left) != 0 {
+				t.Errorf("instances left: %v", left)
+			}
+		})
+	}
+}
+
+// recordingAttacher attaches the real ftrace hook and records the tids the
+// membership refresh hands it: processes that joined the container (or
+// were forked before the attach) without a fork event the trace shows.
+type recordingAttacher struct {
+	mu    sync.Mutex
+	added []int
+}
+
+func (r *recordingAttacher) Attach(ctx context.Context, a Attachment) (Hook, error) {
+	h, err := FtraceAttacher{}.Attach(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	return recordingHook{Hook: h, ref: h.(Refresher), rec: r}, nil
+}
+
+type recordingHook struct {
+	Hook
+	ref Refresher
+	rec *recordingAttacher
+}
+
+func (h recordingHook) AddPIDs(target int, tids []int) error {
+	h.rec.mu.Lock()
+	h.rec.added = append(h.rec.added, tids...)
+	h.rec.mu.Unlock()
+	return h.ref.AddPIDs(target, tids)
+}
+
+func parseJSON(t *testing.T, out string, tg hooks.Target) []tracedLine {
+	t.Helper()
+	var lines []tracedLine
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var ev hooks.Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		if ev.Node != tg.Node || ev.Namespace != tg.Namespace || ev.Pod != tg.Pod || ev.Container != tg.Container {
+			t.Fatalf("event without its target: %s", sc.Text())
+		}
+		var d []string
+		for k, v := range ev.Fields {
+			d = append(d, k+"="+v)
+		}
+		lines = append(lines, tracedLine{comm: ev.Comm, pid: ev.PID, event: ev.Event, details: " " + strings.Join(d, " ") + " "})
+	}
+	return lines
+}
+
+// checkTrace asserts what every session of TestRunTracesContainer must show.
+// joined are the tids the membership refresh added during the session.
+func checkTrace(t *testing.T, lines []tracedLine, statuses []hooks.Status, targetPID, outsiderPID int, joined []int) {
+	t.Helper()
+	kinds := kinds(statuses)
+	wantKinds := []string{hooks.StatusResolved, hooks.StatusReady, hooks.StatusStarted, hooks.StatusStats}
+	if strings.Join(kinds, ",") != strings.Join(wantKinds, ",") {
+		t.Errorf("status kinds %v, want %v", kinds, wantKinds)
+	}
+	// The target, and the child it is waiting for when the scan runs.
+	r := statuses[0]
+	if r.Method != MethodProcCgroup || len(r.PIDs) == 0 || r.PIDs[0] != targetPID || len(r.PIDs) > 2 {
+		t.Errorf("resolved status %+v, want method %s and pids [%d] or [%d <child>]", r, MethodProcCgroup, targetPID, targetPID)
+	}
+	stats := statuses[len(statuses)-1]
+	if stats.Events == 0 || stats.Events != uint64(len(lines)) {
+		t.Errorf("stats events %d, want %d (> 0)", stats.Events, len(lines))
+	}
+	count := map[string]int{}
+	for _, l := range lines {
+		count[l.comm+" "+l.event]++
+		if l.comm == "ktoutsider" || l.pid == outsiderPID {
+			t.Errorf("outsider traced: %+v", l)
+		}
+	}
+	t.Logf("%d events, lost %d: %v", len(lines), stats.Lost, count)
+	for _, want := range []string{
+		"kttarget sched_process_fork", // event-fork: the children follow
+		"kttarget sched_switch",
+		"true sched_process_exec",
+		"true sched_process_exit",
+		"sleep sched_process_exec",
+	} {
+		if count[want] == 0 {
+			t.Errorf("no %q event traced", want)
+		}
+	}
+	if stats.Lost > 0 {
+		return // a lost fork event would break the check below
+	}
+	// Every traced task was in the container at the start, joined it, or
+	// was forked by one of those.
+	known := map[int]bool{}
+	for _, pid := range append(append([]int{}, r.PIDs...), joined...) {
+		known[pid] = true
+	}
+	for _, l := range lines {
+		if l.event == "sched_process_fork" {
+			for _, f := range strings.Fields(l.details) {
+				if v, ok := strings.CutPrefix(f, "child_pid="); ok {
+					n, _ := strconv.Atoi(v)
+					known[n] = true
+				}
+			}
+		}
+	}
+	for _, l := range lines {
+		if !known[l.pid] {
+			t.Errorf("traced pid %d (%s) is not the target's: %+v", l.pid, l.comm, l)
+			break
+		}
+	}
+}
+
+// A target that is not on the node fails before anything is attached, with
+// an error that says what to check, and leaves nothing behind.
+func TestRunUnknownContainer(t *testing.T) {
+	b := make([]byte, 32)
+	rand.Read(b)
+	req := privRequest(hooks.OutputText, "containerd://"+hex.EncodeToString(b))
+	var stdout, stderr syncBuffer
+	err := Run(context.Background(), req, Config{Stdin: strings.NewReader("g"), Stdout: &stdout, Stderr: &stderr})
+	var nf *NotFoundError
+	if !errors.As(err, &nf) {
+		t.Fatalf("Run error %v, want a NotFoundError", err)
+	}
+	statuses := parseStatuses(t, stderr.String())
+	if len(statuses) != 1 || statuses[0].Kind != hooks.StatusError || !strings.Contains(statuses[0].Message, "hostPID") {
+		t.Errorf("statuses %+v, want one error about hostPID", statuses)
+	}
+	if stdout.String() != "" {
+		t.Errorf("stdout %q, want nothing", stdout.String())
+	}
+	if left := instancesLeft(t, "kubectl-trace-"+req.SessionID+"-"); len(left) != 0 {
+		t.Errorf("instances left: %v", left)
+	}
+}
+
+// A setup error inside the hook (after its instance was made) surfaces
+// before ready and leaves no instance.
+func TestRunAttachErrorLeavesNoInstance(t *testing.T) {
+	c := newFakeContainer(t)
+	target := startLoop(t, "kttarget", 0)
+	c.add(t, target.pid())
+	req := privRequest(hooks.OutputText, "containerd://"+c.id)
+	var stdout, stderr syncBuffer
+	err := Run(context.Background(), req, Config{
+		Stdin: strings.NewReader("g"), Stdout: &stdout, Stderr: &stderr,
+		Attachers: map[string]Attacher{hooks.KindFtrace: AttacherFunc(func(ctx context.Context, a Attachment) (Hook, error) {
+			a.Hook.Events = append(a.Hook.Events, "sched:no_such_event")
+			return FtraceAttacher{}.Attach(ctx, a)
+		})},
+	})
+	if err == nil || !strings.Contains(err.Error(), `enabling event "sched:no_such_event"`) {
+		t.Fatalf("Run error %v, want one about the missing event", err)
+	}
+	t.Log(err)
+	if k := kinds(parseStatuses(t, stderr.String())); strings.Join(k, ",") != "resolved,error" {
+		t.Errorf("status kinds %v, want resolved, error", k)
+	}
+	if left := instancesLeft(t, "kubectl-trace-"+req.SessionID+"-"); len(left) != 0 {
+		t.Errorf("instances left: %v", left)
+	}
+}
