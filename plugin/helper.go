@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -34,7 +33,7 @@ var startFailureReasons = map[string]string{
 // waitRunning waits until the helper's tracer container runs, printing
 // progress and the pod's warning events on progress. It fails early on
 // conditions that waiting will not fix.
-func waitRunning(ctx context.Context, client kubernetes.Interface, namespace, name string, timeout time.Duration, progress io.Writer) error {
+func waitRunning(ctx context.Context, client kubernetes.Interface, namespace, name string, timeout time.Duration, progress *ui) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	seenEvents := map[string]bool{}
@@ -53,7 +52,7 @@ func waitRunning(ctx context.Context, client kubernetes.Interface, namespace, na
 			return err
 		}
 		if state != lastState {
-			fmt.Fprintf(progress, "waiting for helper pod %s/%s: %s\n", namespace, name, state)
+			progress.step("helper pod %s/%s: %s", namespace, name, state)
 			lastState = state
 		}
 		select {
@@ -119,18 +118,23 @@ func terminatedError(pod *corev1.Pod, t *corev1.ContainerStateTerminated) error 
 
 // printEvents prints the pod's warning events not printed before. Events are
 // a courtesy: a user who may not list them still gets the pod's status.
-func printEvents(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, seen map[string]bool, out io.Writer) {
+func printEvents(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, seen map[string]bool, out *ui) {
 	sel := fields.Set{"involvedObject.name": pod.Name, "involvedObject.uid": string(pod.UID)}.AsSelector().String()
 	list, err := client.CoreV1().Events(pod.Namespace).List(ctx, metav1.ListOptions{FieldSelector: sel})
 	if err != nil {
 		return
 	}
 	for _, e := range list.Items {
-		if e.Type != corev1.EventTypeWarning || seen[e.Name] {
+		if seen[e.Name] {
 			continue
 		}
 		seen[e.Name] = true
-		fmt.Fprintf(out, "event: %s: %s\n", e.Reason, e.Message)
+		switch {
+		case e.Type == corev1.EventTypeWarning:
+			out.warn("%s: %s", e.Reason, e.Message)
+		case e.Reason == "Pulling" || e.Reason == "Pulled":
+			out.step("%s", e.Message)
+		}
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 )
 
 // NewCmdHooks lists the hook catalogue, or describes one hook.
-func NewCmdHooks(streams genericiooptions.IOStreams) *cobra.Command {
+func NewCmdHooks(streams genericiooptions.IOStreams, color *string) *cobra.Command {
 	return &cobra.Command{
 		Use:   "hooks [NAME]",
 		Short: "List the hooks, or describe one",
@@ -35,12 +35,11 @@ func NewCmdHooks(streams genericiooptions.IOStreams) *cobra.Command {
 				}
 				return describeHook(streams, d)
 			}
-			w := tabwriter.NewWriter(streams.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tKIND\tOUTPUT\tSUMMARY")
-			for _, d := range hooks.Catalogue() {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", d.Name, d.Kind, strings.Join(d.Outputs, ","), d.Summary)
+			if err := validColor(*color); err != nil {
+				return err
 			}
-			return w.Flush()
+			_, err := fmt.Fprint(streams.Out, renderHooks(newStyles(streams.Out, *color), hooks.Catalogue()))
+			return err
 		},
 	}
 }
@@ -77,4 +76,13 @@ func describeHook(streams genericiooptions.IOStreams, d hooks.Descriptor) error 
 	fmt.Fprintf(w, "  host PID namespace:\t%t\n", d.Needs.HostPID)
 	fmt.Fprintf(w, "  kernel:\t%s\n", strings.Join(d.Needs.Kernel, ", "))
 	return w.Flush()
+}
+
+// renderHooks is the catalogue as a table.
+func renderHooks(s styles, list []hooks.Descriptor) string {
+	var rows [][]string
+	for _, d := range list {
+		rows = append(rows, []string{s.name.Render(d.Name), d.Kind, strings.Join(d.Outputs, ","), d.Summary})
+	}
+	return s.table([]string{"NAME", "KIND", "OUTPUT", "SUMMARY"}, rows)
 }

@@ -3,6 +3,7 @@ package plugin
 import (
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // stopOnErrorWriter passes trace data to stdout. When stdout breaks (the
@@ -14,7 +15,11 @@ type stopOnErrorWriter struct {
 	broken chan struct{}
 	mu     sync.Mutex
 	failed bool
+	lines  atomic.Uint64
 }
+
+// records counts the lines of trace data passed so far.
+func (s *stopOnErrorWriter) records() uint64 { return s.lines.Load() }
 
 func newStopOnErrorWriter(w io.Writer) *stopOnErrorWriter {
 	return &stopOnErrorWriter{w: w, broken: make(chan struct{})}
@@ -26,6 +31,7 @@ func (s *stopOnErrorWriter) Write(p []byte) (int, error) {
 	if s.failed {
 		return len(p), nil
 	}
+	s.lines.Add(countLines(p))
 	if _, err := s.w.Write(p); err != nil {
 		s.failed = true
 		s.once.Do(func() { close(s.broken) })

@@ -2,8 +2,6 @@ package plugin
 
 import (
 	"bytes"
-	"fmt"
-	"io"
 	"sync"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
@@ -13,7 +11,7 @@ import (
 // lines for people, passes any other line through unchanged, and remembers
 // what the session needs to decide how it ended.
 type statusWriter struct {
-	out  io.Writer
+	ui   *ui
 	hook string
 
 	mu      sync.Mutex
@@ -23,8 +21,8 @@ type statusWriter struct {
 	errs    []string
 }
 
-func newStatusWriter(out io.Writer, hook string) *statusWriter {
-	return &statusWriter{out: out, hook: hook, started: make(chan struct{})}
+func newStatusWriter(u *ui, hook string) *statusWriter {
+	return &statusWriter{ui: u, hook: hook, started: make(chan struct{})}
 }
 
 func (w *statusWriter) Write(p []byte) (int, error) {
@@ -55,28 +53,27 @@ func (w *statusWriter) flush() {
 func (w *statusWriter) line(line []byte) {
 	s, ok := hooks.ParseStatus(line)
 	if !ok {
-		_, _ = w.out.Write(line)
+		w.ui.passthrough(line)
 		return
 	}
 	switch s.Kind {
 	case hooks.StatusResolved:
 		if s.Target != nil {
-			fmt.Fprintf(w.out, "found %s: %d processes (%s)\n", s.Target, len(s.PIDs), s.Method)
+			w.ui.ok("found %s: %d processes (%s)", s.Target, len(s.PIDs), s.Method)
 		}
 	case hooks.StatusStarted:
-		fmt.Fprintf(w.out, "tracing with hook %s: Ctrl-C to stop\n", w.hook)
+		w.ui.ok("attached: tracing with hook %s, Ctrl-C to stop", w.hook)
 		select {
 		case <-w.started:
 		default:
 			close(w.started)
 		}
 	case hooks.StatusWarning:
-		fmt.Fprintf(w.out, "warning: %s\n", s.Message)
+		w.ui.warn("%s", s.Message)
 	case hooks.StatusError:
 		w.errs = append(w.errs, s.Message)
 	case hooks.StatusStats:
 		w.stats = &s
-		fmt.Fprintf(w.out, "%s: %d events, %d lost, %.1fs\n", w.hook, s.Events, s.Lost, s.Seconds)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,6 +50,9 @@ type TraceOptions struct {
 	StartTimeout    time.Duration
 	StopTimeout     time.Duration
 	DryRun          bool
+	Quiet           bool
+	// Color is the root command's --color, shared by every subcommand.
+	Color string
 
 	// Derived by Validate and Complete.
 	hookArgs  map[string]string
@@ -67,6 +71,7 @@ func NewTraceOptions(streams genericiooptions.IOStreams) *TraceOptions {
 	return &TraceOptions{
 		IOStreams:    streams,
 		Output:       hooks.OutputText,
+		Color:        ColorAuto,
 		Image:        DefaultImage(),
 		StartTimeout: 2 * time.Minute,
 		StopTimeout:  20 * time.Second,
@@ -86,6 +91,7 @@ func (o *TraceOptions) AddFlags(cmd *cobra.Command) {
 	f.StringVar(&o.HelperNamespace, "helper-namespace", o.HelperNamespace, "namespace of the helper pod; defaults to the target's namespace")
 	f.DurationVar(&o.StartTimeout, "start-timeout", o.StartTimeout, "how long to wait for the helper to start")
 	f.BoolVar(&o.DryRun, "dry-run", o.DryRun, "print the helper pod as YAML and create nothing")
+	f.BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "print no progress and no summary on stderr, only warnings and errors")
 	_ = cmd.RegisterFlagCompletionFunc("hook", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		var out []string
 		for _, d := range hooks.Catalogue() {
@@ -150,6 +156,9 @@ func (o *TraceOptions) Validate() error {
 	if o.StartTimeout <= 0 {
 		return fmt.Errorf("--start-timeout %s must be positive", o.StartTimeout)
 	}
+	if err := validColor(o.Color); err != nil {
+		return err
+	}
 	if o.Image == "" {
 		return errors.New("--image is empty: name the tracer image")
 	}
@@ -159,12 +168,13 @@ func (o *TraceOptions) Validate() error {
 // Run traces the target until the duration ends, the user stops it, or the
 // helper ends; the helper pod is deleted on every path.
 func (o *TraceOptions) Run(ctx context.Context) error {
+	u := newUI(o.ErrOut, o.Color, o.Quiet)
 	target, defaulted, err := resolvePod(ctx, o.client, o.namespace, o.podName, o.Container)
 	if err != nil {
 		return err
 	}
 	if defaulted != "" {
-		fmt.Fprintln(o.ErrOut, defaulted)
+		u.step("%s", defaulted)
 	}
 	if err := checkNode(ctx, o.client, target.Node); err != nil {
 		return err
@@ -224,43 +234,52 @@ func (o *TraceOptions) Run(ctx context.Context) error {
 	// write then fails with EPIPE and the session stops.
 	signal.Ignore(syscall.SIGPIPE)
 
-	fmt.Fprintf(o.ErrOut, "creating helper pod %s/%s on node %q\n", helperNS, pod.Name, target.Node)
+	u.ok("target %s on node %q", target, target.Node)
+	u.step("creating helper pod %s/%s", helperNS, pod.Name)
 	if _, err := o.client.CoreV1().Pods(helperNS).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("creating helper pod on node %q: %w", target.Node, err)
 	}
-	runErr := o.stream(ctx, helperNS, pod.Name, target, sigs)
+	result, runErr := o.stream(ctx, u, helperNS, pod.Name, target, sigs)
 	delErr := deleteHelper(o.client, helperNS, pod.Name, 30*time.Second)
+	if result != nil {
+		if runErr != nil {
+			result.Failed, result.Ended = true, "failed"
+		}
+		u.summary([]sessionResult{*result})
+	}
 	return errors.Join(runErr, delErr)
 }
 
 // stream waits for the helper, attaches, and relays until the session ends.
-func (o *TraceOptions) stream(ctx context.Context, ns, name string, target hooks.Target, sigs <-chan os.Signal) error {
+// The result is nil when the session never started streaming.
+func (o *TraceOptions) stream(ctx context.Context, u *ui, ns, name string, target hooks.Target, sigs <-chan os.Signal) (*sessionResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// A stop request while the helper starts ends the wait.
 	waitDone := make(chan struct{})
-	var interrupted bool
+	var interrupted atomic.Bool
 	go func() {
 		select {
 		case <-sigs:
-			interrupted = true
+			interrupted.Store(true)
 			cancel()
 		case <-waitDone:
 		}
 	}()
-	err := waitRunning(ctx, o.client, ns, name, o.StartTimeout, o.ErrOut)
+	err := waitRunning(ctx, o.client, ns, name, o.StartTimeout, u)
 	close(waitDone)
-	if interrupted {
-		return errors.New("interrupted while the helper was starting")
+	if interrupted.Load() {
+		return nil, errors.New("interrupted while the helper was starting")
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 
-	status := newStatusWriter(o.ErrOut, o.Hook)
+	status := newStatusWriter(u, o.Hook)
 	out := newStopOnErrorWriter(o.Out)
 	stdinR, stdinW := io.Pipe()
 	attachDone := make(chan error, 1)
+	start := time.Now()
 	go func() {
 		attachDone <- o.attacher.Attach(ctx, ns, name, HelperContainerName, stdinR, out, status)
 	}()
@@ -271,13 +290,17 @@ func (o *TraceOptions) stream(ctx context.Context, ns, name string, target hooks
 	if o.Duration > 0 {
 		timer = time.After(o.Duration)
 	}
+	live := time.NewTicker(250 * time.Millisecond)
+	defer live.Stop()
 	broken := out.broken
+	ended := "helper ended"
 	var attachErr error
 	stopping := false
 	var stopDeadline <-chan time.Time
-	stop := func() {
+	stop := func(why string) {
 		if !stopping {
 			stopping = true
+			ended = why
 			_ = stdinW.Close()
 			stopDeadline = time.After(o.StopTimeout)
 		}
@@ -287,25 +310,33 @@ loop:
 		select {
 		case attachErr = <-attachDone:
 			break loop
+		case <-live.C:
+			u.setLive(fmt.Sprintf("%s: %d events", target, out.records()))
 		case <-timer:
-			stop()
+			stop("duration reached")
 		case <-broken:
 			broken = nil
-			fmt.Fprintln(o.ErrOut, "stdout was closed: stopping")
-			stop()
+			u.step("stdout was closed: stopping")
+			stop("stdout closed")
 		case <-sigs:
 			if stopping {
-				fmt.Fprintln(o.ErrOut, "stopping now")
+				u.warn("stopping now, without waiting for the helper")
 				cancel()
 			}
-			stop()
+			stop("interrupted")
 		case <-stopDeadline:
-			fmt.Fprintf(o.ErrOut, "helper did not finish within %s of the stop request\n", o.StopTimeout)
+			u.warn("the helper did not finish within %s of the stop request", o.StopTimeout)
 			cancel()
 		}
 	}
+	u.endLive()
 	status.flush()
 	stats, helperErrs := status.result()
+	result := &sessionResult{Target: target.String(), Hook: o.Hook, Events: out.records(), Duration: time.Since(start), Ended: ended}
+	if stats != nil {
+		result.Events, result.Lost = stats.Events, stats.Lost
+		result.Duration = time.Duration(stats.Seconds * float64(time.Second))
+	}
 
 	// How did the helper end? Its exit code is the truth; the stream error
 	// only matters when the helper did not finish cleanly.
@@ -314,28 +345,28 @@ loop:
 	pod, getErr := o.client.CoreV1().Pods(ns).Get(getCtx, name, metav1.GetOptions{})
 	where := fmt.Sprintf("tracing %s on node %q", target, target.Node)
 	if len(helperErrs) > 0 {
-		return fmt.Errorf("%s: %s", where, strings.Join(helperErrs, "; "))
+		return result, fmt.Errorf("%s: %s", where, strings.Join(helperErrs, "; "))
 	}
 	if getErr == nil {
 		for _, cs := range pod.Status.ContainerStatuses {
 			if cs.Name == HelperContainerName && cs.State.Terminated != nil {
 				if err := terminatedError(pod, cs.State.Terminated); err != nil {
-					return fmt.Errorf("%s: %w", where, err)
+					return result, fmt.Errorf("%s: %w", where, err)
 				}
 				if stats == nil {
-					return fmt.Errorf("%s: the helper ended without final statistics: data may be incomplete", where)
+					return result, fmt.Errorf("%s: the helper ended without final statistics: data may be incomplete", where)
 				}
-				return nil
+				return result, nil
 			}
 		}
 	}
 	if attachErr != nil {
-		return fmt.Errorf("%s: the attach stream ended: %w", where, attachErr)
+		return result, fmt.Errorf("%s: the attach stream ended: %w", where, attachErr)
 	}
 	if stats == nil {
-		return fmt.Errorf("%s: the stream ended before the helper reported final statistics", where)
+		return result, fmt.Errorf("%s: the stream ended before the helper reported final statistics", where)
 	}
-	return nil
+	return result, nil
 }
 
 // NewCmdTrace builds the kubectl-trace command tree.
@@ -368,8 +399,10 @@ func NewCmdTrace(streams genericiooptions.IOStreams) *cobra.Command {
 		},
 	}
 	flags.AddFlags(cmd.PersistentFlags())
+	cmd.PersistentFlags().StringVar(&o.Color, "color", o.Color, "colour on stderr and in tables: auto (terminals, unless NO_COLOR is set), always or never")
+	_ = cmd.RegisterFlagCompletionFunc("color", cobra.FixedCompletions([]string{ColorAuto, ColorAlways, ColorNever}, cobra.ShellCompDirectiveNoFileComp))
 	o.AddFlags(cmd)
-	cmd.AddCommand(NewCmdHooks(streams), NewCmdVersion(streams), NewCmdCleanup(flags, streams))
+	cmd.AddCommand(NewCmdHooks(streams, &o.Color), NewCmdVersion(streams), NewCmdCleanup(flags, streams))
 	return cmd
 }
 

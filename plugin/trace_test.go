@@ -134,7 +134,7 @@ func TestRunStreamsUntilDurationAndCleansUp(t *testing.T) {
 	if got, want := out.String(), "1.000000 [000] ktalpha-10 sched_process_exec: filename=/x\n"; got != want {
 		t.Errorf("stdout = %q, want only the trace data %q", got, want)
 	}
-	for _, want := range []string{"a plain line from a tool", "sched: 2 events, 0 lost", "tracing with hook sched"} {
+	for _, want := range []string{"a plain line from a tool", "ns/web/app   sched   2        0", "duration reached", "tracing with hook sched"} {
 		if !strings.Contains(errOut.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut)
 		}
