@@ -3,6 +3,7 @@ package plugin
 import (
 	"strings"
 
+	"github.com/ktrace-dev/kubectl-trace/hooks"
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -35,6 +36,83 @@ func completePods(getter genericclioptions.RESTClientGetter) cobra.CompletionFun
 		for _, p := range list.Items {
 			if c := "pod/" + p.Name; strings.HasPrefix(c, toComplete) || strings.HasPrefix(p.Name, toComplete) {
 				out = append(out, c)
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// completeContainers offers the containers of the pod named by the target.
+func completeContainers(getter genericclioptions.RESTClientGetter) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		if len(args) == 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		_, name, err := parseTargetArg(args[0])
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		config, err := getter.ToRESTConfig()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		client, err := kubernetes.NewForConfig(config)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		ns, _, err := getter.ToRawKubeConfigLoader().Namespace()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		pod, err := client.CoreV1().Pods(ns).Get(cmd.Context(), name, metav1.GetOptions{})
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		var out []string
+		for _, c := range pod.Spec.Containers {
+			if strings.HasPrefix(c.Name, toComplete) {
+				out = append(out, c.Name)
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// completeArgs offers the chosen hook's parameters as key=.
+func completeArgs(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	name, _ := cmd.Flags().GetString("hook")
+	d, ok := hooks.Lookup(name)
+	if !ok {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []string
+	for _, p := range d.Params {
+		if strings.HasPrefix(p.Name+"=", toComplete) {
+			out = append(out, p.Name+"=\t"+p.Help)
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
+}
+
+// completeNamespaces offers the cluster's namespaces for -n.
+func completeNamespaces(getter genericclioptions.RESTClientGetter) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		config, err := getter.ToRESTConfig()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		client, err := kubernetes.NewForConfig(config)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		list, err := client.CoreV1().Namespaces().List(cmd.Context(), metav1.ListOptions{})
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		var out []string
+		for _, n := range list.Items {
+			if strings.HasPrefix(n.Name, toComplete) {
+				out = append(out, n.Name)
 			}
 		}
 		return out, cobra.ShellCompDirectiveNoFileComp

@@ -402,6 +402,9 @@ func NewCmdTrace(streams genericiooptions.IOStreams) *cobra.Command {
 	cmd.PersistentFlags().StringVar(&o.Color, "color", o.Color, "colour on stderr and in tables: auto (terminals, unless NO_COLOR is set), always or never")
 	_ = cmd.RegisterFlagCompletionFunc("color", cobra.FixedCompletions([]string{ColorAuto, ColorAlways, ColorNever}, cobra.ShellCompDirectiveNoFileComp))
 	o.AddFlags(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("container", completeContainers(flags))
+	_ = cmd.RegisterFlagCompletionFunc("arg", completeArgs)
+	_ = cmd.RegisterFlagCompletionFunc("namespace", completeNamespaces(flags))
 	cmd.AddCommand(NewCmdHooks(streams, &o.Color), NewCmdVersion(streams), NewCmdCleanup(flags, streams))
 	return cmd
 }
