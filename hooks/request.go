@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -20,6 +21,8 @@ const RequestEnv = "KTRACE_REQUEST"
 const (
 	OutputText = "text"
 	OutputJSON = "json"
+	// OutputPCAP is binary pcap, for hooks that capture packets.
+	OutputPCAP = "pcap"
 )
 
 // Request is everything the helper needs to run one trace session. It is
@@ -32,6 +35,11 @@ type Request struct {
 	Args      map[string]string `json:"args,omitempty"`
 	Output    string            `json:"output"`
 	Targets   []Target          `json:"targets"`
+	// MaxEvents stops the session after this many events; 0 is no limit.
+	MaxEvents int64 `json:"maxEvents,omitempty"`
+	// MaxBytes stops the session after this much trace data on stdout
+	// (whole records only, so a pcap stays readable); 0 is no limit.
+	MaxBytes int64 `json:"maxBytes,omitempty"`
 }
 
 // Target is one container to trace, as the API server describes it.
@@ -72,8 +80,11 @@ func (r Request) Validate() error {
 	if _, ok := Lookup(r.Hook); !ok {
 		errs = append(errs, fmt.Errorf("unknown hook %q", r.Hook))
 	}
-	if r.Output != OutputText && r.Output != OutputJSON {
-		errs = append(errs, fmt.Errorf("unknown output %q", r.Output))
+	if d, ok := Lookup(r.Hook); ok && !slices.Contains(d.Outputs, r.Output) {
+		errs = append(errs, fmt.Errorf("hook %q cannot write output %q", r.Hook, r.Output))
+	}
+	if r.MaxEvents < 0 || r.MaxBytes < 0 {
+		errs = append(errs, errors.New("limits must not be negative"))
 	}
 	if len(r.Targets) == 0 {
 		errs = append(errs, errors.New("no targets"))

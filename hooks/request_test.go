@@ -14,6 +14,8 @@ func validRequest() Request {
 		Hook:      "sched",
 		Args:      map[string]string{"k": "v=w"},
 		Output:    OutputJSON,
+		MaxEvents: 10,
+		MaxBytes:  1 << 20,
 		Targets: []Target{{
 			Node: "n1", Namespace: "default", Pod: "web", PodUID: "uid-1", Container: "app",
 			ContainerID: "containerd://0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
@@ -50,7 +52,8 @@ func TestDecodeRequestRejects(t *testing.T) {
 		{name: "unknown field", raw: "eyJ2ZXJzaW9uIjoxLCJib2d1cyI6dHJ1ZX0=", wantErr: "unknown field"},
 		{name: "old protocol", mutate: func(r *Request) { r.Version = 0 }, wantErr: "protocol version 0"},
 		{name: "unknown hook", mutate: func(r *Request) { r.Hook = "nope" }, wantErr: `unknown hook "nope"`},
-		{name: "bad output", mutate: func(r *Request) { r.Output = "xml" }, wantErr: `unknown output "xml"`},
+		{name: "bad output", mutate: func(r *Request) { r.Output = "xml" }, wantErr: `cannot write output "xml"`},
+		{name: "negative limit", mutate: func(r *Request) { r.MaxEvents = -1 }, wantErr: "must not be negative"},
 		{name: "no targets", mutate: func(r *Request) { r.Targets = nil }, wantErr: "no targets"},
 		{name: "short id", mutate: func(r *Request) { r.Targets[0].ContainerID = "containerd://abc" }, wantErr: "too short"},
 		{name: "no session", mutate: func(r *Request) { r.SessionID = "" }, wantErr: "session id is empty"},

@@ -34,10 +34,12 @@ type Status struct {
 	PIDs   []int  `json:"pids,omitempty"`
 	// Events and Lost are totals over the session; Lost counts what the
 	// kernel dropped (ftrace overruns, ring buffer reservations that failed).
-	Events   uint64  `json:"events,omitempty"`
-	Lost     uint64  `json:"lost,omitempty"`
-	Seconds  float64 `json:"seconds,omitempty"`
-	ExitCode int     `json:"exitCode,omitempty"`
+	Events  uint64  `json:"events,omitempty"`
+	Lost    uint64  `json:"lost,omitempty"`
+	Seconds float64 `json:"seconds,omitempty"`
+	// Ended says why a session stopped by itself ("max events reached").
+	Ended    string `json:"ended,omitempty"`
+	ExitCode int    `json:"exitCode,omitempty"`
 }
 
 var statusMarker = []byte(`{"ktrace":`)

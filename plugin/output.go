@@ -2,9 +2,18 @@ package plugin
 
 import (
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/term"
 )
+
+// isTerminal says whether w is a terminal, where binary data must not go.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
 
 // stopOnErrorWriter passes trace data to stdout. When stdout breaks (the
 // reader of `| head` went away) it asks the session to stop and swallows

@@ -15,6 +15,7 @@ import (
 	"github.com/ktrace-dev/kubectl-trace/hooks"
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -44,6 +45,8 @@ type TraceOptions struct {
 	RawArgs         []string
 	Container       string
 	Duration        time.Duration
+	MaxEvents       int64
+	MaxSize         string
 	Output          string
 	Image           string
 	HelperNamespace string
@@ -56,6 +59,7 @@ type TraceOptions struct {
 
 	// Derived by Validate and Complete.
 	hookArgs  map[string]string
+	maxBytes  int64
 	namespace string
 	podName   string
 	client    kubernetes.Interface
@@ -86,7 +90,9 @@ func (o *TraceOptions) AddFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.RawArgs, "arg", o.RawArgs, "hook parameter as key=value; repeat for more (see 'kubectl trace hooks HOOK')")
 	f.StringVarP(&o.Container, "container", "c", o.Container, "container to trace; defaults to the pod's default container")
 	f.DurationVar(&o.Duration, "duration", o.Duration, "stop after this long (e.g. 10s, 5m); 0 traces until Ctrl-C")
-	f.StringVarP(&o.Output, "output", "o", o.Output, "format of the trace data on stdout: text or json (one event per line)")
+	f.StringVarP(&o.Output, "output", "o", o.Output, "format of the trace data on stdout: text, json (one event per line) or pcap (packet hooks)")
+	f.Int64Var(&o.MaxEvents, "max-events", o.MaxEvents, "stop after this many events; 0 is no limit")
+	f.StringVar(&o.MaxSize, "max-size", o.MaxSize, "stop after this much trace data, such as 100Mi or 1G (whole records, so a pcap stays readable)")
 	f.StringVar(&o.Image, "image", o.Image, "tracer image the helper runs")
 	f.StringVar(&o.HelperNamespace, "helper-namespace", o.HelperNamespace, "namespace of the helper pod; defaults to the target's namespace")
 	f.DurationVar(&o.StartTimeout, "start-timeout", o.StartTimeout, "how long to wait for the helper to start")
@@ -99,7 +105,7 @@ func (o *TraceOptions) AddFlags(cmd *cobra.Command) {
 		}
 		return out, cobra.ShellCompDirectiveNoFileComp
 	})
-	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{hooks.OutputText, hooks.OutputJSON}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{hooks.OutputText, hooks.OutputJSON, hooks.OutputPCAP}, cobra.ShellCompDirectiveNoFileComp))
 }
 
 // Complete resolves the namespace and the clients.
@@ -153,6 +159,19 @@ func (o *TraceOptions) Validate() error {
 	if o.Duration < 0 {
 		return fmt.Errorf("--duration %s is negative: give a positive duration such as 10s, or 0 to trace until Ctrl-C", o.Duration)
 	}
+	if o.MaxEvents < 0 {
+		return fmt.Errorf("--max-events %d is negative: give a positive count, or 0 for no limit", o.MaxEvents)
+	}
+	if o.MaxSize != "" {
+		q, err := resource.ParseQuantity(o.MaxSize)
+		if err != nil || q.Sign() < 0 {
+			return fmt.Errorf("--max-size %q is not a size: write it like 100Mi, 1G or 500000", o.MaxSize)
+		}
+		o.maxBytes = q.Value()
+	}
+	if o.Output == hooks.OutputPCAP && isTerminal(o.Out) {
+		return errors.New("refusing to write binary pcap to a terminal: redirect stdout to a file (> capture.pcap) or pipe it (| tcpdump -r -)")
+	}
 	if o.StartTimeout <= 0 {
 		return fmt.Errorf("--start-timeout %s must be positive", o.StartTimeout)
 	}
@@ -187,6 +206,8 @@ func (o *TraceOptions) Run(ctx context.Context) error {
 		Args:      o.hookArgs,
 		Output:    o.Output,
 		Targets:   []hooks.Target{target},
+		MaxEvents: o.MaxEvents,
+		MaxBytes:  o.maxBytes,
 	}
 	if err := req.Validate(); err != nil {
 		return fmt.Errorf("building the request: %w", err)
@@ -335,6 +356,9 @@ loop:
 	result := &sessionResult{Target: target.String(), Hook: o.Hook, Events: out.records(), Duration: time.Since(start), Ended: ended}
 	if stats != nil {
 		result.Events, result.Lost = stats.Events, stats.Lost
+		if stats.Ended != "" && !stopping {
+			result.Ended = stats.Ended
+		}
 		result.Duration = time.Duration(stats.Seconds * float64(time.Second))
 	}
 

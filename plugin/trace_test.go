@@ -249,6 +249,8 @@ func TestValidate(t *testing.T) {
 		{name: "bad output", mutate: func(o *TraceOptions) { o.Output = "yaml" }, wantErr: `cannot write -o "yaml"`},
 		{name: "negative duration", mutate: func(o *TraceOptions) { o.Duration = -time.Second }, wantErr: "is negative"},
 		{name: "no image", mutate: func(o *TraceOptions) { o.Image = "" }, wantErr: "--image is empty"},
+		{name: "negative max events", mutate: func(o *TraceOptions) { o.MaxEvents = -1 }, wantErr: "--max-events -1 is negative"},
+		{name: "bad max size", mutate: func(o *TraceOptions) { o.MaxSize = "lots" }, wantErr: `--max-size "lots" is not a size`},
 		{name: "arg without value", mutate: func(o *TraceOptions) { o.RawArgs = []string{"filter"} }, wantErr: `--arg "filter" is not key=value`},
 		{name: "arg twice", mutate: func(o *TraceOptions) { o.RawArgs = []string{"a=1", "a=2"} }, wantErr: "--arg a is given twice"},
 		{name: "arg the hook lacks", mutate: func(o *TraceOptions) { o.RawArgs = []string{"a=1"} }, wantErr: `hook "sched" takes no parameters`},
