@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -157,28 +158,39 @@ func traceCmd(args ...string) *exec.Cmd {
 	return exec.Command("kubectl", append([]string{"trace", "-n", namespace}, args...)...)
 }
 
-// helperPods lists the plugin's helper pods in every namespace.
+// helperPods lists the plugin's helper pods in the test namespace. Other
+// sessions may run on the same cluster (developers, parallel suites), so the
+// checks never look beyond what this suite created.
 func helperPods(t *testing.T) []corev1.Pod {
 	t.Helper()
-	list, err := client.CoreV1().Pods("").List(context.Background(), metav1.ListOptions{LabelSelector: helperLabel})
+	list, err := client.CoreV1().Pods(namespace).List(context.Background(), metav1.ListOptions{LabelSelector: helperLabel})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return list.Items
 }
 
-// instances lists the kubectl-trace tracefs instances on the node.
-func instances(t *testing.T) []string {
+// sessionRE finds the session id in the plugin's progress output.
+var sessionRE = regexp.MustCompile(`kubectl-trace-([a-z0-9]{5})\b`)
+
+// instances lists the tracefs instances of the sessions named in stderr, or
+// of every session when stderr names none.
+func instances(t *testing.T, stderr string) []string {
 	t.Helper()
-	matches, err := filepath.Glob(filepath.Join(tracefs, "instances", "kubectl-trace-*"))
+	pattern := "kubectl-trace-*"
+	if m := sessionRE.FindStringSubmatch(stderr); m != nil {
+		pattern = "kubectl-trace-" + m[1] + "-*"
+	}
+	matches, err := filepath.Glob(filepath.Join(tracefs, "instances", pattern))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return matches
 }
 
-// assertClean fails when a session left a helper pod or a tracefs instance.
-func assertClean(t *testing.T) {
+// assertClean fails when the session whose stderr is given left a helper pod
+// or a tracefs instance.
+func assertClean(t *testing.T, stderr string) {
 	t.Helper()
 	if pods := helperPods(t); len(pods) != 0 {
 		var names []string
@@ -187,7 +199,7 @@ func assertClean(t *testing.T) {
 		}
 		t.Errorf("helper pods left behind: %s", strings.Join(names, ", "))
 	}
-	if left := instances(t); len(left) != 0 {
+	if left := instances(t, stderr); len(left) != 0 {
 		t.Errorf("tracefs instances left behind: %v", left)
 	}
 }

@@ -79,7 +79,7 @@ func TestSchedTraceIsScopedToTheTarget(t *testing.T) {
 	if !summaryRow(stderr.String(), "alpha/app", "duration reached") {
 		t.Errorf("no final summary on stderr")
 	}
-	assertClean(t)
+	assertClean(t, stderr.String())
 }
 
 func TestSchedJSONCarriesTheTarget(t *testing.T) {
@@ -106,7 +106,7 @@ func TestSchedJSONCarriesTheTarget(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no events")
 	}
-	assertClean(t)
+	assertClean(t, r.stderr)
 }
 
 // startTrace starts an unbounded trace and waits until it streams.
@@ -164,12 +164,12 @@ func TestSIGINTEndsTheTraceAndCleansUp(t *testing.T) {
 	if !summaryRow(stderr.String(), "alpha/app", "interrupted") {
 		t.Errorf("no final summary after SIGINT:\n%s", stderr)
 	}
-	assertClean(t)
+	assertClean(t, stderr.String())
 }
 
 func TestSIGKILLedPluginLeavesAHelperThatEndsItself(t *testing.T) {
 	workloadPod(t, "alpha", "ktalpha")
-	proc, done, _ := startTrace(t, "alpha")
+	proc, done, stderr := startTrace(t, "alpha")
 	if err := proc.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestSIGKILLedPluginLeavesAHelperThatEndsItself(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	if left := instances(t); len(left) != 0 {
+	if left := instances(t, stderr.String()); len(left) != 0 {
 		t.Errorf("the helper ended but left tracefs instances: %v", left)
 	}
 	// The finished helper pod stays until cleanup removes it.
@@ -205,7 +205,7 @@ func TestSIGKILLedPluginLeavesAHelperThatEndsItself(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, helper.Name) {
 		t.Errorf("cleanup: exit %d, stdout %q; want %s deleted", r.code, r.stdout, helper.Name)
 	}
-	assertClean(t)
+	assertClean(t, stderr.String())
 }
 
 func TestBadInputIsRefusedAndCreatesNothing(t *testing.T) {
@@ -265,7 +265,7 @@ func TestBadInputIsRefusedAndCreatesNothing(t *testing.T) {
 			if after := podNames(t); after != before {
 				t.Errorf("pods changed: before %s, after %s", before, after)
 			}
-			assertClean(t)
+			assertClean(t, r.stderr)
 		})
 	}
 }
@@ -283,10 +283,10 @@ func waitPhase(t *testing.T, name string, phase corev1.PodPhase) {
 	t.Fatalf("pod %s did not reach %s", name, phase)
 }
 
-// podNames lists every pod in the cluster, for before/after comparisons.
+// podNames lists the test namespace's pods, for before/after comparisons.
 func podNames(t *testing.T) string {
 	t.Helper()
-	list, err := client.CoreV1().Pods("").List(context.Background(), metav1.ListOptions{})
+	list, err := client.CoreV1().Pods(namespace).List(context.Background(), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
