@@ -25,6 +25,17 @@ const (
 	OutputPCAP = "pcap"
 )
 
+// Helper modes.
+const (
+	// ModeNode: a helper pod on the target's node, in the host PID
+	// namespace; PIDs are the node's.
+	ModeNode = "node"
+	// ModeEphemeral: an ephemeral container in the target pod, sharing the
+	// target's PID namespace; PIDs in /proc are the pod's and must be
+	// translated for the kernel's filters.
+	ModeEphemeral = "ephemeral"
+)
+
 // Request is everything the helper needs to run one trace session. It is
 // built once by the plugin, from flags already parsed and validated there, so
 // no flag is parsed twice.
@@ -35,6 +46,12 @@ type Request struct {
 	Args      map[string]string `json:"args,omitempty"`
 	Output    string            `json:"output"`
 	Targets   []Target          `json:"targets"`
+	// Mode is where the helper runs: ModeNode (default) or ModeEphemeral.
+	Mode string `json:"mode,omitempty"`
+	// Framed asks for stdout as frames (see WriteFrame) so the plugin can
+	// tell the targets apart; the plugin sets it for several targets or
+	// --output-dir.
+	Framed bool `json:"framed,omitempty"`
 	// MaxEvents stops the session after this many events; 0 is no limit.
 	MaxEvents int64 `json:"maxEvents,omitempty"`
 	// MaxBytes stops the session after this much trace data on stdout
@@ -82,6 +99,9 @@ func (r Request) Validate() error {
 	}
 	if d, ok := Lookup(r.Hook); ok && !slices.Contains(d.Outputs, r.Output) {
 		errs = append(errs, fmt.Errorf("hook %q cannot write output %q", r.Hook, r.Output))
+	}
+	if r.Mode != "" && r.Mode != ModeNode && r.Mode != ModeEphemeral {
+		errs = append(errs, fmt.Errorf("unknown mode %q", r.Mode))
 	}
 	if r.MaxEvents < 0 || r.MaxBytes < 0 {
 		errs = append(errs, errors.New("limits must not be negative"))

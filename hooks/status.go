@@ -21,6 +21,12 @@ const (
 	StatusError = "error"
 	// StatusStats: final statistics, the last line of every session.
 	StatusStats = "stats"
+	// StatusTargetAdded: a target joined the session (Control.Add), with
+	// its index.
+	StatusTargetAdded = "target-added"
+	// StatusTargetEnded: one target's stream ended (its processes are gone,
+	// it was removed, or it failed: Message says which) while others go on.
+	StatusTargetEnded = "target-ended"
 )
 
 // Status is one line the helper writes on stderr. Every line starts with
@@ -29,6 +35,11 @@ type Status struct {
 	Kind    string  `json:"ktrace"`
 	Message string  `json:"message,omitempty"`
 	Target  *Target `json:"target,omitempty"`
+	// Index is the target's index in the session (Request.Targets order,
+	// then the order of Control.Add); set on per-target lines.
+	Index *int `json:"index,omitempty"`
+	// Failed marks a StatusTargetEnded that is a failure.
+	Failed bool `json:"failed,omitempty"`
 	// Method says how the target was found ("proc-cgroup", …).
 	Method string `json:"method,omitempty"`
 	PIDs   []int  `json:"pids,omitempty"`
