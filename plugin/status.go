@@ -19,6 +19,8 @@ type statusWriter struct {
 	started chan struct{}
 	stats   *hooks.Status
 	errs    []string
+	// onTarget receives per-target lines (added, ended).
+	onTarget func(hooks.Status)
 }
 
 func newStatusWriter(u *ui, hook string) *statusWriter {
@@ -74,6 +76,10 @@ func (w *statusWriter) line(line []byte) {
 		w.errs = append(w.errs, s.Message)
 	case hooks.StatusStats:
 		w.stats = &s
+	case hooks.StatusTargetAdded, hooks.StatusTargetEnded:
+		if w.onTarget != nil {
+			w.onTarget(s)
+		}
 	}
 }
 

@@ -4,18 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -27,6 +26,12 @@ import (
 var traceExample = templates.Examples(`
 	# Trace the scheduler activity of pod web until Ctrl-C
 	kubectl trace pod/web --hook sched
+
+	# Trace every pod of a deployment, one helper per node, lines prefixed with pod/container
+	kubectl trace deploy/web --hook sched
+
+	# Trace the pods matching a selector in every namespace, one file per pod
+	kubectl trace -l app=web -A --hook sched -o json --output-dir traces/
 
 	# Trace container app of pod web for ten seconds, as JSON lines, into a file
 	kubectl trace pod/web -c app --hook sched --duration 10s -o json > sched.jsonl
@@ -42,6 +47,9 @@ type TraceOptions struct {
 	genericiooptions.IOStreams
 
 	Hook            string
+	Selector        string
+	AllNamespaces   bool
+	OutputDir       string
 	RawArgs         []string
 	Container       string
 	Duration        time.Duration
@@ -58,12 +66,11 @@ type TraceOptions struct {
 	Color string
 
 	// Derived by Validate and Complete.
-	hookArgs  map[string]string
-	maxBytes  int64
-	namespace string
-	podName   string
-	client    kubernetes.Interface
-	attacher  Attacher
+	hookArgs map[string]string
+	maxBytes int64
+	sources  []podSource
+	client   kubernetes.Interface
+	attacher Attacher
 	// newSessionID is a field so tests can fix the helper's name.
 	newSessionID func() string
 	// signals delivers stop requests; tests inject their own.
@@ -87,6 +94,9 @@ func NewTraceOptions(streams genericiooptions.IOStreams) *TraceOptions {
 func (o *TraceOptions) AddFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.Hook, "hook", o.Hook, "hook to run (see 'kubectl trace hooks'): "+strings.Join(hooks.Names(), ", "))
+	f.StringVarP(&o.Selector, "selector", "l", o.Selector, "trace the pods matching this label selector, and the pods that start to match while the trace runs")
+	f.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", o.AllNamespaces, "with -l, look for pods in every namespace")
+	f.StringVar(&o.OutputDir, "output-dir", o.OutputDir, "write one file per target into this directory instead of stdout (needed for -o pcap with several targets)")
 	f.StringArrayVar(&o.RawArgs, "arg", o.RawArgs, "hook parameter as key=value; repeat for more (see 'kubectl trace hooks HOOK')")
 	f.StringVarP(&o.Container, "container", "c", o.Container, "container to trace; defaults to the pod's default container")
 	f.DurationVar(&o.Duration, "duration", o.Duration, "stop after this long (e.g. 10s, 5m); 0 traces until Ctrl-C")
@@ -108,18 +118,20 @@ func (o *TraceOptions) AddFlags(cmd *cobra.Command) {
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{hooks.OutputText, hooks.OutputJSON, hooks.OutputPCAP}, cobra.ShellCompDirectiveNoFileComp))
 }
 
-// Complete resolves the namespace and the clients.
+// Complete resolves the targets' sources, the namespace and the clients.
 func (o *TraceOptions) Complete(getter genericclioptions.RESTClientGetter, args []string) error {
-	if len(args) != 1 {
-		return errors.New("one target is required, such as pod/NAME")
-	}
-	_, name, err := parseTargetArg(args[0])
+	ns, _, err := getter.ToRawKubeConfigLoader().Namespace()
 	if err != nil {
-		return err
-	}
-	o.podName = name
-	if o.namespace, _, err = getter.ToRawKubeConfigLoader().Namespace(); err != nil {
 		return fmt.Errorf("reading the namespace from kubeconfig: %w", err)
+	}
+	// A bare NAME means a pod, as in kubectl logs.
+	for i, a := range args {
+		if !strings.Contains(a, "/") {
+			args[i] = "pod/" + a
+		}
+	}
+	if o.sources, err = resolveSources(getter, targetQuery{Args: args, Selector: o.Selector, Namespace: ns, AllNamespaces: o.AllNamespaces}); err != nil {
+		return err
 	}
 	config, err := getter.ToRESTConfig()
 	if err != nil {
@@ -175,6 +187,9 @@ func (o *TraceOptions) Validate() error {
 	if o.StartTimeout <= 0 {
 		return fmt.Errorf("--start-timeout %s must be positive", o.StartTimeout)
 	}
+	if o.AllNamespaces && o.Selector == "" {
+		return errors.New("-A needs -l: name the pods to trace in every namespace with a selector")
+	}
 	if err := validColor(o.Color); err != nil {
 		return err
 	}
@@ -188,62 +203,103 @@ func (o *TraceOptions) Validate() error {
 // helper ends; the helper pod is deleted on every path.
 func (o *TraceOptions) Run(ctx context.Context) error {
 	u := newUI(o.ErrOut, o.Color, o.Quiet)
-	target, defaulted, err := resolvePod(ctx, o.client, o.namespace, o.podName, o.Container)
+	targets, err := initialTargets(ctx, o.client, o.sources, o.Container, u.step)
 	if err != nil {
 		return err
 	}
-	if defaulted != "" {
-		u.step("%s", defaulted)
+	live := false
+	for _, s := range o.sources {
+		live = live || s.live()
 	}
-	if err := checkNode(ctx, o.client, target.Node); err != nil {
-		return err
+	framed := len(targets) > 1 || live || o.OutputDir != ""
+	if o.Output == hooks.OutputPCAP && framed && o.OutputDir == "" {
+		return fmt.Errorf("-o pcap with %d target(s) or a selector needs --output-dir DIR: one pcap file per target", len(targets))
+	}
+	nodes, groups := byNode(targets)
+	for _, n := range nodes {
+		if err := checkNode(ctx, o.client, n); err != nil {
+			return err
+		}
 	}
 	session := o.newSessionID()
-	req := hooks.Request{
-		Version:   hooks.ProtocolVersion,
-		SessionID: session,
-		Hook:      o.Hook,
-		Args:      o.hookArgs,
-		Output:    o.Output,
-		Targets:   []hooks.Target{target},
-		MaxEvents: o.MaxEvents,
-		MaxBytes:  o.maxBytes,
-	}
-	if err := req.Validate(); err != nil {
-		return fmt.Errorf("building the request: %w", err)
-	}
-	encoded, err := req.Encode()
-	if err != nil {
-		return err
-	}
-	helperNS := o.HelperNamespace
-	if helperNS == "" {
-		helperNS = target.Namespace
-	}
-	pod := HelperPod(HelperParams{
-		Name:           HelperNamePrefix + session,
-		Namespace:      helperNS,
-		Node:           target.Node,
-		Image:          o.Image,
-		Request:        req,
-		EncodedRequest: encoded,
-		Deadline:       helperDeadline(o.Duration),
-	})
-	if o.DryRun {
-		b, err := yaml.Marshal(pod)
-		if err != nil {
-			return fmt.Errorf("printing the helper pod: %w", err)
+	helperNS := func(t hooks.Target) string {
+		if o.HelperNamespace != "" {
+			return o.HelperNamespace
 		}
-		_, err = o.Out.Write(b)
-		return err
+		return t.Namespace
+	}
+	helperCount := 0
+	buildHelper := func(node string, ts []hooks.Target) (*corev1.Pod, error) {
+		req := hooks.Request{
+			Version:   hooks.ProtocolVersion,
+			SessionID: session,
+			Hook:      o.Hook,
+			Args:      o.hookArgs,
+			Output:    o.Output,
+			Mode:      hooks.ModeNode,
+			Framed:    framed,
+			Targets:   ts,
+			MaxEvents: o.MaxEvents,
+			MaxBytes:  o.maxBytes,
+		}
+		if err := req.Validate(); err != nil {
+			return nil, fmt.Errorf("building the request for node %q: %w", node, err)
+		}
+		encoded, err := req.Encode()
+		if err != nil {
+			return nil, err
+		}
+		name := HelperNamePrefix + session
+		if helperCount > 0 {
+			name = fmt.Sprintf("%s-%d", name, helperCount)
+		}
+		helperCount++
+		return HelperPod(HelperParams{
+			Name: name, Namespace: helperNS(ts[0]), Node: node, Image: o.Image,
+			Request: req, EncodedRequest: encoded, Deadline: helperDeadline(o.Duration),
+		}), nil
+	}
+	var pods []*corev1.Pod
+	for _, n := range nodes {
+		pod, err := buildHelper(n, groups[n])
+		if err != nil {
+			return err
+		}
+		pods = append(pods, pod)
+	}
+	if o.DryRun {
+		for i, pod := range pods {
+			b, err := yaml.Marshal(pod)
+			if err != nil {
+				return fmt.Errorf("printing the helper pod: %w", err)
+			}
+			if i > 0 {
+				fmt.Fprintln(o.Out, "---")
+			}
+			if _, err := o.Out.Write(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	checked := map[string]bool{}
+	for _, pod := range pods {
+		if checked[pod.Namespace] {
+			continue
+		}
+		checked[pod.Namespace] = true
+		if err := preflight(ctx, o.client, pod); err != nil {
+			return err
+		}
+	}
+	if o.OutputDir != "" {
+		if err := os.MkdirAll(o.OutputDir, 0o755); err != nil {
+			return fmt.Errorf("creating --output-dir: %w", err)
+		}
 	}
 
-	if err := preflight(ctx, o.client, pod); err != nil {
-		return err
-	}
-
-	// Stop requests: the first closes stdin so the helper flushes and
-	// reports; the second gives up waiting.
+	// Stop requests: the first closes every helper's stdin so they flush
+	// and report; the second gives up waiting.
 	sigs := o.signals
 	if sigs == nil {
 		ch := make(chan os.Signal, 2)
@@ -255,142 +311,211 @@ func (o *TraceOptions) Run(ctx context.Context) error {
 	// write then fails with EPIPE and the session stops.
 	signal.Ignore(syscall.SIGPIPE)
 
-	u.ok("target %s on node %q", target, target.Node)
-	u.step("creating helper pod %s/%s", helperNS, pod.Name)
-	if _, err := o.client.CoreV1().Pods(helperNS).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("creating helper pod on node %q: %w", target.Node, err)
-	}
-	result, runErr := o.stream(ctx, u, helperNS, pod.Name, target, sigs)
-	delErr := deleteHelper(o.client, helperNS, pod.Name, 30*time.Second)
-	if result != nil {
-		if runErr != nil {
-			result.Failed, result.Ended = true, "failed"
-		}
-		u.summary([]sessionResult{*result})
-	}
-	return errors.Join(runErr, delErr)
-}
-
-// stream waits for the helper, attaches, and relays until the session ends.
-// The result is nil when the session never started streaming.
-func (o *TraceOptions) stream(ctx context.Context, u *ui, ns, name string, target hooks.Target, sigs <-chan os.Signal) (*sessionResult, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// A stop request while the helper starts ends the wait.
-	waitDone := make(chan struct{})
-	var interrupted atomic.Bool
-	go func() {
-		select {
-		case <-sigs:
-			interrupted.Store(true)
-			cancel()
-		case <-waitDone:
-		}
-	}()
-	err := waitRunning(ctx, o.client, ns, name, o.StartTimeout, u)
-	close(waitDone)
-	if interrupted.Load() {
-		return nil, errors.New("interrupted while the helper was starting")
-	}
-	if err != nil {
-		return nil, err
-	}
-
-	status := newStatusWriter(u, o.Hook)
 	out := newStopOnErrorWriter(o.Out)
-	stdinR, stdinW := io.Pipe()
-	attachDone := make(chan error, 1)
-	start := time.Now()
-	go func() {
-		attachDone <- o.attacher.Attach(ctx, ns, name, HelperContainerName, stdinR, out, status)
-	}()
-	// The go byte: the helper holds its data until the plugin is attached.
-	go func() { _, _ = stdinW.Write([]byte{'\n'}) }()
+	outs := newOutputs(out, o.Output, o.OutputDir, framed && o.OutputDir == "" && o.Output == hooks.OutputText, newStyles(o.Out, o.Color))
+	hard, hardCancel := context.WithCancel(ctx)
+	defer hardCancel()
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	ended := "helper ended"
+	stopAll := func(why string) {
+		stopOnce.Do(func() {
+			ended = why
+			close(stop)
+		})
+	}
+
+	var mu sync.Mutex
+	var sessions []*helperSession
+	byNodeSession := map[string]*helperSession{}
+	known := map[string]bool{}
+	var wg sync.WaitGroup
+	done := make(chan struct{}, 64)
+	start := func(pod *corev1.Pod, node string, ts []hooks.Target) {
+		s := newHelperSession(o, u, outs, node, pod, ts, framed)
+		mu.Lock()
+		sessions = append(sessions, s)
+		byNodeSession[node] = s
+		for _, t := range ts {
+			known[t.PodUID] = true
+		}
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = s.run(hard, stop)
+			done <- struct{}{}
+		}()
+	}
+	u.ok("%d target(s) on %d node(s)", len(targets), len(nodes))
+	for i, n := range nodes {
+		start(pods[i], n, groups[n])
+	}
+
+	// Selectors are followed: pods that start to match join, pods that go
+	// away leave, each announced on stderr.
+	if live {
+		go o.follow(hard, stop, u, func(p *corev1.Pod) {
+			t, _, err := targetFromPod(p, o.Container)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			if known[t.PodUID] {
+				mu.Unlock()
+				return
+			}
+			known[t.PodUID] = true
+			s := byNodeSession[t.Node]
+			mu.Unlock()
+			u.step("+ pod %s/%s joined on node %q", t.Namespace, t.Pod, t.Node)
+			if s != nil && s.add(t) {
+				return
+			}
+			pod, err := buildHelper(t.Node, []hooks.Target{t})
+			if err != nil {
+				u.warn("%s", err)
+				return
+			}
+			select {
+			case <-stop:
+			default:
+				start(pod, t.Node, []hooks.Target{t})
+			}
+		}, func(uid, ns, name string) {
+			mu.Lock()
+			ss := append([]*helperSession(nil), sessions...)
+			delete(known, uid)
+			mu.Unlock()
+			for _, s := range ss {
+				if _, ok := s.remove(uid, "pod deleted"); ok {
+					u.step("- pod %s/%s left", ns, name)
+				}
+			}
+		})
+	}
 
 	var timer <-chan time.Time
 	if o.Duration > 0 {
 		timer = time.After(o.Duration)
 	}
-	live := time.NewTicker(250 * time.Millisecond)
-	defer live.Stop()
+	live250 := time.NewTicker(250 * time.Millisecond)
+	defer live250.Stop()
 	broken := out.broken
-	ended := "helper ended"
-	var attachErr error
-	stopping := false
-	var stopDeadline <-chan time.Time
-	stop := func(why string) {
-		if !stopping {
-			stopping = true
-			ended = why
-			_ = stdinW.Close()
-			stopDeadline = time.After(o.StopTimeout)
-		}
-	}
-loop:
+	finished := 0
+wait:
 	for {
 		select {
-		case attachErr = <-attachDone:
-			break loop
-		case <-live.C:
-			u.setLive(fmt.Sprintf("%s: %d events", target, out.records()))
+		case <-done:
+			finished++
+			mu.Lock()
+			all := finished == len(sessions)
+			mu.Unlock()
+			if all && (!live || isClosed(stop)) {
+				break wait
+			}
+		case <-live250.C:
+			u.setLive(fmt.Sprintf("%d events", out.records()))
 		case <-timer:
-			stop("duration reached")
+			stopAll("duration reached")
 		case <-broken:
 			broken = nil
 			u.step("stdout was closed: stopping")
-			stop("stdout closed")
+			stopAll("stdout closed")
 		case <-sigs:
-			if stopping {
-				u.warn("stopping now, without waiting for the helper")
-				cancel()
+			if isClosed(stop) {
+				u.warn("stopping now, without waiting for the helpers")
+				hardCancel()
 			}
-			stop("interrupted")
-		case <-stopDeadline:
-			u.warn("the helper did not finish within %s of the stop request", o.StopTimeout)
-			cancel()
+			stopAll("interrupted")
 		}
 	}
+	stopAll(ended)
+	wg.Wait()
 	u.endLive()
-	status.flush()
-	stats, helperErrs := status.result()
-	result := &sessionResult{Target: target.String(), Hook: o.Hook, Events: out.records(), Duration: time.Since(start), Ended: ended}
-	if stats != nil {
-		result.Events, result.Lost = stats.Events, stats.Lost
-		if stats.Ended != "" && !stopping {
-			result.Ended = stats.Ended
+	paths, closeErr := outs.close()
+	var results []sessionResult
+	var errs []error
+	for _, s := range sessions {
+		results = append(results, s.results(ended)...)
+		if s.err != nil {
+			errs = append(errs, s.err)
 		}
-		result.Duration = time.Duration(stats.Seconds * float64(time.Second))
+		if s.stats != nil && s.stats.Lost > 0 && len(s.targets) > 1 {
+			u.warn("node %q: %d events lost in the kernel", s.node, s.stats.Lost)
+		}
 	}
+	u.summary(results)
+	for _, p := range paths {
+		u.step("wrote %s", p)
+	}
+	if closeErr != nil {
+		errs = append(errs, fmt.Errorf("closing output files: %w", closeErr))
+	}
+	for _, r := range results {
+		if r.Failed && len(errs) == 0 {
+			errs = append(errs, fmt.Errorf("tracing %s failed: %s", r.Target, r.Ended))
+		}
+	}
+	return errors.Join(errs...)
+}
 
-	// How did the helper end? Its exit code is the truth; the stream error
-	// only matters when the helper did not finish cleanly.
-	getCtx, getCancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer getCancel()
-	pod, getErr := o.client.CoreV1().Pods(ns).Get(getCtx, name, metav1.GetOptions{})
-	where := fmt.Sprintf("tracing %s on node %q", target, target.Node)
-	if len(helperErrs) > 0 {
-		return result, fmt.Errorf("%s: %s", where, strings.Join(helperErrs, "; "))
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
-	if getErr == nil {
-		for _, cs := range pod.Status.ContainerStatuses {
-			if cs.Name == HelperContainerName && cs.State.Terminated != nil {
-				if err := terminatedError(pod, cs.State.Terminated); err != nil {
-					return result, fmt.Errorf("%s: %w", where, err)
+}
+
+// follow polls the live sources and reports pods that start to run and pods
+// that go away, until stop.
+func (o *TraceOptions) follow(ctx context.Context, stop <-chan struct{}, u *ui, joined func(*corev1.Pod), left func(uid, ns, name string)) {
+	seen := map[string][2]string{}
+	first := true
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		now := map[string][2]string{}
+		for _, s := range o.sources {
+			if !s.live() {
+				continue
+			}
+			pods, err := s.listPods(ctx, o.client)
+			if err != nil {
+				if ctx.Err() == nil {
+					u.warn("following %s: %v", s.what, err)
 				}
-				if stats == nil {
-					return result, fmt.Errorf("%s: the helper ended without final statistics: data may be incomplete", where)
+				continue
+			}
+			for i := range pods {
+				p := &pods[i]
+				if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+					continue
 				}
-				return result, nil
+				now[string(p.UID)] = [2]string{p.Namespace, p.Name}
+				if _, ok := seen[string(p.UID)]; !ok || !first {
+					joined(p)
+				}
 			}
 		}
+		if !first {
+			for uid, ref := range seen {
+				if _, ok := now[uid]; !ok {
+					left(uid, ref[0], ref[1])
+				}
+			}
+		}
+		seen, first = now, false
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
 	}
-	if attachErr != nil {
-		return result, fmt.Errorf("%s: the attach stream ended: %w", where, attachErr)
-	}
-	if stats == nil {
-		return result, fmt.Errorf("%s: the stream ended before the helper reported final statistics", where)
-	}
-	return result, nil
 }
 
 // NewCmdTrace builds the kubectl-trace command tree.
@@ -405,11 +530,11 @@ func NewCmdTrace(streams genericiooptions.IOStreams) *cobra.Command {
 		Annotations: map[string]string{
 			cobra.CommandDisplayNameAnnotation: "kubectl trace",
 		},
-		Args:              cobra.MaximumNArgs(1),
+		Args:              cobra.ArbitraryArgs,
 		SilenceErrors:     true,
 		ValidArgsFunction: completePods(flags),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
+			if len(args) == 0 && o.Selector == "" {
 				return cmd.Help()
 			}
 			if err := o.Validate(); err != nil {

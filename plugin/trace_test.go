@@ -102,8 +102,7 @@ func newTestOptions(t *testing.T, helper *fakeHelper, objs ...runtime.Object) (*
 	var out, errOut bytes.Buffer
 	o := NewTraceOptions(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
 	o.Hook = "sched"
-	o.namespace = "ns"
-	o.podName = "web"
+	o.sources = []podSource{{what: "pod/web", namespace: "ns", name: "web"}}
 	o.client = client
 	o.attacher = helper
 	o.newSessionID = func() string { return "s1" }

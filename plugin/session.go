@@ -1,0 +1,362 @@
+package plugin
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ktrace-dev/kubectl-trace/hooks"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// targetEnd is how one target's stream ended.
+type targetEnd struct {
+	why    string
+	failed bool
+}
+
+// helperSession is one helper and the targets it traces: in node mode a
+// helper pod on one node, tracing every target of that node.
+type helperSession struct {
+	o      *TraceOptions
+	u      *ui
+	outs   *outputs
+	node   string
+	pod    *corev1.Pod
+	framed bool
+	// container is the container to attach to: the helper pod's tracer, or
+	// an ephemeral container in the target pod.
+	attachNS, attachPod, attachContainer string
+
+	mu        sync.Mutex
+	targets   []hooks.Target
+	ended     map[int]targetEnd
+	stdin     *io.PipeWriter
+	streaming bool
+	closed    bool
+	stats     *hooks.Status
+	err       error
+	started   chan struct{}
+}
+
+func newHelperSession(o *TraceOptions, u *ui, outs *outputs, node string, pod *corev1.Pod, targets []hooks.Target, framed bool) *helperSession {
+	return &helperSession{
+		o: o, u: u, outs: outs, node: node, pod: pod, framed: framed,
+		attachNS: pod.Namespace, attachPod: pod.Name, attachContainer: HelperContainerName,
+		targets: append([]hooks.Target(nil), targets...), ended: map[int]targetEnd{},
+		started: make(chan struct{}),
+	}
+}
+
+// run creates the helper, streams until stop is closed (or the helper ends,
+// or hard is cancelled), and deletes the helper on every path.
+func (s *helperSession) run(hard context.Context, stop <-chan struct{}) error {
+	err := s.stream(hard, stop)
+	delErr := deleteHelper(s.o.client, s.pod.Namespace, s.pod.Name, 30*time.Second)
+	s.mu.Lock()
+	s.err = errors.Join(err, delErr)
+	s.mu.Unlock()
+	return s.err
+}
+
+func (s *helperSession) stream(hard context.Context, stop <-chan struct{}) error {
+	ctx, cancel := context.WithCancel(hard)
+	defer cancel()
+	s.u.step("creating helper pod %s/%s on node %q for %d target(s)", s.pod.Namespace, s.pod.Name, s.node, len(s.targets))
+	if _, err := s.o.client.CoreV1().Pods(s.pod.Namespace).Create(ctx, s.pod, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("creating helper pod on node %q: %w", s.node, err)
+	}
+	waitCtx, waitCancel := context.WithCancel(ctx)
+	waitDone := make(chan struct{})
+	stoppedEarly := false
+	go func() {
+		select {
+		case <-stop:
+			stoppedEarly = true
+			waitCancel()
+		case <-waitDone:
+		}
+	}()
+	err := waitRunning(waitCtx, s.o.client, s.pod.Namespace, s.pod.Name, s.o.StartTimeout, s.u)
+	close(waitDone)
+	waitCancel()
+	if stoppedEarly {
+		return errors.New("stopped while the helper was starting")
+	}
+	if err != nil {
+		return err
+	}
+
+	status := newStatusWriter(s.u, s.o.Hook)
+	status.onTarget = s.targetStatus
+	stdinR, stdinW := io.Pipe()
+	s.mu.Lock()
+	s.stdin = stdinW
+	s.mu.Unlock()
+
+	// stdout: frames demultiplexed to the outputs, or the bytes as they are.
+	var stdout io.Writer
+	demuxDone := make(chan error, 1)
+	if s.framed {
+		pr, pw := io.Pipe()
+		stdout = pw
+		go func() {
+			err := s.demux(pr)
+			_ = pr.CloseWithError(err)
+			demuxDone <- err
+		}()
+		defer pw.Close()
+	} else {
+		stdout = writerFunc(func(p []byte) (int, error) {
+			return len(p), s.outs.write(s.target(0), p)
+		})
+		demuxDone <- nil
+	}
+
+	attachDone := make(chan error, 1)
+	go func() {
+		err := s.o.attacher.Attach(ctx, s.attachNS, s.attachPod, s.attachContainer, stdinR, stdout, status)
+		if pw, ok := stdout.(*io.PipeWriter); ok {
+			_ = pw.Close()
+		}
+		attachDone <- err
+	}()
+	// The go byte: the helper holds its data until the plugin is attached.
+	s.send([]byte{'\n'})
+	s.mu.Lock()
+	s.streaming = true
+	s.mu.Unlock()
+	close(s.started)
+
+	var attachErr error
+	var stopDeadline <-chan time.Time
+loop:
+	for {
+		select {
+		case attachErr = <-attachDone:
+			break loop
+		case <-stop:
+			stop = nil
+			s.closeStdin()
+			stopDeadline = time.After(s.o.StopTimeout)
+		case <-stopDeadline:
+			s.u.warn("the helper on node %q did not finish within %s of the stop request", s.node, s.o.StopTimeout)
+			cancel()
+		}
+	}
+	s.closeStdin()
+	demuxErr := <-demuxDone
+	status.flush()
+	stats, helperErrs := status.result()
+	s.mu.Lock()
+	s.stats = stats
+	s.mu.Unlock()
+
+	// How did the helper end? Its exit code is the truth; the stream error
+	// only matters when the helper did not finish cleanly.
+	getCtx, getCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer getCancel()
+	pod, getErr := s.o.client.CoreV1().Pods(s.attachNS).Get(getCtx, s.attachPod, metav1.GetOptions{})
+	where := fmt.Sprintf("tracing on node %q", s.node)
+	if len(s.targets) == 1 {
+		where = fmt.Sprintf("tracing %s on node %q", s.targets[0], s.node)
+	}
+	if len(helperErrs) > 0 {
+		return fmt.Errorf("%s: %s", where, strings.Join(helperErrs, "; "))
+	}
+	if demuxErr != nil && !errors.Is(demuxErr, io.EOF) {
+		return fmt.Errorf("%s: reading the helper's output: %w", where, demuxErr)
+	}
+	if getErr == nil {
+		for _, cs := range containerStatuses(pod) {
+			if cs.Name == s.attachContainer && cs.State.Terminated != nil {
+				if err := terminatedError(pod, cs.State.Terminated); err != nil {
+					return fmt.Errorf("%s: %w", where, err)
+				}
+				if stats == nil {
+					return fmt.Errorf("%s: the helper ended without final statistics: data may be incomplete", where)
+				}
+				return nil
+			}
+		}
+	}
+	if attachErr != nil {
+		return fmt.Errorf("%s: the attach stream ended: %w", where, attachErr)
+	}
+	if stats == nil {
+		return fmt.Errorf("%s: the stream ended before the helper reported final statistics", where)
+	}
+	return nil
+}
+
+// containerStatuses lists a pod's container and ephemeral container statuses.
+func containerStatuses(pod *corev1.Pod) []corev1.ContainerStatus {
+	return append(append([]corev1.ContainerStatus(nil), pod.Status.ContainerStatuses...), pod.Status.EphemeralContainerStatuses...)
+}
+
+// demux reads frames and hands each target's records to the outputs.
+func (s *helperSession) demux(r io.Reader) error {
+	br := bufio.NewReaderSize(r, 256<<10)
+	var buf []byte
+	for {
+		idx, payload, nb, err := hooks.ReadFrame(br, buf)
+		buf = nb
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		t, ok := s.targetOK(idx)
+		if !ok {
+			return fmt.Errorf("frame for unknown target %d", idx)
+		}
+		if err := s.outs.write(t, payload); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *helperSession) target(i int) hooks.Target {
+	t, _ := s.targetOK(i)
+	return t
+}
+
+func (s *helperSession) targetOK(i int) (hooks.Target, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i < 0 || i >= len(s.targets) {
+		return hooks.Target{}, false
+	}
+	return s.targets[i], true
+}
+
+// send writes to the helper's stdin; writes and the close are serialised.
+func (s *helperSession) send(b []byte) bool {
+	s.mu.Lock()
+	w, closed := s.stdin, s.closed
+	s.mu.Unlock()
+	if w == nil || closed {
+		return false
+	}
+	// A pipe write blocks until the attach stream reads it; never hold the
+	// lock meanwhile, so stop is never delayed by a slow stream.
+	go func() { _, _ = w.Write(b) }()
+	return true
+}
+
+func (s *helperSession) closeStdin() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stdin != nil && !s.closed {
+		s.closed = true
+		_ = s.stdin.Close()
+	}
+}
+
+// add asks the running helper to trace one more target; false when the
+// helper is not streaming (the caller then starts another session).
+func (s *helperSession) add(t hooks.Target) bool {
+	s.mu.Lock()
+	if !s.streaming || s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	s.targets = append(s.targets, t)
+	s.mu.Unlock()
+	line, err := hooks.EncodeControl(hooks.Control{Add: &t})
+	if err != nil {
+		return false
+	}
+	return s.send(line)
+}
+
+// remove stops tracing the target with that pod UID.
+func (s *helperSession) remove(podUID, why string) (hooks.Target, bool) {
+	s.mu.Lock()
+	idx := -1
+	for i, t := range s.targets {
+		if _, done := s.ended[i]; t.PodUID == podUID && !done {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		s.mu.Unlock()
+		return hooks.Target{}, false
+	}
+	s.ended[idx] = targetEnd{why: why}
+	t := s.targets[idx]
+	s.mu.Unlock()
+	if line, err := hooks.EncodeControl(hooks.Control{Remove: &idx}); err == nil {
+		s.send(line)
+	}
+	return t, true
+}
+
+// targetStatus records the helper's per-target reports.
+func (s *helperSession) targetStatus(st hooks.Status) {
+	if st.Index == nil {
+		return
+	}
+	t, ok := s.targetOK(*st.Index)
+	if !ok {
+		return
+	}
+	switch st.Kind {
+	case hooks.StatusTargetAdded:
+		s.u.ok("tracing %s on node %q", t, s.node)
+	case hooks.StatusTargetEnded:
+		s.mu.Lock()
+		_, already := s.ended[*st.Index]
+		if !already {
+			s.ended[*st.Index] = targetEnd{why: st.Message, failed: st.Failed}
+		}
+		s.mu.Unlock()
+		if st.Failed {
+			s.u.warn("%s: %s", t, st.Message)
+		} else if !already {
+			s.u.step("%s: %s", t, st.Message)
+		}
+	}
+}
+
+// results returns a summary row per target; ended is how the whole trace
+// stopped, for targets that did not end on their own.
+func (s *helperSession) results(ended string) []sessionResult {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []sessionResult
+	for i, t := range s.targets {
+		r := sessionResult{Target: t.String(), Hook: s.o.Hook, Ended: ended}
+		if e, ok := s.ended[i]; ok {
+			r.Ended, r.Failed = e.why, e.failed
+		}
+		if s.err != nil {
+			r.Ended, r.Failed = "failed", true
+		}
+		if n, ok := s.outs.count(t); ok {
+			r.Events = n
+		}
+		if s.stats != nil {
+			r.Duration = time.Duration(s.stats.Seconds * float64(time.Second))
+			if len(s.targets) == 1 {
+				r.Events, r.Lost = s.stats.Events, s.stats.Lost
+				if s.stats.Ended != "" && ended == "helper ended" {
+					r.Ended = s.stats.Ended
+				}
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -1,0 +1,176 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/ktrace-dev/kubectl-trace/hooks"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/resource"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/kubectl/pkg/polymorphichelpers"
+)
+
+// podSource is one set of pods a trace follows: a pod by name, which is
+// traced as long as it lives, or a selector (from -l or a workload), whose
+// matching pods join and leave while the trace runs.
+type podSource struct {
+	// what is how the user named it, for messages: "deploy/web", "-l app=a".
+	what      string
+	namespace string // "" for every namespace
+	name      string // a pod by name
+	selector  labels.Selector
+}
+
+func (s podSource) live() bool { return s.selector != nil }
+
+// targetQuery is what the user typed.
+type targetQuery struct {
+	Args          []string
+	Selector      string
+	Namespace     string
+	AllNamespaces bool
+}
+
+// resolveSources turns the query into pod sources, through cli-runtime's
+// resource builder so that every kubectl alias (deploy, sts, ds, rs, job,
+// svc, …) and the user's kubeconfig namespace work as in kubectl.
+func resolveSources(getter genericclioptions.RESTClientGetter, q targetQuery) ([]podSource, error) {
+	if len(q.Args) == 0 {
+		if q.Selector == "" {
+			return nil, errors.New("name a target, such as pod/NAME, deploy/NAME or -l app=web")
+		}
+		sel, err := labels.Parse(q.Selector)
+		if err != nil {
+			return nil, fmt.Errorf("-l %q is not a label selector: write it like -l app=web,tier!=db: %w", q.Selector, err)
+		}
+		ns := q.Namespace
+		if q.AllNamespaces {
+			ns = ""
+		}
+		return []podSource{{what: "-l " + q.Selector, namespace: ns, selector: sel}}, nil
+	}
+	if q.Selector != "" {
+		return nil, errors.New("give either a target or -l, not both")
+	}
+	for _, a := range q.Args {
+		if !strings.Contains(a, "/") {
+			return nil, fmt.Errorf("target %q has no kind: write pod/%s, deploy/%s, … (see 'kubectl trace --help')", a, a, a)
+		}
+	}
+	infos, err := resource.NewBuilder(getter).
+		WithScheme(scheme.Scheme, scheme.Scheme.PrioritizedVersionsAllGroups()...).
+		NamespaceParam(q.Namespace).DefaultNamespace().
+		ResourceTypeOrNameArgs(false, q.Args...).
+		Flatten().
+		Do().Infos()
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("%w: check the name and the namespace (-n %s)", err, q.Namespace)
+		}
+		return nil, fmt.Errorf("resolving %s: %w", strings.Join(q.Args, " "), err)
+	}
+	var out []podSource
+	for _, info := range infos {
+		what := strings.ToLower(info.Object.GetObjectKind().GroupVersionKind().Kind) + "/" + info.Name
+		switch obj := info.Object.(type) {
+		case *corev1.Pod:
+			out = append(out, podSource{what: "pod/" + obj.Name, namespace: obj.Namespace, name: obj.Name})
+		case *corev1.Node:
+			return nil, fmt.Errorf("%s: tracing a whole node is not supported yet: trace its pods, for example with -A -l", what)
+		default:
+			ns, sel, err := polymorphichelpers.SelectorsForObject(info.Object)
+			if err != nil {
+				return nil, fmt.Errorf("%s: cannot find its pods: %w", what, err)
+			}
+			if sel.Empty() {
+				return nil, fmt.Errorf("%s has an empty selector, which would trace every pod: name the pods with -l", what)
+			}
+			out = append(out, podSource{what: what, namespace: ns, selector: sel})
+		}
+	}
+	return out, nil
+}
+
+// listPods returns the pods of a source now.
+func (s podSource) listPods(ctx context.Context, client kubernetes.Interface) ([]corev1.Pod, error) {
+	if !s.live() {
+		pod, err := client.CoreV1().Pods(s.namespace).Get(ctx, s.name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("pod %q not found in namespace %q: list the pods with 'kubectl get pods -n %s'", s.name, s.namespace, s.namespace)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("getting pod %s/%s: %w", s.namespace, s.name, err)
+		}
+		return []corev1.Pod{*pod}, nil
+	}
+	list, err := client.CoreV1().Pods(s.namespace).List(ctx, metav1.ListOptions{LabelSelector: s.selector.String()})
+	if err != nil {
+		return nil, fmt.Errorf("listing the pods of %s: %w", s.what, err)
+	}
+	return list.Items, nil
+}
+
+// initialTargets resolves every source to the containers to trace now. A
+// pod named by the user must be traceable; pods found by a selector that
+// are not running yet are skipped (they join when they run).
+func initialTargets(ctx context.Context, client kubernetes.Interface, sources []podSource, container string, note func(string, ...any)) ([]hooks.Target, error) {
+	seen := map[string]bool{}
+	var out []hooks.Target
+	for _, s := range sources {
+		pods, err := s.listPods(ctx, client)
+		if err != nil {
+			return nil, err
+		}
+		found := 0
+		for i := range pods {
+			pod := &pods[i]
+			if seen[string(pod.UID)] {
+				continue
+			}
+			t, defaulted, err := targetFromPod(pod, container)
+			if err != nil {
+				if !s.live() {
+					return nil, err
+				}
+				note("skipping %s/%s for now: %v", pod.Namespace, pod.Name, err)
+				continue
+			}
+			if defaulted != "" && !s.live() {
+				note("%s", defaulted)
+			}
+			seen[string(pod.UID)] = true
+			found++
+			out = append(out, t)
+		}
+		if s.live() && found == 0 {
+			where := "namespace " + s.namespace
+			if s.namespace == "" {
+				where = "any namespace"
+			}
+			return nil, fmt.Errorf("no running pod of %s in %s: check the selector with 'kubectl get pods -l %s'", s.what, where, s.selector)
+		}
+	}
+	return out, nil
+}
+
+// byNode groups targets by the node they run on, in a stable order.
+func byNode(targets []hooks.Target) (nodes []string, groups map[string][]hooks.Target) {
+	groups = map[string][]hooks.Target{}
+	for _, t := range targets {
+		if _, ok := groups[t.Node]; !ok {
+			nodes = append(nodes, t.Node)
+		}
+		groups[t.Node] = append(groups[t.Node], t)
+	}
+	sort.Strings(nodes)
+	return nodes, groups
+}
