@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
@@ -74,11 +75,11 @@ func (s *helperSession) stream(hard context.Context, stop <-chan struct{}) error
 	}
 	waitCtx, waitCancel := context.WithCancel(ctx)
 	waitDone := make(chan struct{})
-	stoppedEarly := false
+	var stoppedEarly atomic.Bool
 	go func() {
 		select {
 		case <-stop:
-			stoppedEarly = true
+			stoppedEarly.Store(true)
 			waitCancel()
 		case <-waitDone:
 		}
@@ -86,7 +87,7 @@ func (s *helperSession) stream(hard context.Context, stop <-chan struct{}) error
 	err := waitRunning(waitCtx, s.o.client, s.pod.Namespace, s.pod.Name, s.o.StartTimeout, s.u)
 	close(waitDone)
 	waitCancel()
-	if stoppedEarly {
+	if stoppedEarly.Load() {
 		return errors.New("stopped while the helper was starting")
 	}
 	if err != nil {
@@ -136,13 +137,14 @@ func (s *helperSession) stream(hard context.Context, stop <-chan struct{}) error
 
 	var attachErr error
 	var stopDeadline <-chan time.Time
+	stopCh := stop
 loop:
 	for {
 		select {
 		case attachErr = <-attachDone:
 			break loop
-		case <-stop:
-			stop = nil
+		case <-stopCh:
+			stopCh = nil
 			s.closeStdin()
 			stopDeadline = time.After(s.o.StopTimeout)
 		case <-stopDeadline:
