@@ -132,7 +132,7 @@ func printEvents(ctx context.Context, client kubernetes.Interface, pod *corev1.P
 		switch {
 		case e.Type == corev1.EventTypeWarning:
 			out.warn("%s: %s", e.Reason, e.Message)
-		case e.Reason == "Pulling" || e.Reason == "Pulled":
+		case e.Reason == "Pulling":
 			out.step("%s", e.Message)
 		}
 	}

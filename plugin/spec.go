@@ -24,6 +24,9 @@ type HelperParams struct {
 	EncodedRequest string
 	// Deadline bounds the helper's life even if everything else fails.
 	Deadline time.Duration
+	// Args replaces the tracer's arguments (["hold"] for kubectl trace exec,
+	// which needs no request).
+	Args []string
 }
 
 // helperDeadline is the helper's last backstop: the plugin stops it by closing
@@ -78,7 +81,7 @@ func HelperPod(p HelperParams) *corev1.Pod {
 				Name:            HelperContainerName,
 				Image:           p.Image,
 				ImagePullPolicy: p.PullPolicy,
-				Env:             []corev1.EnvVar{{Name: hooks.RequestEnv, Value: p.EncodedRequest}},
+				Args:            p.Args,
 				// The dead-man's switch: the tracer stops at end of stdin, which
 				// the kubelet delivers when the plugin's attach session ends.
 				Stdin:     true,
@@ -100,6 +103,9 @@ func HelperPod(p HelperParams) *corev1.Pod {
 				},
 			}},
 		},
+	}
+	if p.EncodedRequest != "" {
+		pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: hooks.RequestEnv, Value: p.EncodedRequest}}
 	}
 	return pod
 }

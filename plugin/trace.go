@@ -554,7 +554,7 @@ func NewCmdTrace(streams genericiooptions.IOStreams) *cobra.Command {
 	_ = cmd.RegisterFlagCompletionFunc("container", completeContainers(flags))
 	_ = cmd.RegisterFlagCompletionFunc("arg", completeArgs)
 	_ = cmd.RegisterFlagCompletionFunc("namespace", completeNamespaces(flags))
-	cmd.AddCommand(NewCmdHooks(streams, &o.Color), NewCmdVersion(streams), NewCmdCleanup(flags, streams))
+	cmd.AddCommand(NewCmdHooks(streams, &o.Color), NewCmdVersion(streams), NewCmdCleanup(flags, streams), NewCmdExec(flags, streams, &o.Color))
 	return cmd
 }
 

@@ -4,6 +4,9 @@
 // stderr.
 //
 //	tracer            run the request in $KTRACE_REQUEST
+//	tracer hold       wait for the end of stdin (the helper of kubectl trace exec)
+//	tracer exec --container-id ID [--ns net,pid,…] -- CMD ARGS…
+//	                  run CMD in that container's namespaces (kubectl trace exec)
 //	tracer version    print the version
 package main
 
@@ -31,8 +34,17 @@ func main() {
 		case "version", "--version":
 			fmt.Println(version)
 			return
+		case "hold":
+			hold()
+			return
+		case "exec":
+			if err := execIn(os.Args[2:]); err != nil {
+				fmt.Fprintln(os.Stderr, "tracer exec:", err)
+				os.Exit(126)
+			}
+			return
 		default:
-			fmt.Fprintf(os.Stderr, "usage: tracer [version]\n(the request comes in $%s)\n", hooks.RequestEnv)
+			fmt.Fprintf(os.Stderr, "usage: tracer [hold | exec --container-id ID [--ns net,…] -- CMD… | version]\n(the request comes in $%s)\n", hooks.RequestEnv)
 			os.Exit(2)
 		}
 	}

@@ -34,7 +34,7 @@ var workloadNames = []string{"ktalpha", "ktbravo", "ktdemo", "ktnoise"}
 // tracer-image/Dockerfile.
 var tracerTools = []string{"tcpdump", "nsenter", "ip", "ss", "tc"}
 
-const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/bin/busybox-applets"
 
 // spec describes one image: a single layer plus its entrypoint.
 type spec struct {
@@ -162,7 +162,7 @@ func workloadSpec(workloadBin, busybox string) (spec, error) {
 // the host with the shared libraries ldd lists, mirroring the host's
 // symlinks (usr-merge, loader), and users root and tcpdump (tcpdump drops
 // privileges to it).
-func tracerSpec(ref, tracerBin string) (spec, error) {
+func tracerSpec(ref, tracerBin, busybox string) (spec, error) {
 	l := newLayer()
 	if err := l.copyFile("/usr/local/bin/tracer", tracerBin); err != nil {
 		return spec{}, fmt.Errorf("tracer binary: %w", err)
@@ -185,6 +185,26 @@ func tracerSpec(ref, tracerBin string) (spec, error) {
 			continue // e.g. no /lib64 on this host
 		}
 		if err := l.copyHost(p); err != nil {
+			return spec{}, err
+		}
+	}
+	// A shell and the small tools (sh, cat, wget, nc, …) for `kubectl trace
+	// exec`; the real tools above keep their names.
+	if err := l.copyFile("/usr/local/bin/busybox", busybox); err != nil {
+		return spec{}, err
+	}
+	applets, err := exec.Command(busybox, "--list").Output()
+	if err != nil {
+		return spec{}, fmt.Errorf("listing busybox applets: %w", err)
+	}
+	for _, a := range strings.Fields(string(applets)) {
+		if a == "busybox" || strings.Contains(a, "/") || contains(tracerTools, a) {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join("/usr/bin", a)); err == nil && contains(bins, filepath.Join("/usr/bin", a)) {
+			continue
+		}
+		if err := l.symlink("/usr/local/bin/busybox-applets/"+a, "../busybox"); err != nil {
 			return spec{}, err
 		}
 	}
@@ -264,7 +284,7 @@ func buildAll(out, tracerBin, tracerRef, busybox string) ([]string, error) {
 		{"workload.tar", func() (spec, error) { return workloadSpec(workloadBin, busybox) }},
 	}
 	if tracerBin != "" {
-		jobs = append(jobs, job{"tracer.tar", func() (spec, error) { return tracerSpec(tracerRef, tracerBin) }})
+		jobs = append(jobs, job{"tracer.tar", func() (spec, error) { return tracerSpec(tracerRef, tracerBin, busybox) }})
 	}
 	var written []string
 	for _, j := range jobs {

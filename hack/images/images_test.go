@@ -81,7 +81,7 @@ func TestBuildAllIsDeterministic(t *testing.T) {
 func TestTracerImage(t *testing.T) {
 	needHost(t)
 	dir := t.TempDir()
-	s, err := tracerSpec("ktrace.local/tracer:test", fakeTracer(t))
+	s, err := tracerSpec("ktrace.local/tracer:test", fakeTracer(t), "/bin/busybox")
 	if err != nil {
 		t.Fatal(err)
 	}

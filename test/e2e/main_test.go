@@ -69,7 +69,15 @@ func run(m *testing.M) (int, error) {
 	if err != nil || len(nodes.Items) == 0 {
 		return 0, fmt.Errorf("listing nodes: %v (%d nodes)", err, len(nodes.Items))
 	}
+	// Pods are pinned to the cluster's first node; extra nodes (added by
+	// hack/cluster/add-node.sh for multi-node tests) are used on purpose only.
 	nodeName = nodes.Items[0].Name
+	for _, n := range nodes.Items {
+		if _, extra := n.Labels["ktrace.dev/extra-node"]; !extra {
+			nodeName = n.Name
+			break
+		}
+	}
 	namespace = "ktrace-e2e-" + rand.String(5)
 	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{}); err != nil {
 		return 0, err
