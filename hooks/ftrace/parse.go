@@ -90,13 +90,50 @@ func ParseLine(s string) (Line, error) {
 		return l, fmt.Errorf("parsing trace line %q: timestamp: %w", s, err)
 	}
 	l.Time = t
-	name, details, ok := strings.Cut(after, ":")
-	if !ok || name == "" {
+	if !splitEvent(&l, after) {
 		return l, fmt.Errorf("parsing trace line %q: no event name", s)
 	}
-	l.Event = name
-	l.Details = strings.TrimPrefix(details, " ")
 	return l, nil
+}
+
+// splitEvent fills l.Event and l.Details from the text after the
+// timestamp. Most events print "<event>: <details>"; the syscall events
+// and the function tracer print their own shapes, named here as events:
+//
+//	sys_openat(dfd: 0xffffff9c, filename: 0x55d0, flags: 0, mode: 0)  -> sys_enter_openat, "dfd: 0xffffff9c, …"
+//	sys_openat -> 0x3                                                  -> sys_exit_openat, "0x3"
+//	vfs_read <-ksys_read                                               -> function, "vfs_read <-ksys_read"
+func splitEvent(l *Line, s string) bool {
+	n := 0
+	for n < len(s) {
+		c := s[n]
+		if c == '_' || c == '.' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			n++
+			continue
+		}
+		break
+	}
+	if n == 0 {
+		return false
+	}
+	name, rest := s[:n], s[n:]
+	switch {
+	case strings.HasPrefix(rest, ":"):
+		l.Event = name
+		l.Details = strings.TrimPrefix(rest[1:], " ")
+	case strings.HasPrefix(rest, "(") && strings.HasPrefix(name, "sys_"):
+		l.Event = "sys_enter_" + name[len("sys_"):]
+		l.Details = strings.TrimSuffix(rest[1:], ")")
+	case strings.HasPrefix(rest, " -> ") && strings.HasPrefix(name, "sys_"):
+		l.Event = "sys_exit_" + name[len("sys_"):]
+		l.Details = rest[len(" -> "):]
+	case strings.HasPrefix(rest, " <-"):
+		l.Event = "function"
+		l.Details = s
+	default:
+		return false
+	}
+	return true
 }
 
 // taskBefore reports whether s[:i] ends in "-<digits>" followed by spaces,

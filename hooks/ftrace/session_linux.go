@@ -25,8 +25,16 @@ import (
 type Options struct {
 	// SessionID names the instance (hooks.Request.SessionID).
 	SessionID string
+	// Hook names the hook (hooks.Descriptor.Name): it decides what the
+	// session enables, how it scopes the instance and how lines become
+	// events. A hook without a plan of its own (sched) enables Events and
+	// shows each event the tracker attributes to a target.
+	Hook string
+	// Args are the hook's parameters (hooks.Request.Args); they are checked
+	// again here, against the descriptor and the running kernel.
+	Args map[string]string
 	// Events are the events to enable, as "system:event"
-	// (hooks.Descriptor.Events).
+	// (hooks.Descriptor.Events), for a hook without a plan of its own.
 	Events []string
 	// Targets are the containers to trace, each with the host TIDs of all
 	// its threads. Event.Node, Namespace, Pod and Container come from here.
@@ -44,7 +52,19 @@ type Options struct {
 	// BufferKB sets the instance's buffer_size_kb (per CPU); 0 keeps the
 	// kernel's default.
 	BufferKB int
+	// Reader chooses how events are read: ReaderRaw (the per-CPU binary
+	// trace_pipe_raw, decoded here), ReaderText (trace_pipe, formatted by
+	// the kernel), or "" for the hook's choice: raw for sched and
+	// syscalls, whose rates the text reader cannot follow, text for the
+	// others, whose events it prints in ways the decoder does not copy.
+	Reader string
 }
+
+// Readers of Options.Reader.
+const (
+	ReaderText = "text"
+	ReaderRaw  = "raw"
+)
 
 // Target is one container to trace.
 type Target struct {
@@ -86,8 +106,11 @@ type Session struct {
 	// even if someone unmounts the tracefs it found.
 	instances *os.Root
 	inst      *os.Root
-	pipe      *os.File
+	pipe      *os.File // trace_pipe, with the text reader
+	raw       *rawReader
 	tr        *tracker
+	plan      *plan
+	tracer    bool // the function tracer was configured: Close resets it
 	stale     []string
 	warns     []string
 
@@ -103,8 +126,11 @@ type Session struct {
 	unparsed   uint64
 	statsFinal bool
 
-	partial []byte
-	ev      hooks.Event
+	partial  []byte
+	ev       hooks.Event
+	emit     EmitFunc
+	out      outFunc
+	fieldMap map[string]string
 }
 
 // Open creates the session's instance, scopes it to the targets' threads
@@ -113,9 +139,6 @@ type Session struct {
 func Open(opts Options) (_ *Session, err error) {
 	if opts.SessionID == "" {
 		return nil, errors.New("opening ftrace session: session id is empty")
-	}
-	if len(opts.Events) == 0 {
-		return nil, errors.New("opening ftrace session: no events to enable")
 	}
 	var tids []int
 	for _, t := range opts.Targets {
@@ -129,6 +152,8 @@ func Open(opts Options) (_ *Session, err error) {
 		opts.ProcRoot = "/proc"
 	}
 	s := &Session{opts: opts, tr: newTracker()}
+	s.out = s.record
+	s.tr.lookupComm = s.comm
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -144,6 +169,11 @@ func Open(opts Options) (_ *Session, err error) {
 			}
 			s.mounted = true
 		}
+	}
+	// Everything the hook's parameters need from the kernel is checked
+	// before anything is made.
+	if s.plan, err = newPlan(opts, s.tr, tracefsInfo{root: s.root}); err != nil {
+		return nil, fmt.Errorf("opening ftrace session: %w", err)
 	}
 	// The owner recorded in the instance's name is this process, in its
 	// own pid namespace: /proc, not the targets' ProcRoot.
@@ -183,6 +213,12 @@ func Open(opts Options) (_ *Session, err error) {
 		// Children of traced tasks join the PID filter.
 		{file: "options/event-fork", value: "1"},
 	}
+	if len(s.plan.functions) > 0 {
+		settings = append(settings, struct {
+			file, value string
+			optional    bool
+		}{file: "options/function-fork", value: "1"})
+	}
 	if opts.BufferKB > 0 {
 		settings = append(settings, struct {
 			file, value string
@@ -200,25 +236,50 @@ func Open(opts Options) (_ *Session, err error) {
 	for i, t := range opts.Targets {
 		s.tr.add(i, t.TIDs, s.comm)
 	}
-	if err := writeFile(s.inst, "set_event_pid", joinInts(tids), os.O_TRUNC); err != nil {
-		return nil, fmt.Errorf("setting set_event_pid of tracefs instance %q: %w", dir, err)
+	if s.plan.filtered {
+		if err := writeFile(s.inst, "set_event_pid", joinInts(tids), os.O_TRUNC); err != nil {
+			return nil, fmt.Errorf("setting set_event_pid of tracefs instance %q: %w", dir, err)
+		}
 	}
 	if err := writeFile(s.inst, "set_event", "", os.O_TRUNC); err != nil {
 		return nil, fmt.Errorf("clearing set_event of tracefs instance %q: %w", dir, err)
 	}
-	for _, e := range opts.Events {
+	if len(s.plan.functions) > 0 {
+		if err := s.setupTracer(tids); err != nil {
+			return nil, err
+		}
+	}
+	for _, e := range s.plan.events {
 		if err := writeFile(s.inst, "set_event", e, os.O_APPEND); err != nil {
 			return nil, fmt.Errorf("enabling event %q in tracefs instance %q: %w: check that the kernel has it (%s)", e, dir, err, filepath.Join(s.root, "available_events"))
 		}
 	}
 
-	// O_NONBLOCK makes the fd Go's poller's, so a blocked Read returns
-	// when Stream sets a deadline or Close runs.
-	if s.pipe, err = s.inst.OpenFile("trace_pipe", os.O_RDONLY|unix.O_NONBLOCK, 0); err != nil {
-		return nil, fmt.Errorf("opening trace_pipe of tracefs instance %q: %w", dir, bareErr(err))
+	raw := s.plan.raw
+	switch opts.Reader {
+	case ReaderRaw:
+		raw = true
+	case ReaderText:
+		raw = false
 	}
-	if err := s.pipe.SetReadDeadline(time.Time{}); err != nil {
-		return nil, fmt.Errorf("opening trace_pipe of tracefs instance %q: not pollable: %w", dir, err)
+	if raw {
+		if s.raw, err = openRaw(s.inst, s.plan.events); err != nil {
+			if opts.Reader == ReaderRaw {
+				return nil, fmt.Errorf("opening the binary reader of tracefs instance %q: %w", dir, err)
+			}
+			s.warns = append(s.warns, fmt.Sprintf("reading trace_pipe (text, slower) instead of trace_pipe_raw: %v", err))
+			s.raw = nil
+		}
+	}
+	if s.raw == nil {
+		// O_NONBLOCK makes the fd Go's poller's, so a blocked Read returns
+		// when Stream sets a deadline or Close runs.
+		if s.pipe, err = s.inst.OpenFile("trace_pipe", os.O_RDONLY|unix.O_NONBLOCK, 0); err != nil {
+			return nil, fmt.Errorf("opening trace_pipe of tracefs instance %q: %w", dir, bareErr(err))
+		}
+		if err := s.pipe.SetReadDeadline(time.Time{}); err != nil {
+			return nil, fmt.Errorf("opening trace_pipe of tracefs instance %q: not pollable: %w", dir, err)
+		}
 	}
 
 	if err := writeFile(s.inst, "tracing_on", "1", os.O_TRUNC); err != nil {
@@ -244,11 +305,16 @@ func (s *Session) AddPIDs(target int, tids []int) error {
 		return fmt.Errorf("adding pids: no target %d", target)
 	}
 	added := s.tr.add(target, tids, s.comm)
-	if len(added) == 0 {
+	if len(added) == 0 || !s.plan.filtered {
 		return nil
 	}
 	if err := writeFile(s.inst, "set_event_pid", joinInts(added), os.O_APPEND); err != nil {
 		return fmt.Errorf("adding pids to set_event_pid of tracefs instance %q: %w", s.dir, err)
+	}
+	if s.tracer {
+		if err := writeFile(s.inst, "set_ftrace_pid", joinInts(added), os.O_APPEND); err != nil {
+			return fmt.Errorf("adding pids to set_ftrace_pid of tracefs instance %q: %w", s.dir, err)
+		}
 	}
 	return nil
 }
@@ -261,6 +327,10 @@ func (s *Session) Stream(ctx context.Context, emit EmitFunc) error {
 	if s.streamed.Swap(true) {
 		return errors.New("streaming ftrace session: already streamed")
 	}
+	s.emit = emit
+	if s.raw != nil {
+		return s.streamRaw(ctx)
+	}
 	// A deadline in the past wakes a blocked Read at once; it stays set,
 	// so a Read that starts later returns at once too.
 	stopWake := context.AfterFunc(ctx, func() { s.pipe.SetReadDeadline(time.Unix(1, 0)) })
@@ -270,7 +340,7 @@ func (s *Session) Stream(ctx context.Context, emit EmitFunc) error {
 	for {
 		n, err := s.pipe.Read(buf)
 		if n > 0 {
-			if err := s.process(buf[:n], emit); err != nil {
+			if err := s.process(buf[:n]); err != nil {
 				return err
 			}
 		}
@@ -288,11 +358,11 @@ func (s *Session) Stream(ctx context.Context, emit EmitFunc) error {
 		}
 		return fmt.Errorf("reading trace_pipe of tracefs instance %q: %w", s.dir, err)
 	}
-	return s.drain(buf, emit)
+	return s.drain(buf)
 }
 
 // drain turns tracing off and reads the instance empty without blocking.
-func (s *Session) drain(buf []byte, emit EmitFunc) error {
+func (s *Session) drain(buf []byte) error {
 	if err := writeFile(s.inst, "tracing_on", "0", os.O_TRUNC); err != nil {
 		return fmt.Errorf("turning tracing off in tracefs instance %q: %w", s.dir, err)
 	}
@@ -321,7 +391,7 @@ func (s *Session) drain(buf []byte, emit EmitFunc) error {
 			return fmt.Errorf("draining trace_pipe of tracefs instance %q: %w", s.dir, err)
 		}
 		if n > 0 {
-			if err := s.process(buf[:n], emit); err != nil {
+			if err := s.process(buf[:n]); err != nil {
 				return err
 			}
 			continue
@@ -337,9 +407,12 @@ func (s *Session) drain(buf []byte, emit EmitFunc) error {
 	if len(s.partial) > 0 {
 		line := string(s.partial)
 		s.partial = s.partial[:0]
-		if err := s.handle(line, emit); err != nil {
+		if err := s.handle(line); err != nil {
 			return err
 		}
+	}
+	if err := s.plan.proc.end(s.out); err != nil {
+		return err
 	}
 	s.readStats()
 	return nil
@@ -347,7 +420,7 @@ func (s *Session) drain(buf []byte, emit EmitFunc) error {
 
 // process splits data into lines; a line cut by the end of a read waits in
 // s.partial for the rest.
-func (s *Session) process(data []byte, emit EmitFunc) error {
+func (s *Session) process(data []byte) error {
 	for len(data) > 0 {
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {
@@ -363,14 +436,14 @@ func (s *Session) process(data []byte, emit EmitFunc) error {
 			line = string(data[:i])
 		}
 		data = data[i+1:]
-		if err := s.handle(line, emit); err != nil {
+		if err := s.handle(line); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Session) handle(line string, emit EmitFunc) error {
+func (s *Session) handle(line string) error {
 	if strings.TrimSpace(line) == "" {
 		return nil
 	}
@@ -386,32 +459,115 @@ func (s *Session) handle(line string, emit EmitFunc) error {
 		s.mu.Unlock()
 		return nil
 	}
-	tr, ok := s.tr.attribute(&l)
-	if !ok {
-		return nil
-	}
-	t := s.opts.Targets[tr.target].Target
+	return s.plan.proc.line(&l, s.out)
+}
+
+// record hands one record to the stream's emit function as a hooks.Event.
+func (s *Session) record(r *record) error {
+	t := s.opts.Targets[r.task.target].Target
 	s.ev = hooks.Event{
-		Time:      l.Time,
-		CPU:       l.CPU,
-		PID:       tr.pid,
-		Comm:      tr.comm,
-		Event:     l.Event,
+		Time:      r.time,
+		CPU:       r.cpu,
+		PID:       r.task.pid,
+		Comm:      r.task.comm,
+		Event:     r.event,
 		Node:      t.Node,
 		Namespace: t.Namespace,
 		Pod:       t.Pod,
 		Container: t.Container,
 	}
 	if s.opts.Fields {
-		s.ev.Fields = Fields(l.Details)
+		if r.fields != nil {
+			// The map is reused, as ev is: EmitFunc copies what it keeps.
+			if s.fieldMap == nil {
+				s.fieldMap = make(map[string]string, len(r.fields))
+			}
+			clear(s.fieldMap)
+			for _, f := range r.fields {
+				s.fieldMap[f.key] = f.value
+			}
+			s.ev.Fields = s.fieldMap
+		} else {
+			s.ev.Fields = Fields(r.details)
+		}
 	}
-	if err := emit(&s.ev, l.Details); err != nil {
+	if err := s.emit(&s.ev, r.details); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	s.events++
 	s.mu.Unlock()
 	return nil
+}
+
+// streamRaw is Stream with the binary reader: it takes what the per-CPU
+// buffers hold, and sleeps when they are empty, a little longer each time
+// they still are (1 to 50 ms). With buffer_percent=0 a blocking read or
+// poll would wake at every event; a short sleep lets pages fill instead,
+// and the buffers (1.4 MB a CPU by default) hold far more than 50 ms of
+// events at the rates this reader follows.
+func (s *Session) streamRaw(ctx context.Context) error {
+	const minIdle, maxIdle = time.Millisecond, 50 * time.Millisecond
+	idle := minIdle
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for ctx.Err() == nil {
+		n, err := s.raw.pump(s.handleRaw)
+		if err != nil {
+			if s.closing.Load() {
+				return nil
+			}
+			return err
+		}
+		if n > 0 {
+			idle = minIdle
+			continue
+		}
+		if s.closing.Load() {
+			return nil
+		}
+		timer.Reset(idle)
+		select {
+		case <-ctx.Done():
+		case <-timer.C:
+		}
+		idle = min(2*idle, maxIdle)
+	}
+	if err := writeFile(s.inst, "tracing_on", "0", os.O_TRUNC); err != nil {
+		return fmt.Errorf("turning tracing off in tracefs instance %q: %w", s.dir, err)
+	}
+	for {
+		n, err := s.raw.pump(s.handleRaw)
+		if err != nil {
+			if s.closing.Load() {
+				return nil
+			}
+			return err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if err := s.plan.proc.end(s.out); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.lostLines = max(s.lostLines, s.raw.lost)
+	s.mu.Unlock()
+	s.readStats()
+	return nil
+}
+
+// handleRaw decodes one binary event and hands it to the hook's processor.
+func (s *Session) handleRaw(ev rawEvent, cpu int) error {
+	var l Line
+	if !s.raw.dec.line(&l, ev, cpu) {
+		s.mu.Lock()
+		s.unparsed++
+		s.mu.Unlock()
+		return nil
+	}
+	return s.plan.proc.line(&l, s.out)
 }
 
 // readStats reads the loss counters while the instance still exists.
@@ -447,6 +603,11 @@ func (s *Session) close() error {
 	if s.inst != nil {
 		// Ignore the error: the instance is removed below in any case.
 		writeFile(s.inst, "tracing_on", "0", os.O_TRUNC)
+		if s.tracer {
+			if err := s.resetTracer(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		s.mu.Lock()
 		final := s.statsFinal
 		s.mu.Unlock()
@@ -457,6 +618,11 @@ func (s *Session) close() error {
 	if s.pipe != nil {
 		if err := s.pipe.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
 			errs = append(errs, fmt.Errorf("closing trace_pipe: %w", err))
+		}
+	}
+	if s.raw != nil {
+		if err := s.raw.close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing trace_pipe_raw: %w", err))
 		}
 	}
 	if s.inst != nil {

@@ -22,12 +22,35 @@ type tracker struct {
 	tasks   map[int]*task
 	scratch []field
 	foreign uint64
+
+	// reapAfter, when positive, makes a task leave the set that many
+	// seconds (of trace time) after its sched_process_exit, for hooks that
+	// do not enable sched_switch and so never see the final switch-out.
+	reapAfter float64
+	exited    []exited
+	// trustCurrent makes current() take a task it does not know as the
+	// only target's: in an instance scoped with set_event_pid the kernel
+	// records other events only for the tasks in its filter, which may
+	// hold children whose fork the tracker has not seen (a lost event).
+	// Only with a single target, whose index is then certain.
+	trustCurrent bool
+	targets      int
+	// lookupComm names a task current() takes on trust when the line
+	// does not (the binary reader's lines never do); nil leaves it "".
+	lookupComm func(pid int) string
 }
 
 type task struct {
 	target int
 	comm   string
 	dying  bool
+}
+
+// exited is a task that exited at time at, to be reaped.
+type exited struct {
+	pid int
+	tk  *task
+	at  float64
 }
 
 // traced is the task an event is about.
@@ -51,6 +74,9 @@ func (t *tracker) add(target int, tids []int, comm func(int) string) []int {
 		if tk, ok := t.tasks[tid]; ok && !tk.dying {
 			continue
 		}
+		if target >= t.targets {
+			t.targets = target + 1
+		}
 		tk := &task{target: target}
 		if comm != nil {
 			tk.comm = comm(tid)
@@ -59,6 +85,36 @@ func (t *tracker) add(target int, tids []int, comm func(int) string) []int {
 		added = append(added, tid)
 	}
 	return added
+}
+
+// lookup returns the traced task pid, if it is a target's; comm, when not
+// empty, updates its name.
+func (t *tracker) lookup(pid int, comm string) (traced, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tk := t.tasks[pid]
+	if tk == nil {
+		return traced{}, false
+	}
+	if comm != "" && comm != "<...>" {
+		tk.comm = comm
+	}
+	return traced{pid: pid, comm: tk.comm, target: tk.target}, true
+}
+
+// running returns the traced task that was current when l was recorded,
+// if it is a target's. It never counts l as foreign: the caller decides.
+func (t *tracker) running(l *Line) (traced, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.current(l)
+}
+
+// dropped counts an event about no target task.
+func (t *tracker) dropped() {
+	t.mu.Lock()
+	t.foreign++
+	t.mu.Unlock()
 }
 
 // has reports whether pid is one of the targets' tasks.
@@ -175,7 +231,11 @@ func (t *tracker) attribute(l *Line) (traced, bool) {
 			tk.comm = get("comm")
 			tk.dying = true
 			tr, ok = traced{pid: pid, comm: tk.comm, target: tk.target}, true
+			if t.reapAfter > 0 {
+				t.exited = append(t.exited, exited{pid: pid, tk: tk, at: l.Time})
+			}
 		}
+		t.reap(l.Time)
 	default:
 		// An event without a known task field is about the current task.
 		tr, ok = t.current(l)
@@ -195,14 +255,37 @@ func (t *tracker) attribute(l *Line) (traced, bool) {
 	return tr, ok
 }
 
+// reap removes the tasks that exited reapAfter before now and did not
+// come back (a pid reused by a traced fork is a new task).
+func (t *tracker) reap(now float64) {
+	n := 0
+	for n < len(t.exited) && t.exited[n].at < now-t.reapAfter {
+		e := t.exited[n]
+		if t.tasks[e.pid] == e.tk && e.tk.dying {
+			delete(t.tasks, e.pid)
+		}
+		n++
+	}
+	if n > 0 {
+		t.exited = append(t.exited[:0], t.exited[n:]...)
+	}
+}
+
 // current attributes l to the task that was running, if it is a target's.
 func (t *tracker) current(l *Line) (traced, bool) {
 	tk := t.tasks[l.TaskPID]
+	if tk == nil && t.trustCurrent && t.targets == 1 && l.TaskPID > 0 {
+		tk = &task{target: 0}
+		t.tasks[l.TaskPID] = tk
+	}
 	if tk == nil {
 		return traced{}, false
 	}
 	if tk.comm == "" && l.Task != "<...>" {
 		tk.comm = l.Task
+	}
+	if tk.comm == "" && t.lookupComm != nil {
+		tk.comm = t.lookupComm(l.TaskPID)
 	}
 	return traced{pid: l.TaskPID, comm: tk.comm, target: tk.target}, true
 }

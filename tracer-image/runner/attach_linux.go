@@ -28,6 +28,8 @@ type FtraceAttacher struct {
 func (f FtraceAttacher) Attach(_ context.Context, a Attachment) (Hook, error) {
 	opts := ftrace.Options{
 		SessionID: a.Request.SessionID,
+		Hook:      a.Hook.Name,
+		Args:      a.Request.Args,
 		Events:    a.Hook.Events,
 		Fields:    a.Fields,
 		Tracefs:   f.Tracefs,

@@ -1,0 +1,202 @@
+//go:build linux && privileged
+
+package runner
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ktrace-dev/kubectl-trace/hooks"
+)
+
+// getppidWorker waits for a line on stdin, then calls getppid(2) at
+// KTRACE_RATE calls a second (0: as fast as it can) for KTRACE_SECONDS,
+// prints how many calls it made and waits to be killed.
+func getppidWorker() {
+	rate, _ := strconv.ParseFloat(os.Getenv("KTRACE_RATE"), 64)
+	secs, _ := strconv.ParseFloat(os.Getenv("KTRACE_SECONDS"), 64)
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	start := time.Now()
+	d := time.Duration(secs * float64(time.Second))
+	n := 0
+	for {
+		el := time.Since(start)
+		if el > d {
+			break
+		}
+		want := n + 1000
+		if rate > 0 {
+			want = int(el.Seconds() * rate)
+		}
+		for n < want {
+			unix.Getppid()
+			n++
+		}
+	}
+	fmt.Println(n)
+	select {}
+}
+
+// countingWriter counts the lines that hold "name=getppid" (text) or
+// "\"name\":\"getppid\"" (JSON) and throws the data away.
+type countingWriter struct {
+	mu    sync.Mutex
+	want  []byte
+	tail  []byte
+	n     int
+	bytes int64
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.bytes += int64(len(p))
+	// A match may straddle two writes: look at the end of the last one too.
+	buf := append(w.tail, p...)
+	w.n += bytes.Count(buf, w.want)
+	keep := len(w.want) - 1
+	if len(buf) < keep {
+		keep = len(buf)
+	}
+	// Do not count a match in the kept tail twice: it cannot hold a whole
+	// one, being shorter than want.
+	w.tail = append(w.tail[:0], buf[len(buf)-keep:]...)
+	return len(p), nil
+}
+
+// TestFtraceSyscallsThroughput measures the syscalls hook end to end (the
+// text of trace_pipe, parsing, pairing, output formatting) against a
+// target calling getppid(2) at fixed rates, and checks that every call
+// the target made is either shown or counted as lost. The numbers are
+// logged: this 2-vCPU VM is shared, so they are not asserted.
+func TestFtraceSyscallsThroughput(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bins := binDir(t, map[string]string{"ktloop": self})
+	rates := []float64{100e3, 150e3, 250e3, 0}
+	if s := os.Getenv("KTRACE_RATES"); s != "" {
+		rates = nil
+		for _, f := range bytes.Fields([]byte(s)) {
+			r, _ := strconv.ParseFloat(string(f), 64)
+			rates = append(rates, r)
+		}
+	}
+	const secs = 3
+	for _, output := range []string{hooks.OutputText, hooks.OutputJSON} {
+		for _, rate := range rates {
+			t.Run(fmt.Sprintf("%s/%.0fk", output, rate/1e3), func(t *testing.T) {
+				c := newFakeContainer(t)
+				env := []string{workerEnv + "=getppid", fmt.Sprintf("KTRACE_RATE=%f", rate), fmt.Sprintf("KTRACE_SECONDS=%d", secs)}
+				var count syncBuffer
+				target := startWorkOut(t, env, &count, bins+"/ktloop")
+				c.add(t, target.pid())
+				req := hooks.Request{
+					Version: hooks.ProtocolVersion, SessionID: fmt.Sprintf("tput-%d", time.Now().UnixNano()),
+					Hook: "syscalls", Args: map[string]string{"syscalls": "getppid"}, Output: output,
+					Targets: []hooks.Target{{Node: "n1", Namespace: "test", Pod: "kt", PodUID: "u1", Container: "c", ContainerID: "containerd://" + c.id}},
+				}
+				cw := &countingWriter{want: []byte("name=getppid")}
+				if output == hooks.OutputJSON {
+					cw.want = []byte(`"name":"getppid"`)
+				}
+				var ru0, ru1 unix.Rusage
+				unix.Getrusage(unix.RUSAGE_SELF, &ru0)
+				sess := runSessionTo(t, req, Config{RefreshInterval: -1}, cw, func() {
+					target.start(t)
+					time.Sleep(secs*time.Second + 300*time.Millisecond)
+				})
+				unix.Getrusage(unix.RUSAGE_SELF, &ru1)
+				if sess.err != nil {
+					t.Fatalf("Run: %v\n%s", sess.err, sess.stderr.String())
+				}
+				user := time.Duration(ru1.Utime.Nano() - ru0.Utime.Nano())
+				sys := time.Duration(ru1.Stime.Nano() - ru0.Stime.Nano())
+				t.Logf("tracer CPU: user %v, system %v (reading trace_pipe formats the text in the kernel)", user, sys)
+				st := parseStatuses(t, sess.stderr.String())
+				stats := st[len(st)-1]
+				calls, err := strconv.Atoi(string(bytes.TrimSpace([]byte(count.String()))))
+				if err != nil {
+					t.Fatalf("the worker's count %q: %v", count.String(), err)
+				}
+				shown := cw.n
+				t.Logf("offered %d calls (%.0f/s, %.0f kernel events/s); shown %d (%.0f/s), %.1f MB of %s; lost %d kernel events; events %d",
+					calls, float64(calls)/secs, 2*float64(calls)/secs, shown, float64(shown)/secs, float64(cw.bytes)/1e6, output, stats.Lost, stats.Events)
+				if shown < calls && stats.Lost == 0 {
+					t.Errorf("%d of %d calls missing, and no loss reported", calls-shown, calls)
+				}
+				if shown > calls+1 {
+					t.Errorf("%d calls shown, more than the %d made", shown, calls)
+				}
+			})
+		}
+	}
+}
+
+// startWorkOut is startWork in a new mount namespace with stdout to out.
+func startWorkOut(t *testing.T, env []string, out io.Writer, bin string) *loop {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Cloneflags: unix.CLONE_NEWNS}
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout = out
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", bin, err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+	})
+	return &loop{cmd: cmd, go_: in}
+}
+
+// runSessionTo is runSession with trace data going to stdout.
+func runSessionTo(t *testing.T, req hooks.Request, cfg Config, stdout io.Writer, during func()) *session {
+	t.Helper()
+	s := &session{}
+	stdinR, stdinW := io.Pipe()
+	cfg.Stdin, cfg.Stdout, cfg.Stderr = stdinR, stdout, &s.stderr
+	done := make(chan error, 1)
+	go func() { done <- Run(context.Background(), req, cfg) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(s.stderr.String(), `{"ktrace":"ready"`) {
+		select {
+		case s.err = <-done:
+			return s
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no ready status within 20 s; stderr:\n%s", s.stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := stdinW.Write([]byte{'g'}); err != nil {
+		t.Fatal(err)
+	}
+	during()
+	stdinW.Close()
+	select {
+	case s.err = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("Run did not return within 60 s of the end of stdin")
+	}
+	return s
+}
