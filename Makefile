@@ -18,7 +18,7 @@ E2E_ENV := KUBECONFIG=$(KUBECONFIG_LOCAL) PATH=$(CURDIR)/bin:$(CURDIR)/.cluster/
 
 .PHONY: help
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## build bin/kubectl-trace and bin/tracer (static)
@@ -41,6 +41,14 @@ cluster-load: ## import an image tarball into the local cluster: make cluster-lo
 .PHONY: cluster-down
 cluster-down: ## stop the local cluster and remove its state, mounts and cgroups
 	hack/cluster/down.sh
+
+.PHONY: cluster-add-node
+cluster-add-node: cluster-up ## add a node (own network/PID/mount/UTS namespaces): make cluster-add-node [NODE=ktrace-node3]
+	hack/cluster/add-node.sh $(NODE)
+
+.PHONY: cluster-remove-node
+cluster-remove-node: ## remove an extra node and all it left: make cluster-remove-node [NODE=ktrace-node3 | NODE=--all]
+	hack/cluster/remove-node.sh $(NODE)
 
 .PHONY: demo
 demo: cluster-up ## cluster up, a demo workload, and a real 5 s sched trace of it

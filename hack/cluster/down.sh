@@ -2,6 +2,7 @@
 # down.sh - stop the cluster up.sh started and remove every trace of it on
 # the host, so the next up.sh starts clean. Safe when nothing is up.
 #
+# Extra nodes (add-node.sh) go first, through remove-node.sh --all --no-api.
 # Processes are stopped by recorded PID only, never by name: the kubelet
 # first (so it restarts nothing), then every container through containerd,
 # containerd, the shims it left (found by their -address argument, which
@@ -76,6 +77,12 @@ kubepods_pids() {
 }
 
 [ -d "$KTC" ] || { rm -f "$CLUSTER_DIR/kubeconfig"; stamp "nothing to stop"; exit 0; }
+
+# 0. extra nodes: their daemons, shims, netns, veths and cgroup roots are
+#    outside what the steps below know. No API calls: etcd goes anyway.
+if [ -n "$(extra_nodes)" ]; then
+  "$HERE/remove-node.sh" --no-api --all || stamp "WARNING: removing the extra nodes failed (see above)"
+fi
 
 # 1. the kubelet, so it does not restart what we kill next
 stop 15 kubelet

@@ -18,7 +18,7 @@ export PATH=/usr/local/go/bin:$PATH
 
 # Layout of $KTC (all of it is wiped by down.sh except logs/).
 RUN=$KTC/run                    # <component>.pid, sockets, node-ip, images.imported
-LOG=$KTC/logs                   # <component>.log of the last cluster
+LOG=$KTC/logs                   # <component>.log of the last cluster, <extra node>/*.log
 PKI=$KTC/pki
 CONF=$KTC/conf
 CTR_SOCK=$RUN/containerd.sock
@@ -39,15 +39,59 @@ die() { stamp "ERROR: $*"; exit 1; }
 
 ctr_k8s() { ctr --address "$CTR_SOCK" -n k8s.io "$@"; }
 
-# alive NAME: the PID recorded for NAME runs, and is still that program (a
-# stale pid file after a reboot must not make us signal a stranger).
-alive() {
-  local pid exe
-  pid=$(cat "$RUN/$1.pid" 2>/dev/null) || return 1
+# Extra nodes (add-node.sh, remove-node.sh): node NAME keeps its state in
+# $NODES/NAME (run/ with its PIDs and sockets, index = its number, >= 2) and
+# its logs in $LOG/NAME; node_vars derives everything else from the index.
+NODES=$KTC/nodes
+EXTRA_NODE_LABEL=ktrace.dev/extra-node
+
+# alive_in DIR NAME [EXE]: the PID in DIR/NAME.pid runs, and is still that
+# program (executable EXE, default NAME): a stale pid file after a reboot must
+# not make us signal a stranger.
+alive_in() {
+  local pid exe want=${3:-$2}
+  pid=$(cat "$1/$2.pid" 2>/dev/null) || return 1
   [ -n "$pid" ] && exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
-  case ${exe##*/} in "$1"|"$1 (deleted)") return 0 ;; esac
+  case ${exe##*/} in "$want"|"$want (deleted)") return 0 ;; esac
   return 1
 }
+# alive NAME: the same for node 1's daemons in $RUN.
+alive() { alive_in "$RUN" "$1"; }
+
+# extra_nodes: the names of the extra nodes that have state in $NODES.
+extra_nodes() {
+  local d
+  for d in "$NODES"/*/; do [ -d "$d" ] && basename "$d"; done
+  return 0
+}
+
+# node_vars NAME: set N_* for extra node NAME. Everything that must not clash
+# between nodes derives from its index I (file $NODES/NAME/index):
+#   host veth ktrace<I>h 172.31.250.<4I+1>/30 <-> eth0 172.31.250.<4I+2> in
+#   the node's netns, pod CIDR 10.89.<I>.0/24 on bridge ktrace<I> there, CNI
+#   network ktrace<I>; cgroup root /NAME in every hierarchy.
+node_vars() {
+  N_NAME=$1
+  N_DIR=$NODES/$1
+  N_RUN=$N_DIR/run
+  N_LOG=$LOG/$1
+  N_SOCK=$N_RUN/containerd.sock
+  N_NETNS=$N_RUN/netns
+  N_CGROOT=$1
+  N_IDX=$(cat "$N_DIR/index" 2>/dev/null || true)
+  N_VETH='' N_BRIDGE='' N_CNI_NET='' N_HOST_ADDR='' N_IP='' N_POD_CIDR=''
+  case $N_IDX in '' | *[!0-9]*) N_IDX=; return 0 ;; esac
+  N_VETH=ktrace${N_IDX}h
+  N_BRIDGE=ktrace$N_IDX
+  N_CNI_NET=ktrace$N_IDX
+  N_HOST_ADDR=172.31.250.$((4 * N_IDX + 1))
+  N_IP=172.31.250.$((4 * N_IDX + 2))
+  N_POD_CIDR=10.89.$N_IDX.0/24
+}
+
+# ctr_at RUNDIR ARGS...: ctr against the containerd whose socket is in RUNDIR
+# (node 1: $RUN, extra node NAME: $NODES/NAME/run), namespace k8s.io.
+ctr_at() { local d=$1; shift; ctr --address "$d/containerd.sock" -n k8s.io "$@"; }
 
 # cluster_lock: one up.sh/down.sh/load.sh at a time. The lock file lives
 # beside $KTC because down.sh wipes $KTC; up.sh runs down.sh with the lock
@@ -62,19 +106,30 @@ cluster_lock() {
   export KTRACE_CLUSTER_LOCKED=1
 }
 
-# import_image FILE: import a docker-archive tarball into containerd's k8s.io
-# namespace and remember its size and mtime, so up.sh skips it next time.
+# import_image FILE [RUNDIR]: import a docker-archive tarball into the k8s.io
+# namespace of the containerd of RUNDIR (default $RUN: node 1) and remember
+# its size and mtime there, so up.sh skips it next time.
 import_image() {
-  local f key out
+  local f key out d=${2:-$RUN} who=
+  [ "$d" = "$RUN" ] || who=" into $(basename "$(dirname "$d")")"
   f=$(realpath "$1")
   key=$(stat -c '%n %s %Y' "$f")
-  out=$(ctr_k8s images import "$f" 2>&1) || die "importing $f: $out"
-  { grep -v "^$f " "$RUN/images.imported" 2>/dev/null || true; echo "$key"; } > "$RUN/images.imported.tmp"
-  mv "$RUN/images.imported.tmp" "$RUN/images.imported"
-  stamp "imported $f: $(echo "$out" | sed -n 's/^unpacking \([^ ]*\) .*/\1/p' | tr '\n' ' ')"
+  out=$(ctr_at "$d" images import "$f" 2>&1) || die "importing $f$who: $out"
+  { grep -v "^$f " "$d/images.imported" 2>/dev/null || true; echo "$key"; } > "$d/images.imported.tmp"
+  mv "$d/images.imported.tmp" "$d/images.imported"
+  stamp "imported $f$who: $(echo "$out" | sed -n 's/^unpacking \([^ ]*\) .*/\1/p' | tr '\n' ' ')"
 }
 
-# imported_already FILE: FILE is unchanged since import_image took it.
+# imported_already FILE [RUNDIR]: FILE is unchanged since import_image took it.
 imported_already() {
-  grep -qxF "$(stat -c '%n %s %Y' "$(realpath "$1")")" "$RUN/images.imported" 2>/dev/null
+  grep -qxF "$(stat -c '%n %s %Y' "$(realpath "$1")")" "${2:-$RUN}/images.imported" 2>/dev/null
+}
+
+# running_extra_nodes: the extra nodes whose containerd runs (image targets).
+running_extra_nodes() {
+  local n
+  for n in $(extra_nodes); do
+    alive_in "$NODES/$n/run" containerd && echo "$n"
+  done
+  return 0
 }

@@ -2,7 +2,8 @@
 # load.sh - import image tarballs (docker-archive, as written by
 # `go run ./hack/images`) into the running test cluster's containerd, in the
 # k8s.io namespace the kubelet uses. Pods then use them with
-# imagePullPolicy: Never (or IfNotPresent).
+# imagePullPolicy: Never (or IfNotPresent). Extra nodes (add-node.sh) whose
+# containerd runs get the images too.
 #
 #   hack/cluster/load.sh bin/images/tracer.tar [...]
 set -euo pipefail
@@ -18,4 +19,8 @@ cluster_lock
 if ! alive containerd || ! ctr_k8s version >/dev/null 2>&1; then
   die "the test cluster is not up (no containerd at $CTR_SOCK): run hack/cluster/up.sh first"
 fi
-for f in "$@"; do import_image "$f"; done
+nodes=$(running_extra_nodes)
+for f in "$@"; do
+  import_image "$f"
+  for n in $nodes; do import_image "$f" "$NODES/$n/run"; done
+done

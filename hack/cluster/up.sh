@@ -88,11 +88,17 @@ node_usable() {
   [ "$out" = "True " ]
 }
 
+# Into node 1 and every running extra node (add-node.sh): a tarball rebuilt
+# under the same tag must not leave a node on the old image.
 import_images() {
-  local f
+  local f n nodes
+  nodes=$(running_extra_nodes)
   for f in "$IMAGES_DIR"/*.tar; do
     [ -e "$f" ] || continue
     imported_already "$f" || import_image "$f"
+    for n in $nodes; do
+      imported_already "$f" "$NODES/$n/run" || import_image "$f" "$NODES/$n/run"
+    done
   done
   return 0
 }
