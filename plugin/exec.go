@@ -51,6 +51,7 @@ type ExecOptions struct {
 	Selector        string
 	Namespaces      string
 	Stdin           bool
+	Privileged      bool
 	Image           string
 	HelperNamespace string
 	StartTimeout    time.Duration
@@ -96,6 +97,7 @@ func NewCmdExec(getter genericclioptions.RESTClientGetter, streams genericioopti
 	f.StringVar(&o.Image, "image", o.Image, "tracer image the helper runs")
 	f.StringVar(&o.HelperNamespace, "helper-namespace", o.HelperNamespace, "namespace of the helper pods; defaults to the target's namespace")
 	f.DurationVar(&o.StartTimeout, "start-timeout", o.StartTimeout, "how long to wait for the helper to start")
+	f.BoolVar(&o.Privileged, "privileged", o.Privileged, "run the helper as a privileged container instead of with SYS_ADMIN, SYS_PTRACE, NET_ADMIN and NET_RAW")
 	_ = cmd.RegisterFlagCompletionFunc("container", completeContainers(getter))
 	_ = cmd.RegisterFlagCompletionFunc("ns", cobra.FixedCompletions(validNamespaces, cobra.ShellCompDirectiveNoFileComp|cobra.ShellCompDirectiveNoSpace))
 	return cmd
@@ -161,7 +163,7 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 		}
 		pod := HelperPod(HelperParams{Name: name, Namespace: ns, Node: node, Image: o.Image,
 			Request: hooks.Request{SessionID: session, Hook: "exec", Targets: ts},
-			Args:    []string{"hold"}, Deadline: time.Hour})
+			Args:    []string{"hold"}, Deadline: time.Hour, Needs: execNeeds, Privileged: o.Privileged})
 		if err := checkAccess(ctx, o.client, ns, append(nodeModeAccess, access{verb: "create", resource: "pods", subresource: "exec"})); err != nil {
 			return err
 		}

@@ -35,6 +35,7 @@ func testHelperPod(ns string) *corev1.Pod {
 		Name: "kubectl-trace-s1", Namespace: ns, Node: "n1", Image: "img:v1",
 		Request:  hooks.Request{SessionID: "s1", Hook: "sched"},
 		Deadline: time.Hour,
+		Needs:    hooks.Needs{Capabilities: []string{"SYS_ADMIN"}, HostPID: true},
 	})
 }
 
@@ -49,7 +50,7 @@ func TestPreflight(t *testing.T) {
 		{name: "privileged namespace", reactor: allowAll},
 		{name: "explicitly privileged", labels: map[string]string{"pod-security.kubernetes.io/enforce": "privileged"}, reactor: allowAll},
 		{name: "baseline forbids the helper", labels: map[string]string{"pod-security.kubernetes.io/enforce": "baseline"}, reactor: allowAll,
-			wantErr: ErrPodSecurity, wantText: []string{`enforces Pod Security level "baseline"`, "host namespaces", "privileged", "--helper-namespace", "kubectl label namespace ns pod-security.kubernetes.io/enforce=privileged"}},
+			wantErr: ErrPodSecurity, wantText: []string{`enforces Pod Security level "baseline"`, "host namespaces", "non-default capabilities", "SYS_ADMIN", "--helper-namespace", "kubectl label namespace ns pod-security.kubernetes.io/enforce=privileged"}},
 		{name: "restricted forbids the helper", labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}, reactor: allowAll,
 			wantErr: ErrPodSecurity, wantText: []string{`"restricted"`}},
 		{name: "no attach right", reactor: denyAttach,

@@ -24,6 +24,12 @@ type HelperParams struct {
 	EncodedRequest string
 	// Deadline bounds the helper's life even if everything else fails.
 	Deadline time.Duration
+	// Needs are the hook's declared needs: they decide the capabilities
+	// and the host namespaces.
+	Needs hooks.Needs
+	// Privileged replaces the derived capabilities with a privileged
+	// container (--privileged).
+	Privileged bool
 	// Args replaces the tracer's arguments (["hold"] for kubectl trace exec,
 	// which needs no request).
 	Args []string
@@ -68,8 +74,8 @@ func HelperPod(p HelperParams) *corev1.Pod {
 			RestartPolicy: corev1.RestartPolicyNever,
 			// The helper resolves no names; cluster DNS may not even exist.
 			DNSPolicy: corev1.DNSDefault,
-			// Every hook finds its target among the node's processes.
-			HostPID:                       true,
+			// Node mode finds the target among the node's processes.
+			HostPID:                       p.Needs.HostPID,
 			ActiveDeadlineSeconds:         ptr.To(int64(p.Deadline.Seconds())),
 			TerminationGracePeriodSeconds: ptr.To(int64(10)),
 			AutomountServiceAccountToken:  ptr.To(false),
@@ -87,10 +93,8 @@ func HelperPod(p HelperParams) *corev1.Pod {
 				Stdin:     true,
 				StdinOnce: true,
 				TTY:       false,
-				// The sched hook mounts tracefs and writes the node's tracing
-				// control files; least privilege per hook comes with the
-				// descriptors' needs.
-				SecurityContext:          &corev1.SecurityContext{Privileged: ptr.To(true)},
+				// Least privilege: what the hook's descriptor says it needs.
+				SecurityContext:          securityContext(p.Needs, p.Privileged),
 				TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 				Resources: corev1.ResourceRequirements{
 					Requests: corev1.ResourceList{

@@ -20,6 +20,7 @@ func TestHelperPod(t *testing.T) {
 	got := HelperPod(HelperParams{
 		Name: "kubectl-trace-s1", Namespace: "ns", Node: "n1", Image: "img:v1",
 		Request: req, EncodedRequest: "ENC", Deadline: helperDeadline(10 * time.Second),
+		Needs: hooks.Needs{Capabilities: []string{"SYS_PTRACE", "SYS_ADMIN", "SYS_ADMIN"}, HostPID: true},
 	})
 	want := &corev1.Pod{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
@@ -46,12 +47,16 @@ func TestHelperPod(t *testing.T) {
 			EnableServiceLinks:            ptr.To(false),
 			Tolerations:                   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
 			Containers: []corev1.Container{{
-				Name:                     "tracer",
-				Image:                    "img:v1",
-				Env:                      []corev1.EnvVar{{Name: "KTRACE_REQUEST", Value: "ENC"}},
-				Stdin:                    true,
-				StdinOnce:                true,
-				SecurityContext:          &corev1.SecurityContext{Privileged: ptr.To(true)},
+				Name:      "tracer",
+				Image:     "img:v1",
+				Env:       []corev1.EnvVar{{Name: "KTRACE_REQUEST", Value: "ENC"}},
+				Stdin:     true,
+				StdinOnce: true,
+				SecurityContext: &corev1.SecurityContext{
+					RunAsUser:    ptr.To(int64(0)),
+					RunAsNonRoot: ptr.To(false),
+					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"SYS_ADMIN", "SYS_PTRACE"}},
+				},
 				TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 				Resources: corev1.ResourceRequirements{
 					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
@@ -71,5 +76,21 @@ func TestHelperDeadline(t *testing.T) {
 	}
 	if got := helperDeadline(time.Minute); got != 6*time.Minute {
 		t.Errorf("1m trace: deadline %s, want 6m", got)
+	}
+}
+
+func TestPrivilegedOptIn(t *testing.T) {
+	pod := HelperPod(HelperParams{Name: "h", Needs: hooks.Needs{Capabilities: []string{"BPF"}, HostPID: true}, Privileged: true})
+	sc := pod.Spec.Containers[0].SecurityContext
+	if sc.Privileged == nil || !*sc.Privileged || sc.Capabilities != nil {
+		t.Errorf("--privileged: security context %+v, want privileged and nothing else", sc)
+	}
+}
+
+func TestEveryHookDeclaresItsCapabilities(t *testing.T) {
+	for _, d := range hooks.Catalogue() {
+		if len(d.Needs.Capabilities) == 0 || !d.Needs.HostPID {
+			t.Errorf("hook %q declares no capabilities or no host PID namespace: its helper could not work", d.Name)
+		}
 	}
 }

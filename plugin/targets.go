@@ -73,8 +73,11 @@ func resolveSources(getter genericclioptions.RESTClientGetter, q targetQuery) ([
 		Flatten().
 		Do().Infos()
 	if err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("%w: check the name and the namespace (-n %s)", err, q.Namespace)
+		var status apierrors.APIStatus
+		if apierrors.IsNotFound(err) && errors.As(err, &status) && status.Status().Details != nil {
+			d := status.Status().Details
+			return nil, fmt.Errorf("%s %q not found in namespace %q: list them with 'kubectl get %s -n %s'",
+				strings.TrimSuffix(d.Kind, "s"), d.Name, q.Namespace, d.Kind, q.Namespace)
 		}
 		return nil, fmt.Errorf("resolving %s: %w", strings.Join(q.Args, " "), err)
 	}

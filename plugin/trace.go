@@ -61,6 +61,7 @@ type TraceOptions struct {
 	StartTimeout    time.Duration
 	StopTimeout     time.Duration
 	DryRun          bool
+	Privileged      bool
 	Quiet           bool
 	// Color is the root command's --color, shared by every subcommand.
 	Color string
@@ -107,6 +108,7 @@ func (o *TraceOptions) AddFlags(cmd *cobra.Command) {
 	f.StringVar(&o.HelperNamespace, "helper-namespace", o.HelperNamespace, "namespace of the helper pod; defaults to the target's namespace")
 	f.DurationVar(&o.StartTimeout, "start-timeout", o.StartTimeout, "how long to wait for the helper to start")
 	f.BoolVar(&o.DryRun, "dry-run", o.DryRun, "print the helper pod as YAML and create nothing")
+	f.BoolVar(&o.Privileged, "privileged", o.Privileged, "run the helper as a privileged container instead of with the hook's capabilities only")
 	f.BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "print no progress and no summary on stderr, only warnings and errors")
 	_ = cmd.RegisterFlagCompletionFunc("hook", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		var out []string
@@ -254,9 +256,11 @@ func (o *TraceOptions) Run(ctx context.Context) error {
 			name = fmt.Sprintf("%s-%d", name, helperCount)
 		}
 		helperCount++
+		d, _ := hooks.Lookup(o.Hook)
 		return HelperPod(HelperParams{
 			Name: name, Namespace: helperNS(ts[0]), Node: node, Image: o.Image,
 			Request: req, EncodedRequest: encoded, Deadline: helperDeadline(o.Duration),
+			Needs: d.Needs, Privileged: o.Privileged,
 		}), nil
 	}
 	var pods []*corev1.Pod
@@ -532,6 +536,9 @@ func NewCmdTrace(streams genericiooptions.IOStreams) *cobra.Command {
 		},
 		Args:              cobra.ArbitraryArgs,
 		SilenceErrors:     true,
+		// Usage is for flag mistakes only, and kubectl points to --help
+		// rather than printing it (see the flag error func below).
+		SilenceUsage: true,
 		ValidArgsFunction: completePods(flags),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 && o.Selector == "" {
@@ -543,10 +550,12 @@ func NewCmdTrace(streams genericiooptions.IOStreams) *cobra.Command {
 			if err := o.Complete(flags, args); err != nil {
 				return err
 			}
-			cmd.SilenceUsage = true
 			return o.Run(cmd.Context())
 		},
 	}
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w\nSee '%s --help' for usage.", err, c.CommandPath())
+	})
 	flags.AddFlags(cmd.PersistentFlags())
 	cmd.PersistentFlags().StringVar(&o.Color, "color", o.Color, "colour on stderr and in tables: auto (terminals, unless NO_COLOR is set), always or never")
 	_ = cmd.RegisterFlagCompletionFunc("color", cobra.FixedCompletions([]string{ColorAuto, ColorAlways, ColorNever}, cobra.ShellCompDirectiveNoFileComp))
