@@ -34,6 +34,9 @@ type helperSession struct {
 	// container is the container to attach to: the helper pod's tracer, or
 	// an ephemeral container in the target pod.
 	attachNS, attachPod, attachContainer string
+	// ephemeral is set in ephemeral mode: the tracer is this container in
+	// the target pod, instead of the helper pod.
+	ephemeral *corev1.EphemeralContainer
 
 	mu        sync.Mutex
 	targets   []hooks.Target
@@ -55,11 +58,24 @@ func newHelperSession(o *TraceOptions, u *ui, outs *outputs, node string, pod *c
 	}
 }
 
+// newEphemeralSession traces one target through an ephemeral container in
+// its pod.
+func newEphemeralSession(o *TraceOptions, u *ui, outs *outputs, t hooks.Target, ec corev1.EphemeralContainer, framed bool) *helperSession {
+	s := newHelperSession(o, u, outs, t.Node, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: t.Namespace, Name: t.Pod}}, []hooks.Target{t}, framed)
+	s.attachContainer = ec.Name
+	s.ephemeral = &ec
+	return s
+}
+
 // run creates the helper, streams until stop is closed (or the helper ends,
-// or hard is cancelled), and deletes the helper on every path.
+// or hard is cancelled), and deletes the helper on every path. An
+// ephemeral container cannot be deleted: it ends with the stream.
 func (s *helperSession) run(hard context.Context, stop <-chan struct{}) error {
 	err := s.stream(hard, stop)
-	delErr := deleteHelper(s.o.client, s.pod.Namespace, s.pod.Name, 30*time.Second)
+	var delErr error
+	if s.ephemeral == nil {
+		delErr = deleteHelper(s.o.client, s.pod.Namespace, s.pod.Name, 30*time.Second)
+	}
 	s.mu.Lock()
 	s.err = errors.Join(err, delErr)
 	s.mu.Unlock()
@@ -69,6 +85,9 @@ func (s *helperSession) run(hard context.Context, stop <-chan struct{}) error {
 func (s *helperSession) stream(hard context.Context, stop <-chan struct{}) error {
 	ctx, cancel := context.WithCancel(hard)
 	defer cancel()
+	if s.ephemeral != nil {
+		return s.streamEphemeral(ctx, stop, cancel)
+	}
 	s.u.step("creating helper pod %s/%s on node %q for %d target(s)", s.pod.Namespace, s.pod.Name, s.node, len(s.targets))
 	if _, err := s.o.client.CoreV1().Pods(s.pod.Namespace).Create(ctx, s.pod, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("creating helper pod on node %q: %w", s.node, err)
@@ -93,7 +112,24 @@ func (s *helperSession) stream(hard context.Context, stop <-chan struct{}) error
 	if err != nil {
 		return err
 	}
+	return s.attachAndStream(ctx, stop, cancel)
+}
 
+// streamEphemeral adds the tracer to the target pod and streams from it.
+func (s *helperSession) streamEphemeral(ctx context.Context, stop <-chan struct{}, cancel context.CancelFunc) error {
+	t := s.targets[0]
+	s.u.step("adding ephemeral container %s to pod %s/%s", s.ephemeral.Name, t.Namespace, t.Pod)
+	if err := addEphemeral(ctx, s.o.client, t.Namespace, t.Pod, *s.ephemeral); err != nil {
+		return err
+	}
+	if err := waitEphemeral(ctx, s.o.client, t.Namespace, t.Pod, s.ephemeral.Name, s.o.StartTimeout, s.u); err != nil {
+		return err
+	}
+	return s.attachAndStream(ctx, stop, cancel)
+}
+
+// attachAndStream attaches to the running tracer and relays until the end.
+func (s *helperSession) attachAndStream(ctx context.Context, stop <-chan struct{}, cancel context.CancelFunc) error {
 	status := newStatusWriter(s.u, s.o.Hook)
 	status.onTarget = s.targetStatus
 	stdinR, stdinW := io.Pipe()

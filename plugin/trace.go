@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -62,6 +63,7 @@ type TraceOptions struct {
 	StopTimeout     time.Duration
 	DryRun          bool
 	Privileged      bool
+	Mode            string
 	Quiet           bool
 	// Color is the root command's --color, shared by every subcommand.
 	Color string
@@ -84,6 +86,7 @@ func NewTraceOptions(streams genericiooptions.IOStreams) *TraceOptions {
 		IOStreams:    streams,
 		Output:       hooks.OutputText,
 		Color:        ColorAuto,
+		Mode:         hooks.ModeNode,
 		Image:        DefaultImage(),
 		StartTimeout: 2 * time.Minute,
 		StopTimeout:  20 * time.Second,
@@ -108,6 +111,8 @@ func (o *TraceOptions) AddFlags(cmd *cobra.Command) {
 	f.StringVar(&o.HelperNamespace, "helper-namespace", o.HelperNamespace, "namespace of the helper pod; defaults to the target's namespace")
 	f.DurationVar(&o.StartTimeout, "start-timeout", o.StartTimeout, "how long to wait for the helper to start")
 	f.BoolVar(&o.DryRun, "dry-run", o.DryRun, "print the helper pod as YAML and create nothing")
+	f.StringVar(&o.Mode, "mode", o.Mode, "where the tracer runs: node (a helper pod on the target's node) or ephemeral (an ephemeral container in the target pod, which stays there afterwards)")
+	_ = cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{hooks.ModeNode, hooks.ModeEphemeral}, cobra.ShellCompDirectiveNoFileComp))
 	f.BoolVar(&o.Privileged, "privileged", o.Privileged, "run the helper as a privileged container instead of with the hook's capabilities only")
 	f.BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "print no progress and no summary on stderr, only warnings and errors")
 	_ = cmd.RegisterFlagCompletionFunc("hook", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
@@ -189,6 +194,12 @@ func (o *TraceOptions) Validate() error {
 	if o.StartTimeout <= 0 {
 		return fmt.Errorf("--start-timeout %s must be positive", o.StartTimeout)
 	}
+	if o.Mode != hooks.ModeNode && o.Mode != hooks.ModeEphemeral {
+		return fmt.Errorf("--mode %q: choose node (a helper pod on the node) or ephemeral (a container in the target pod)", o.Mode)
+	}
+	if o.Mode == hooks.ModeEphemeral && o.HelperNamespace != "" {
+		return errors.New("--helper-namespace has no effect with --mode ephemeral: the tracer runs in the target pod")
+	}
 	if o.AllNamespaces && o.Selector == "" {
 		return errors.New("-A needs -l: name the pods to trace in every namespace with a selector")
 	}
@@ -224,77 +235,84 @@ func (o *TraceOptions) Run(ctx context.Context) error {
 		}
 	}
 	session := o.newSessionID()
-	helperNS := func(t hooks.Target) string {
-		if o.HelperNamespace != "" {
-			return o.HelperNamespace
-		}
-		return t.Namespace
-	}
-	helperCount := 0
-	buildHelper := func(node string, ts []hooks.Target) (*corev1.Pod, error) {
+	d, _ := hooks.Lookup(o.Hook)
+	count := 0
+	// newPlan builds what one session runs: a helper pod for a node's
+	// targets, or an ephemeral container for one target.
+	newPlan := func(node string, ts []hooks.Target) (plan, error) {
 		req := hooks.Request{
 			Version:   hooks.ProtocolVersion,
 			SessionID: session,
 			Hook:      o.Hook,
 			Args:      o.hookArgs,
 			Output:    o.Output,
-			Mode:      hooks.ModeNode,
+			Mode:      o.Mode,
 			Framed:    framed,
 			Targets:   ts,
 			MaxEvents: o.MaxEvents,
 			MaxBytes:  o.maxBytes,
 		}
 		if err := req.Validate(); err != nil {
-			return nil, fmt.Errorf("building the request for node %q: %w", node, err)
+			return plan{}, fmt.Errorf("building the request for node %q: %w", node, err)
 		}
 		encoded, err := req.Encode()
 		if err != nil {
-			return nil, err
+			return plan{}, err
 		}
 		name := HelperNamePrefix + session
-		if helperCount > 0 {
-			name = fmt.Sprintf("%s-%d", name, helperCount)
+		if count > 0 {
+			name = fmt.Sprintf("%s-%d", name, count)
 		}
-		helperCount++
-		d, _ := hooks.Lookup(o.Hook)
-		return HelperPod(HelperParams{
-			Name: name, Namespace: helperNS(ts[0]), Node: node, Image: o.Image,
+		count++
+		if o.Mode == hooks.ModeEphemeral {
+			ec := EphemeralContainer(EphemeralParams{Name: name, Image: o.Image, Target: ts[0].Container,
+				EncodedRequest: encoded, Needs: d.Needs, Privileged: o.Privileged})
+			return plan{node: node, targets: ts, ephemeral: &ec}, nil
+		}
+		ns := o.HelperNamespace
+		if ns == "" {
+			ns = ts[0].Namespace
+		}
+		return plan{node: node, targets: ts, pod: HelperPod(HelperParams{
+			Name: name, Namespace: ns, Node: node, Image: o.Image,
 			Request: req, EncodedRequest: encoded, Deadline: helperDeadline(o.Duration),
 			Needs: d.Needs, Privileged: o.Privileged,
-		}), nil
+		})}, nil
 	}
-	var pods []*corev1.Pod
-	for _, n := range nodes {
-		pod, err := buildHelper(n, groups[n])
-		if err != nil {
-			return err
+	var plans []plan
+	if o.Mode == hooks.ModeEphemeral {
+		for _, t := range targets {
+			p, err := newPlan(t.Node, []hooks.Target{t})
+			if err != nil {
+				return err
+			}
+			plans = append(plans, p)
 		}
-		pods = append(pods, pod)
+	} else {
+		for _, n := range nodes {
+			p, err := newPlan(n, groups[n])
+			if err != nil {
+				return err
+			}
+			plans = append(plans, p)
+		}
 	}
 	if o.DryRun {
-		for i, pod := range pods {
-			b, err := yaml.Marshal(pod)
-			if err != nil {
-				return fmt.Errorf("printing the helper pod: %w", err)
-			}
+		for i, p := range plans {
 			if i > 0 {
 				fmt.Fprintln(o.Out, "---")
 			}
-			if _, err := o.Out.Write(b); err != nil {
+			if err := p.print(o.Out); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	checked := map[string]bool{}
-	for _, pod := range pods {
-		if checked[pod.Namespace] {
-			continue
-		}
-		checked[pod.Namespace] = true
-		if err := preflight(ctx, o.client, pod); err != nil {
-			return err
-		}
+	if err := o.preflight(ctx, plans); err != nil {
+		return err
+	}
+	if o.Mode == hooks.ModeEphemeral {
+		u.warn("ephemeral containers cannot be removed from a pod: each traced pod keeps a stopped %s* container in its spec until the pod is deleted", HelperNamePrefix+session)
 	}
 	if o.OutputDir != "" {
 		if err := os.MkdirAll(o.OutputDir, 0o755); err != nil {
@@ -335,12 +353,19 @@ func (o *TraceOptions) Run(ctx context.Context) error {
 	known := map[string]bool{}
 	var wg sync.WaitGroup
 	done := make(chan struct{}, 64)
-	start := func(pod *corev1.Pod, node string, ts []hooks.Target) {
-		s := newHelperSession(o, u, outs, node, pod, ts, framed)
+	start := func(p plan) {
+		var s *helperSession
+		if p.ephemeral != nil {
+			s = newEphemeralSession(o, u, outs, p.targets[0], *p.ephemeral, framed)
+		} else {
+			s = newHelperSession(o, u, outs, p.node, p.pod, p.targets, framed)
+		}
 		mu.Lock()
 		sessions = append(sessions, s)
-		byNodeSession[node] = s
-		for _, t := range ts {
+		if p.ephemeral == nil {
+			byNodeSession[p.node] = s
+		}
+		for _, t := range p.targets {
 			known[t.PodUID] = true
 		}
 		mu.Unlock()
@@ -352,8 +377,8 @@ func (o *TraceOptions) Run(ctx context.Context) error {
 		}()
 	}
 	u.ok("%d target(s) on %d node(s)", len(targets), len(nodes))
-	for i, n := range nodes {
-		start(pods[i], n, groups[n])
+	for _, p := range plans {
+		start(p)
 	}
 
 	// Selectors are followed: pods that start to match join, pods that go
@@ -376,15 +401,23 @@ func (o *TraceOptions) Run(ctx context.Context) error {
 			if s != nil && s.add(t) {
 				return
 			}
-			pod, err := buildHelper(t.Node, []hooks.Target{t})
+			mu.Lock()
+			pl, err := newPlan(t.Node, []hooks.Target{t})
+			mu.Unlock()
 			if err != nil {
 				u.warn("%s", err)
 				return
 			}
+			if o.Mode == hooks.ModeEphemeral {
+				if err := o.preflight(hard, []plan{pl}); err != nil {
+					u.warn("%s/%s cannot be traced: %v", t.Namespace, t.Pod, err)
+					return
+				}
+			}
 			select {
 			case <-stop:
 			default:
-				start(pod, t.Node, []hooks.Target{t})
+				start(pl)
 			}
 		}, func(uid, ns, name string) {
 			mu.Lock()
@@ -534,11 +567,11 @@ func NewCmdTrace(streams genericiooptions.IOStreams) *cobra.Command {
 		Annotations: map[string]string{
 			cobra.CommandDisplayNameAnnotation: "kubectl trace",
 		},
-		Args:              cobra.ArbitraryArgs,
-		SilenceErrors:     true,
+		Args:          cobra.ArbitraryArgs,
+		SilenceErrors: true,
 		// Usage is for flag mistakes only, and kubectl points to --help
 		// rather than printing it (see the flag error func below).
-		SilenceUsage: true,
+		SilenceUsage:      true,
 		ValidArgsFunction: completePods(flags),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 && o.Selector == "" {
@@ -590,4 +623,56 @@ func parseArgs(raw []string) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// plan is what one session runs: a helper pod, or an ephemeral container.
+type plan struct {
+	node      string
+	targets   []hooks.Target
+	pod       *corev1.Pod
+	ephemeral *corev1.EphemeralContainer
+}
+
+// print writes the plan as YAML for --dry-run.
+func (p plan) print(w io.Writer) error {
+	var obj any = p.pod
+	if p.ephemeral != nil {
+		t := p.targets[0]
+		fmt.Fprintf(w, "# ephemeral container for pod %s/%s\n", t.Namespace, t.Pod)
+		obj = p.ephemeral
+	}
+	b, err := yaml.Marshal(obj)
+	if err != nil {
+		return fmt.Errorf("printing the helper: %w", err)
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+// preflight checks every plan before anything is created.
+func (o *TraceOptions) preflight(ctx context.Context, plans []plan) error {
+	checked := map[string]bool{}
+	for _, p := range plans {
+		if p.ephemeral != nil {
+			t := p.targets[0]
+			if !checked[t.Namespace] {
+				checked[t.Namespace] = true
+				if err := checkAccess(ctx, o.client, t.Namespace, ephemeralAccess); err != nil {
+					return err
+				}
+			}
+			if err := checkEphemeralSecurity(ctx, o.client, t.Namespace, t.Pod, *p.ephemeral); err != nil {
+				return err
+			}
+			continue
+		}
+		if checked[p.pod.Namespace] {
+			continue
+		}
+		checked[p.pod.Namespace] = true
+		if err := preflight(ctx, o.client, p.pod); err != nil {
+			return err
+		}
+	}
+	return nil
 }
