@@ -12,7 +12,10 @@ import (
 
 // DefaultAttachers returns the hook runtimes of this platform, by kind.
 func DefaultAttachers() map[string]Attacher {
-	return map[string]Attacher{hooks.KindFtrace: FtraceAttacher{}}
+	return map[string]Attacher{
+		hooks.KindFtrace: FtraceAttacher{},
+		hooks.KindEBPF:   ebpfAttacher(),
+	}
 }
 
 // FtraceAttacher attaches hooks of kind ftrace: a private tracefs instance

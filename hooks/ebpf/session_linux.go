@@ -1,0 +1,628 @@
+//go:build linux
+
+package ebpf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+
+	"github.com/ktrace-dev/kubectl-trace/hooks"
+)
+
+// Defaults of Options.
+const (
+	// DefaultRingBytes is the ring buffer's size.
+	DefaultRingBytes = 16 << 20
+	// DefaultPollInterval bounds how long an event waits in the ring
+	// buffer: the programs wake the reader only once wakeupBytes wait.
+	DefaultPollInterval = 50 * time.Millisecond
+	// maxWakeupBytes is the fill that wakes the reader at once.
+	maxWakeupBytes = 256 << 10
+)
+
+// Options configure a Session.
+type Options struct {
+	// Hook is the hook to run: one of Hooks.
+	Hook string
+	// Args are the hook's parameters with the defaults filled in
+	// (hooks.Descriptor.ResolveArgs).
+	Args map[string]string
+	// Targets are the containers to trace; an event names its target by
+	// its index here.
+	Targets []Target
+	// Fields fills hooks.Event.Fields (JSON output).
+	Fields bool
+	// ProcRoot is where the targets' pids are seen ("/proc").
+	ProcRoot string
+	// RingBytes is the ring buffer's size: a power of two, a multiple of
+	// the page size; 0 means DefaultRingBytes.
+	RingBytes int
+	// PollInterval: 0 means DefaultPollInterval.
+	PollInterval time.Duration
+	// MemcgFilter drops the events of tasks that are in a target's mount
+	// namespace but not in its memory cgroup, instead of only counting
+	// them (Stats.MemcgMismatch).
+	MemcgFilter bool
+	// Warn receives what the user should know while the session goes on;
+	// nil drops it.
+	Warn func(msg string)
+}
+
+// Target is one container to trace.
+type Target struct {
+	hooks.Target
+	// PIDs are the container's processes as ProcRoot shows them; their
+	// mount namespaces scope the hook.
+	PIDs []int
+	// MemCgroupDirs are where the container's memory cgroup directory may
+	// be, tried in order; the first that exists gives the cross-check's
+	// cgroup id. None existing turns the cross-check off, with a warning.
+	MemCgroupDirs []string
+}
+
+// Stats are a session's totals.
+type Stats struct {
+	// Events is how many events were handed to the emit function.
+	Events uint64
+	// Lost is how many events the ring buffer had no room for.
+	Lost uint64
+	// MemcgMismatch counts the events of tasks in a target's mount
+	// namespace but outside its memory cgroup.
+	MemcgMismatch uint64
+	// Dropped counts in-kernel state that did not fit its map (a socket
+	// not remembered, a row of another target).
+	Dropped uint64
+}
+
+// EmitFunc receives each event. ev is reused for the next event: copy what
+// must outlive the call. details is the event's text: key=value pairs.
+type EmitFunc func(ev *hooks.Event, details string) error
+
+// Indexes of the counters map (include/common.h).
+const (
+	counterLost = iota
+	counterMemcgMismatch
+	counterDropped
+	nrCounters
+)
+
+// Session is one attached hook. The kernel buffers or sums its events from
+// Open on; Stream hands them out.
+type Session struct {
+	opts     Options
+	def      *hookDef
+	coll     *ebpf.Collection
+	links    []link.Link
+	rd       *ringbuf.Reader
+	first    []process // per target: the process aggregated rows name
+	interval time.Duration
+	top      int
+	warns    []string
+
+	streamed   atomic.Bool
+	closing    atomic.Bool
+	detachOnce sync.Once
+	detachErr  error
+	closeOnce  sync.Once
+	closeErr   error
+
+	mu       sync.Mutex // guards events, counters, final
+	events   uint64
+	counters [nrCounters]uint64
+	final    bool
+
+	ev   hooks.Event
+	rec  record
+	line []byte
+
+	sysPrev  map[uint32]sysTotals
+	histPrev [][]uint64
+}
+
+type process struct {
+	pid  int
+	comm string
+}
+
+// hookDef is how one hook is loaded and read.
+type hookDef struct {
+	load func() (*ebpf.CollectionSpec, error)
+	// decode fills s.ev's task and s.rec from one ring buffer record, and
+	// returns its target, time (ns) and event name; ok false skips it.
+	decode func(s *Session, raw []byte) (h header, event string, ok bool)
+	// flush emits the rows summed since the last flush (aggregating hooks).
+	flush func(s *Session, emit EmitFunc) error
+	// sized is the map sized targets*slots before load.
+	sized string
+	slots int
+}
+
+var defs = map[string]*hookDef{
+	HookExec:       {load: loadExec, decode: decodeExec},
+	HookOpen:       {load: loadOpen, decode: decodeOpen},
+	HookTCP:        {load: loadTcp, decode: decodeTCP},
+	HookOOMKill:    {load: loadOomkill, decode: decodeOOM},
+	HookSyscallTop: {load: loadSyscalltop, flush: flushSyscalls, sized: "stats", slots: syscallSlots},
+	HookRunqlat:    {load: loadRunqlat, flush: flushRunq, sized: "hist", slots: runqSlots},
+}
+
+var memlockOnce sync.Once
+
+// Open loads the hook's programs, scopes them to the targets and attaches
+// them. Any error leaves nothing loaded or attached.
+func Open(opts Options) (_ *Session, err error) {
+	def, ok := defs[opts.Hook]
+	if !ok {
+		return nil, fmt.Errorf("opening ebpf hook %q: unknown hook: this tracer has %s", opts.Hook, strings.Join(Hooks, ", "))
+	}
+	if len(opts.Targets) == 0 {
+		return nil, fmt.Errorf("opening ebpf hook %q: no targets", opts.Hook)
+	}
+	if opts.ProcRoot == "" {
+		opts.ProcRoot = "/proc"
+	}
+	if opts.RingBytes == 0 {
+		opts.RingBytes = DefaultRingBytes
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = DefaultPollInterval
+	}
+	if opts.Warn == nil {
+		opts.Warn = func(string) {}
+	}
+	page := os.Getpagesize()
+	if opts.RingBytes < page || opts.RingBytes&(opts.RingBytes-1) != 0 {
+		return nil, fmt.Errorf("opening ebpf hook %q: ring buffer size %d is not a power of two of at least a page (%d)", opts.Hook, opts.RingBytes, page)
+	}
+	s := &Session{opts: opts, def: def}
+	if s.interval, s.top, err = parseArgs(opts.Args); err != nil {
+		return nil, fmt.Errorf("opening ebpf hook %q: %w", opts.Hook, err)
+	}
+	defer func() {
+		if err != nil {
+			s.Close()
+			err = fmt.Errorf("opening ebpf hook %q: %w", opts.Hook, err)
+		}
+	}()
+
+	mntns, err := s.mountNamespaces()
+	if err != nil {
+		return nil, err
+	}
+	memcgs := s.memoryCgroups()
+
+	memlockOnce.Do(func() {
+		// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
+		if err := rlimit.RemoveMemlock(); err != nil {
+			s.warns = append(s.warns, fmt.Sprintf("raising RLIMIT_MEMLOCK: %v", err))
+		}
+	})
+	spec, err := def.load()
+	if err != nil {
+		return nil, err
+	}
+	vars := map[string]uint32{
+		"memcg_check":  boolU32(memcgs != nil),
+		"memcg_filter": boolU32(memcgs != nil && opts.MemcgFilter),
+		"wakeup_bytes": uint32(min(opts.RingBytes/4, maxWakeupBytes)),
+	}
+	for name, v := range vars {
+		if err := spec.Variables[name].Set(v); err != nil {
+			return nil, fmt.Errorf("setting %s: %w", name, err)
+		}
+	}
+	if m := spec.Maps["events"]; m != nil {
+		m.MaxEntries = uint32(opts.RingBytes)
+	}
+	if def.sized != "" {
+		spec.Maps[def.sized].MaxEntries = uint32(len(opts.Targets) * def.slots)
+	}
+	s.coll, err = ebpf.NewCollection(spec)
+	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("loading BPF programs: %w (verifier log: %s)", err, strings.Join(lastLines(ve.Log, 8), " | "))
+		}
+		return nil, fmt.Errorf("loading BPF programs: %w: check that the kernel has BTF (/sys/kernel/btf/vmlinux) and the helper CAP_BPF and CAP_PERFMON", err)
+	}
+	for ns, i := range mntns {
+		if err := s.coll.Maps["target_mntns"].Put(ns, i); err != nil {
+			return nil, fmt.Errorf("adding mount namespace %d: %w", ns, err)
+		}
+	}
+	for id, i := range memcgs {
+		if err := s.coll.Maps["target_memcg"].Put(id, i); err != nil {
+			return nil, fmt.Errorf("adding memory cgroup %d: %w", id, err)
+		}
+	}
+	if def.decode != nil {
+		if s.rd, err = ringbuf.NewReader(s.coll.Maps["events"]); err != nil {
+			return nil, fmt.Errorf("opening the ring buffer: %w", err)
+		}
+	}
+	names := make([]string, 0, len(s.coll.Programs))
+	for name := range s.coll.Programs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		l, err := link.AttachTracing(link.TracingOptions{Program: s.coll.Programs[name]})
+		if err != nil {
+			return nil, fmt.Errorf("attaching %s: %w", name, err)
+		}
+		s.links = append(s.links, l)
+	}
+	return s, nil
+}
+
+func boolU32(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func lastLines(lines []string, n int) []string {
+	if len(lines) > n {
+		return lines[len(lines)-n:]
+	}
+	return lines
+}
+
+// parseArgs reads the parameters of the aggregating hooks; the plugin
+// checked them (hooks.Descriptor.ResolveArgs).
+func parseArgs(args map[string]string) (interval time.Duration, top int, err error) {
+	if v, ok := args["interval"]; ok {
+		if interval, err = time.ParseDuration(v); err != nil || interval < 0 {
+			return 0, 0, fmt.Errorf("interval %q is not a duration >= 0 such as 1s", v)
+		}
+	}
+	if v, ok := args["top"]; ok {
+		if top, err = strconv.Atoi(v); err != nil || top < 1 {
+			return 0, 0, fmt.Errorf("top %q is not a number >= 1", v)
+		}
+	}
+	return interval, top, nil
+}
+
+// mountNamespaces returns the targets' mount namespaces, each with the
+// index of its target, and notes the first process of each target.
+func (s *Session) mountNamespaces() (map[uint32]uint32, error) {
+	// A target in the node's or the tracer's mount namespace would make
+	// every process there a target: refuse it.
+	refuse := map[uint64]string{}
+	if ino, err := nsInode(filepath.Join(s.opts.ProcRoot, "1", "ns", "mnt")); err == nil {
+		refuse[ino] = "the node's (pid 1)"
+	}
+	if ino, err := nsInode("/proc/self/ns/mnt"); err == nil {
+		refuse[ino] = "the tracer's own"
+	}
+	out := map[uint32]uint32{}
+	s.first = make([]process, len(s.opts.Targets))
+	for i, t := range s.opts.Targets {
+		var errs []error
+		found := false
+		for _, pid := range t.PIDs {
+			ino, err := nsInode(filepath.Join(s.opts.ProcRoot, strconv.Itoa(pid), "ns", "mnt"))
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if whose, ok := refuse[ino]; ok {
+				return nil, fmt.Errorf("target %s: process %d is in %s mount namespace (mnt:[%d]), so every process there would be traced: trace a container with its own mount namespace", t.Target, pid, whose, ino)
+			}
+			if j, ok := out[uint32(ino)]; ok && int(j) != i {
+				return nil, fmt.Errorf("targets %s and %s share the mount namespace mnt:[%d]: their events could not be told apart", s.opts.Targets[j].Target, t.Target, ino)
+			}
+			out[uint32(ino)] = uint32(i)
+			if !found {
+				s.first[i] = process{pid: pid, comm: readComm(s.opts.ProcRoot, pid)}
+			}
+			found = true
+		}
+		if !found {
+			if len(errs) == 0 {
+				return nil, fmt.Errorf("target %s has no processes", t.Target)
+			}
+			return nil, fmt.Errorf("target %s: reading the mount namespace of its processes: %w: the helper needs hostPID and CAP_SYS_PTRACE to read /proc/<pid>/ns of other containers", t.Target, errors.Join(errs...))
+		}
+	}
+	return out, nil
+}
+
+func nsInode(path string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return st.Ino, nil
+}
+
+// memoryCgroups returns each target's memory cgroup id with the index of
+// its target, or nil (no cross-check) when one of them has none.
+func (s *Session) memoryCgroups() map[uint64]uint32 {
+	out := map[uint64]uint32{}
+	for i, t := range s.opts.Targets {
+		found := false
+		for _, dir := range t.MemCgroupDirs {
+			if ino, err := nsInode(dir); err == nil {
+				out[ino] = uint32(i)
+				found = true
+				break
+			}
+		}
+		if !found {
+			tried := "no directory known"
+			if len(t.MemCgroupDirs) > 0 {
+				tried = "tried " + strings.Join(t.MemCgroupDirs, ", ")
+			}
+			s.warns = append(s.warns, fmt.Sprintf("memory cgroup of %s not found (%s): events are scoped by mount namespace only, without the cgroup cross-check", t.Target, tried))
+			return nil
+		}
+	}
+	return out
+}
+
+func readComm(procRoot string, pid int) string {
+	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "comm"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(string(b), "\n")
+}
+
+// Warnings returns what went wrong in Open without failing it.
+func (s *Session) Warnings() []string { return s.warns }
+
+// Stream hands the hook's events to emit until ctx is done; it then
+// detaches the programs, drains the ring buffer or emits the last rows of
+// the sums, reads the counters and returns. An error from emit stops the
+// stream and is returned. Stream runs once per session.
+func (s *Session) Stream(ctx context.Context, emit EmitFunc) error {
+	if s.streamed.Swap(true) {
+		return errors.New("streaming ebpf hook: already streamed")
+	}
+	var err error
+	if s.def.decode != nil {
+		err = s.streamRing(ctx, emit)
+	} else {
+		err = s.streamSums(ctx, emit)
+	}
+	if err != nil || s.closing.Load() {
+		return err
+	}
+	s.readCounters()
+	if n := s.Stats().MemcgMismatch; n > 0 {
+		what := "counted"
+		if s.opts.MemcgFilter {
+			what = "dropped"
+		}
+		s.opts.Warn(fmt.Sprintf("%d events came from tasks in a target's mount namespace but outside its memory cgroup (%s): something shares the container's mount namespace", n, what))
+	}
+	return nil
+}
+
+func (s *Session) streamRing(ctx context.Context, emit EmitFunc) error {
+	// Flush wakes a blocked read at once when the session stops.
+	stopWake := context.AfterFunc(ctx, func() { s.rd.Flush() })
+	defer stopWake()
+	var rec ringbuf.Record
+	for ctx.Err() == nil {
+		s.rd.SetDeadline(time.Now().Add(s.opts.PollInterval))
+		err := s.rd.ReadInto(&rec)
+		switch {
+		case err == nil:
+			if err := s.handle(rec.RawSample, emit); err != nil {
+				return err
+			}
+		case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, ringbuf.ErrFlushed):
+			// The programs submit without waking the reader: look again.
+		case errors.Is(err, ringbuf.ErrClosed), errors.Is(err, os.ErrClosed), s.closing.Load():
+			return nil
+		default:
+			return fmt.Errorf("reading the ring buffer: %w", err)
+		}
+	}
+	// No program runs once detached: what the ring holds now is all.
+	if err := s.detach(); err != nil {
+		return err
+	}
+	// A deadline in the past reads what is left, then says so.
+	s.rd.SetDeadline(time.Unix(1, 0))
+	for {
+		err := s.rd.ReadInto(&rec)
+		switch {
+		case err == nil:
+			if err := s.handle(rec.RawSample, emit); err != nil {
+				return err
+			}
+		case errors.Is(err, ringbuf.ErrFlushed):
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return nil
+		case errors.Is(err, ringbuf.ErrClosed), errors.Is(err, os.ErrClosed), s.closing.Load():
+			return nil
+		default:
+			return fmt.Errorf("draining the ring buffer: %w", err)
+		}
+	}
+}
+
+func (s *Session) streamSums(ctx context.Context, emit EmitFunc) error {
+	var tick <-chan time.Time
+	if s.interval > 0 {
+		t := time.NewTicker(s.interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-tick:
+			if err := s.def.flush(s, emit); err != nil {
+				if s.closing.Load() {
+					return nil
+				}
+				return err
+			}
+		}
+	}
+	if err := s.detach(); err != nil {
+		return err
+	}
+	if err := s.def.flush(s, emit); err != nil && !s.closing.Load() {
+		return err
+	}
+	return nil
+}
+
+// handle decodes one ring buffer record and emits it.
+func (s *Session) handle(raw []byte, emit EmitFunc) error {
+	s.rec = s.rec[:0]
+	h, event, ok := s.def.decode(s, raw)
+	if !ok {
+		return nil
+	}
+	return s.emit(emit, h, event)
+}
+
+// header is what every event has: include/common.h's struct hdr, decoded.
+type header struct {
+	ts     uint64
+	pid    int
+	target int
+	cpu    int
+	comm   string
+}
+
+// emit hands s.rec to emit as an event of target h.target.
+func (s *Session) emit(emit EmitFunc, h header, event string) error {
+	if h.target < 0 || h.target >= len(s.opts.Targets) {
+		return nil
+	}
+	t := s.opts.Targets[h.target].Target
+	s.ev = hooks.Event{
+		Time:      float64(h.ts) / 1e9,
+		CPU:       h.cpu,
+		PID:       h.pid,
+		Comm:      h.comm,
+		Event:     event,
+		Node:      t.Node,
+		Namespace: t.Namespace,
+		Pod:       t.Pod,
+		Container: t.Container,
+	}
+	if s.opts.Fields {
+		s.ev.Fields = s.rec.fields()
+	}
+	s.line = s.rec.details(s.line[:0])
+	if err := emit(&s.ev, string(s.line)); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.events++
+	s.mu.Unlock()
+	return nil
+}
+
+// now is the kernel's CLOCK_MONOTONIC, the clock of the events, in ns.
+func now() uint64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
+}
+
+// rowHeader names the target's first process for a row of sums.
+func (s *Session) rowHeader(target int, ts uint64) header {
+	p := s.first[target]
+	return header{ts: ts, pid: p.pid, target: target, comm: p.comm}
+}
+
+// detach closes every link: no program runs after it.
+func (s *Session) detach() error {
+	s.detachOnce.Do(func() {
+		var errs []error
+		for _, l := range s.links {
+			if err := l.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if len(errs) > 0 {
+			s.detachErr = fmt.Errorf("detaching BPF programs: %w", errors.Join(errs...))
+		}
+	})
+	return s.detachErr
+}
+
+// readCounters sums the per-CPU counters; they only grow.
+func (s *Session) readCounters() {
+	if s.coll == nil || s.coll.Maps["counters"] == nil {
+		return
+	}
+	var got [nrCounters]uint64
+	for i := range got {
+		var vals []uint64
+		if err := s.coll.Maps["counters"].Lookup(uint32(i), &vals); err != nil {
+			return
+		}
+		for _, v := range vals {
+			got[i] += v
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, v := range got {
+		s.counters[i] = max(s.counters[i], v)
+	}
+}
+
+// Stats returns the session's totals; they are final once Stream or Close
+// has returned.
+func (s *Session) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{
+		Events:        s.events,
+		Lost:          s.counters[counterLost],
+		MemcgMismatch: s.counters[counterMemcgMismatch],
+		Dropped:       s.counters[counterDropped],
+	}
+}
+
+// Close detaches the programs and frees every program and map. It is safe
+// to call more than once, and while Stream runs (Stream then returns nil).
+func (s *Session) Close() error {
+	s.closeOnce.Do(func() {
+		s.closing.Store(true)
+		var errs []error
+		if err := s.detach(); err != nil {
+			errs = append(errs, err)
+		}
+		if s.rd != nil {
+			if err := s.rd.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("closing the ring buffer reader: %w", err))
+			}
+		}
+		s.readCounters()
+		if s.coll != nil {
+			s.coll.Close()
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}

@@ -1,0 +1,528 @@
+//go:build linux && privileged
+
+// Privileged tests: run as root on a real kernel with
+//
+//	go test -tags privileged ./hooks/ebpf/
+//
+// They never skip: a machine that cannot run them fails them.
+package ebpf
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/ebpf/ebpftest"
+)
+
+func init() { ebpftest.Main() }
+
+// got is one emitted event, copied.
+type got struct {
+	ev      hooks.Event
+	details string
+}
+
+// traced is a session's result.
+type traced struct {
+	events []got
+	stats  Stats
+	warns  []string
+	// delays are how long each event streamed before the stop took from
+	// the kernel's timestamp to the emit function.
+	delays []time.Duration
+}
+
+// traceConfig changes what trace does.
+type traceConfig struct {
+	opts          func(*Options)
+	allowMismatch bool // events outside the target's memory cgroup are expected
+	allowLost     bool
+}
+
+// trace opens hook on the targets, runs during() while streaming, stops
+// and returns what was emitted. It checks that no program of the package
+// stays loaded, and that nothing was lost.
+func trace(t *testing.T, hook string, args map[string]string, targets []Target, during func()) traced {
+	t.Helper()
+	return traceWith(t, traceConfig{}, hook, args, targets, during)
+}
+
+func traceWith(t *testing.T, cfg traceConfig, hook string, args map[string]string, targets []Target, during func()) traced {
+	t.Helper()
+	if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+		t.Fatalf("programs of an earlier session still loaded: %v", left)
+	}
+	before := ebpftest.AllPrograms(t)
+	d, ok := hooks.Lookup(hook)
+	if !ok {
+		t.Fatalf("hook %q not in the catalogue", hook)
+	}
+	resolved, err := d.ResolveArgs(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu  sync.Mutex
+		res traced
+	)
+	opts := Options{
+		Hook: hook, Args: resolved, Targets: targets, Fields: true, ProcRoot: "/proc",
+		Warn: func(msg string) {
+			mu.Lock()
+			res.warns = append(res.warns, msg)
+			mu.Unlock()
+		},
+	}
+	if cfg.opts != nil {
+		cfg.opts(&opts)
+	}
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	res.warns = append(res.warns, s.Warnings()...)
+	loaded := ebpftest.OurPrograms(t, "kt_")
+	if len(loaded) == 0 {
+		t.Error("no kt_ program loaded while the session is open")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		done <- s.Stream(ctx, func(ev *hooks.Event, details string) error {
+			c := *ev
+			c.Fields = maps.Clone(ev.Fields)
+			delay := time.Duration(now() - uint64(ev.Time*1e9))
+			mu.Lock()
+			res.events = append(res.events, got{c, details})
+			if ctx.Err() == nil {
+				res.delays = append(res.delays, delay)
+			}
+			mu.Unlock()
+			return nil
+		})
+	}()
+	during()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Stream: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stream did not return within 10 s of the stop")
+	}
+	elapsed := time.Since(start)
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	res.stats = s.Stats()
+	closed := time.Now()
+	if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+		t.Errorf("programs left 5 s after Close: %v", left)
+	}
+	t.Logf("%s: programs gone %v after Close", hook, time.Since(closed).Round(time.Millisecond))
+	after := ebpftest.AllPrograms(t)
+	t.Logf("%s: programs loaded %v; BPF programs on the machine before %d, after %d", hook, loaded, before, after)
+	if after != before {
+		t.Errorf("BPF programs on the machine: %d before, %d after the session", before, after)
+	}
+	t.Logf("%s: %d events in %v (%.0f/s), stats %+v, warnings %q", hook, len(res.events), elapsed.Round(time.Millisecond),
+		float64(len(res.events))/elapsed.Seconds(), res.stats, res.warns)
+	if res.stats.Events != uint64(len(res.events)) {
+		t.Errorf("Stats.Events %d, emitted %d", res.stats.Events, len(res.events))
+	}
+	if res.stats.Lost != 0 && !cfg.allowLost {
+		t.Errorf("lost %d: want none", res.stats.Lost)
+	}
+	if res.stats.MemcgMismatch != 0 && !cfg.allowMismatch {
+		t.Errorf("memory cgroup mismatches %d: want none", res.stats.MemcgMismatch)
+	}
+	if len(res.delays) > 0 {
+		d := slices.Clone(res.delays)
+		slices.Sort(d)
+		t.Logf("%s: delay from the kernel to emit: median %v, max %v (%d events)", hook, d[len(d)/2].Round(time.Microsecond), d[len(d)-1].Round(time.Microsecond), len(d))
+	}
+	return res
+}
+
+// target makes a fake container holding a workload in its own mount and
+// network namespaces.
+func target(t *testing.T, name string, w ebpftest.Work) (*ebpftest.Container, *ebpftest.Proc, Target) {
+	t.Helper()
+	c := ebpftest.NewContainer(t)
+	p := ebpftest.Start(t, name, w, syscall.CLONE_NEWNS|syscall.CLONE_NEWNET)
+	c.Add(t, p.PID())
+	return c, p, Target{Target: c.Target(), PIDs: []int{p.PID()}, MemCgroupDirs: []string{c.Dir(t, "memory")}}
+}
+
+// checkFields asserts that every event has exactly the descriptor's
+// fields, minus those allowed to be absent, and that the details line
+// agrees with them.
+func checkFields(t *testing.T, hook string, events []got, optional ...string) {
+	t.Helper()
+	d, _ := hooks.Lookup(hook)
+	for _, e := range events {
+		for _, f := range d.Fields {
+			if _, ok := e.ev.Fields[f.Name]; !ok && !slices.Contains(optional, f.Name) {
+				t.Errorf("event without field %q: %+v", f.Name, e)
+				return
+			}
+		}
+		for k := range e.ev.Fields {
+			if !slices.ContainsFunc(d.Fields, func(f hooks.Field) bool { return f.Name == k }) {
+				t.Errorf("field %q is not documented in the descriptor of %s", k, hook)
+				return
+			}
+			if !strings.Contains(e.details, k+"=") {
+				t.Errorf("details %q lack %s=", e.details, k)
+				return
+			}
+		}
+		if strings.Contains(e.details, "\n") {
+			t.Errorf("details span lines: %q", e.details)
+		}
+	}
+}
+
+func TestExec(t *testing.T) {
+	inside := ebpftest.CopyBinary(t, "/bin/true", "ktexec-in")
+	outside := ebpftest.CopyBinary(t, "/bin/true", "ktexec-out")
+	_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "exec", Path: inside, Args: []string{"--who", "the target", "x"}, Every: 20 * time.Millisecond})
+	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "exec", Path: outside, Args: []string{"--who", "outsider"}, Every: 5 * time.Millisecond}, 0)
+	res := trace(t, HookExec, nil, []Target{tg}, func() {
+		tp.Go(t)
+		op.Go(t)
+		time.Sleep(1500 * time.Millisecond)
+	})
+	n := 0
+	for _, e := range res.events {
+		f := e.ev.Fields
+		if e.ev.Event != "exec" || e.ev.Pod != tg.Pod || e.ev.Container != tg.Container {
+			t.Errorf("event %+v", e)
+		}
+		if strings.Contains(f["filename"], "ktexec-out") || f["ppid"] == strconv.Itoa(op.PID()) || e.ev.PID == op.PID() {
+			t.Errorf("outsider traced: %+v", e)
+		}
+		if f["filename"] == inside {
+			n++
+			if f["ppid"] != strconv.Itoa(tp.PID()) || e.ev.Comm != "ktexec-in" || f["pid"] != strconv.Itoa(e.ev.PID) || f["uid"] != "0" {
+				t.Errorf("exec of the target's child: %+v", e)
+			}
+			if want := inside + ` --who "the target" x`; f["argv"] != want {
+				t.Errorf("argv %q, want %q", f["argv"], want)
+			}
+		}
+	}
+	if n < 20 {
+		t.Errorf("%d execs of %s traced, want >= 20 (one per 20 ms)", n, inside)
+	}
+	checkFields(t, HookExec, res.events)
+	// Few events: the programs never wake the reader, which polls every
+	// DefaultPollInterval.
+	if m := slices.Max(res.delays); m > 3*DefaultPollInterval {
+		t.Errorf("an event took %v to reach user space, want < %v", m, 3*DefaultPollInterval)
+	}
+	if len(res.events) > 0 {
+		t.Logf("e.g. %s-%d %s: %s", res.events[0].ev.Comm, res.events[0].ev.PID, res.events[0].ev.Event, res.events[0].details)
+	}
+}
+
+func TestOpen(t *testing.T) {
+	dir := t.TempDir()
+	in, out, missing := filepath.Join(dir, "kt-open-in"), filepath.Join(dir, "kt-open-out"), filepath.Join(dir, "kt-open-missing")
+	in = ebpftest.CopyBinary(t, "/bin/true", "kt-open-in")
+	out = ebpftest.CopyBinary(t, "/bin/true", "kt-open-out")
+	_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "open", Paths: []string{in, missing}, Every: 20 * time.Millisecond})
+	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "open", Paths: []string{out, missing}, Every: 5 * time.Millisecond}, 0)
+	res := trace(t, HookOpen, nil, []Target{tg}, func() {
+		tp.Go(t)
+		op.Go(t)
+		time.Sleep(1500 * time.Millisecond)
+	})
+	var ok, failed int
+	for _, e := range res.events {
+		f := e.ev.Fields
+		if e.ev.PID == op.PID() || f["path"] == out {
+			t.Errorf("outsider traced: %+v", e)
+		}
+		if e.ev.PID != tp.PID() {
+			continue // the Go runtime of the target, at its start
+		}
+		switch f["path"] {
+		case in:
+			ok++
+			if fd, err := strconv.Atoi(f["result"]); err != nil || fd < 0 || f["flags"] != "O_RDONLY|O_CLOEXEC" || f["error"] != "" {
+				t.Errorf("open of %s: %+v", in, e)
+			}
+		case missing:
+			failed++
+			if f["result"] != "-2" || f["error"] != "ENOENT" {
+				t.Errorf("open of %s: %+v", missing, e)
+			}
+		}
+	}
+	if ok < 20 || failed < 20 {
+		t.Errorf("%d opens of %s and %d of %s traced, want >= 20 each", ok, in, failed, missing)
+	}
+	checkFields(t, HookOpen, res.events, "error")
+}
+
+func TestTCP(t *testing.T) {
+	const port = 47113
+	_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "tcp", Port: port, Every: 20 * time.Millisecond})
+	// The outsider does the same on the same port, in a network namespace
+	// of its own, outside the container's mount namespace and cgroups.
+	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "tcp", Port: port, Every: 5 * time.Millisecond}, syscall.CLONE_NEWNET)
+	res := trace(t, HookTCP, nil, []Target{tg}, func() {
+		tp.Go(t)
+		op.Go(t)
+		time.Sleep(1500 * time.Millisecond)
+	})
+	count := map[string]int{}
+	p := strconv.Itoa(port)
+	for _, e := range res.events {
+		f := e.ev.Fields
+		if e.ev.PID != tp.PID() {
+			t.Errorf("event of another process (outsider %d): %+v", op.PID(), e)
+			continue
+		}
+		if f["saddr"] != "127.0.0.1" || f["daddr"] != "127.0.0.1" || f["family"] != "ipv4" {
+			t.Errorf("addresses: %+v", e)
+		}
+		switch e.ev.Event {
+		case "connect":
+			if f["dport"] != p || f["sport"] == "0" {
+				t.Errorf("connect: %+v", e)
+			}
+		case "accept":
+			if f["sport"] != p || f["dport"] == "0" {
+				t.Errorf("accept: %+v", e)
+			}
+		case "close":
+			if f["sport"] != p && f["dport"] != p || f["sport"] == "0" || f["dport"] == "0" || f["duration_us"] == "" {
+				t.Errorf("close: %+v", e)
+			}
+		default:
+			t.Errorf("event %q", e.ev.Event)
+		}
+		count[e.ev.Event]++
+	}
+	t.Logf("events: %v", count)
+	if count["connect"] < 20 || count["accept"] < 20 || count["close"] < 40 {
+		t.Errorf("events %v, want >= 20 connects and accepts and >= 40 closes (both ends)", count)
+	}
+	checkFields(t, HookTCP, res.events, "duration_us")
+}
+
+func TestSyscallTop(t *testing.T) {
+	const calls = 200000
+	_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "syscalls", Count: calls})
+	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "syscalls", Count: 3 * calls}, 0)
+	res := trace(t, HookSyscallTop, map[string]string{"interval": "200ms", "top": "50"}, []Target{tg}, func() {
+		tp.Go(t)
+		op.Go(t)
+		tp.Line(t) // done
+		op.Line(t)
+		time.Sleep(500 * time.Millisecond)
+	})
+	var getppid uint64
+	times := map[float64]bool{}
+	for _, e := range res.events {
+		f := e.ev.Fields
+		times[e.ev.Time] = true
+		if e.ev.Event != "syscall" || e.ev.PID != tp.PID() || e.ev.Comm != "kttarget" {
+			t.Errorf("row %+v", e)
+		}
+		if f["syscall"] == "getppid" {
+			n, _ := strconv.ParseUint(f["count"], 10, 64)
+			getppid += n
+			if avg, _ := strconv.ParseUint(f["avg_ns"], 10, 64); avg == 0 {
+				t.Errorf("row without latency: %+v", e)
+			}
+		}
+	}
+	// The Go runtime does not call getppid: every call is the workload's,
+	// and the outsider's would show.
+	if getppid != calls {
+		t.Errorf("getppid count %d, want exactly %d", getppid, calls)
+	}
+	if len(times) < 2 {
+		t.Errorf("rows at %d times, want several (interval 200ms)", len(times))
+	}
+	checkFields(t, HookSyscallTop, res.events)
+	if len(res.events) > 0 {
+		t.Logf("e.g. %s", res.events[0].details)
+	}
+}
+
+func TestRunqlat(t *testing.T) {
+	_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "spin", Count: 2})
+	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "spin", Count: 4}, 0)
+	var switches uint64
+	res := trace(t, HookRunqlat, map[string]string{"interval": "500ms"}, []Target{tg}, func() {
+		s0 := ebpftest.SwitchCount(t, tp.PID())
+		tp.Go(t)
+		op.Go(t)
+		time.Sleep(2 * time.Second)
+		switches = ebpftest.SwitchCount(t, tp.PID()) - s0
+	})
+	var total uint64
+	times := map[float64]bool{}
+	for _, e := range res.events {
+		f := e.ev.Fields
+		times[e.ev.Time] = true
+		if e.ev.Event != "runqlat" || e.ev.PID != tp.PID() {
+			t.Errorf("row %+v", e)
+		}
+		n, _ := strconv.ParseUint(f["count"], 10, 64)
+		total += n
+		lo, _ := strconv.ParseUint(f["usecs_lo"], 10, 64)
+		hi, _ := strconv.ParseUint(f["usecs_hi"], 10, 64)
+		if hi < lo || (lo != 0 && hi != 2*lo-1) {
+			t.Errorf("bucket %+v", e)
+		}
+	}
+	// Each wait ends with a switch to one of the target's threads; the
+	// outsider's (or anyone else's) waits would push the total past the
+	// target's own switches. A few switches happen outside the window.
+	t.Logf("histogram total %d, target's context switches %d, rows at %d times", total, switches, len(times))
+	if total == 0 || total > switches+switches/10+20 {
+		t.Errorf("histogram holds %d waits, want > 0 and about the target's %d switches at most", total, switches)
+	}
+	if len(times) < 2 {
+		t.Errorf("rows at %d times, want several (interval 500ms)", len(times))
+	}
+	checkFields(t, HookRunqlat, res.events)
+	for _, e := range res.events {
+		t.Logf("  %s", e.details)
+	}
+}
+
+func TestOOMKill(t *testing.T) {
+	c, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "alloc"})
+	c.SetMemoryLimit(t, 64<<20)
+	// The outsider gets the same limit in a cgroup of its own.
+	oc := ebpftest.NewContainer(t)
+	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "alloc"}, 0)
+	oc.Add(t, op.PID())
+	oc.SetMemoryLimit(t, 64<<20)
+	res := trace(t, HookOOMKill, nil, []Target{tg}, func() {
+		op.Go(t)
+		if err := op.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+			t.Errorf("outsider: %v, want killed", err)
+		}
+		tp.Go(t)
+		if err := tp.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+			t.Errorf("target: %v, want killed", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	})
+	if len(res.events) != 1 {
+		t.Fatalf("%d events, want 1: %+v", len(res.events), res.events)
+	}
+	e := res.events[0]
+	f := e.ev.Fields
+	pid := strconv.Itoa(tp.PID())
+	if e.ev.Event != "oomkill" || e.ev.PID != tp.PID() || e.ev.Comm != "kttarget" || f["victim_pid"] != pid ||
+		f["victim_comm"] != "kttarget" || f["trigger_pid"] != pid || f["victim_uid"] != "0" {
+		t.Errorf("event %+v", e)
+	}
+	// The victim holds about the limit (64 MiB = 16384 pages) when killed,
+	// plus the file pages of its binary.
+	if pages, _ := strconv.Atoi(f["pages"]); pages < 16384/2 || pages > 16384*2 {
+		t.Errorf("pages %d, want about 16384", pages)
+	}
+	t.Logf("%s", e.details)
+	checkFields(t, HookOOMKill, res.events)
+}
+
+// A target in the tracer's own mount namespace would scope nothing: Open
+// refuses it, and leaves nothing loaded.
+func TestOpenRefusesHostMountNamespace(t *testing.T) {
+	p := ebpftest.Start(t, "kthost", ebpftest.Work{Kind: "syscalls"}, 0)
+	_, err := Open(Options{Hook: HookExec, Targets: []Target{{Target: hooks.Target{Namespace: "a", Pod: "b", Container: "c"}, PIDs: []int{p.PID()}}}})
+	if err == nil || !strings.Contains(err.Error(), "mount namespace") {
+		t.Fatalf("Open error %v, want a refusal", err)
+	}
+	t.Log(err)
+	if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+		t.Errorf("programs left: %v", left)
+	}
+}
+
+// The memory cgroup cross-check: a process that enters the target's mount
+// namespace (nsenter) but stays outside its cgroup is counted and reported;
+// with MemcgFilter its events are dropped.
+func TestMemcgCrossCheck(t *testing.T) {
+	bin := ebpftest.CopyBinary(t, "/bin/true", "ktexec-child")
+	_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "exec", Path: bin, Args: []string{"target"}, Every: 20 * time.Millisecond})
+	for _, filter := range []bool{false, true} {
+		t.Run(fmt.Sprintf("filter=%v", filter), func(t *testing.T) {
+			in := ebpftest.StartInMountNamespace(t, "ktintruder", ebpftest.Work{Kind: "exec", Path: bin, Args: []string{"intruder"}, Every: 20 * time.Millisecond}, tp.PID())
+			res := traceWith(t, traceConfig{opts: func(o *Options) { o.MemcgFilter = filter }, allowMismatch: true},
+				HookExec, nil, []Target{tg}, func() {
+					if !filter {
+						tp.Go(t)
+					}
+					in.Go(t)
+					time.Sleep(time.Second)
+				})
+			count := map[string]int{}
+			for _, e := range res.events {
+				count[e.ev.Fields["argv"]]++
+			}
+			t.Logf("execs by argv: %v", count)
+			intruder, targets := count[bin+" intruder"], count[bin+" target"]
+			if targets < 10 {
+				t.Errorf("%d execs of the target, want >= 10", targets)
+			}
+			if filter && intruder != 0 || !filter && intruder < 10 {
+				t.Errorf("%d execs of the intruder with MemcgFilter=%v", intruder, filter)
+			}
+			if res.stats.MemcgMismatch < 10 {
+				t.Errorf("memory cgroup mismatches %d, want >= 10", res.stats.MemcgMismatch)
+			}
+			if len(res.warns) != 1 || !strings.Contains(res.warns[0], "outside its memory cgroup") {
+				t.Errorf("warnings %q, want one about the memory cgroup", res.warns)
+			}
+		})
+	}
+}
+
+// Throughput: the target opens a file as fast as it can; every open is an
+// event or counted lost.
+func TestOpenThroughput(t *testing.T) {
+	const opens = 300000
+	path := ebpftest.CopyBinary(t, "/bin/true", "kt-open-fast")
+	_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "open", Paths: []string{path}, Count: opens})
+	var took time.Duration
+	res := traceWith(t, traceConfig{allowLost: true}, HookOpen, nil, []Target{tg}, func() {
+		start := time.Now()
+		tp.Go(t)
+		tp.Line(t) // done
+		took = time.Since(start)
+	})
+	n := 0
+	for _, e := range res.events {
+		if e.ev.Fields["path"] == path {
+			n++
+		}
+	}
+	t.Logf("%d opens in %v: %.0f opens/s; %d events of them, %d lost (%.2f%%)", opens, took.Round(time.Millisecond),
+		opens/took.Seconds(), n, res.stats.Lost, 100*float64(res.stats.Lost)/opens)
+	if n > opens || uint64(n)+res.stats.Lost < opens {
+		t.Errorf("%d events + %d lost, want %d opens accounted for", n, res.stats.Lost, opens)
+	}
+}

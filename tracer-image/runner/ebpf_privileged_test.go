@@ -1,0 +1,265 @@
+//go:build linux && privileged
+
+package runner
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/ebpf/ebpftest"
+)
+
+// Workloads of the eBPF tests are this binary, run again (ebpftest.Start).
+func init() { ebpftest.Main() }
+
+// ebpfBuffer is a bytes.Buffer safe for the writer and a reader.
+type ebpfBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *ebpfBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *ebpfBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// ebpfRun runs Run with the ebpf attacher, playing the plugin: wait for
+// ready, send the go byte, call during(), close stdin. It returns stdout,
+// the statuses and Run's error.
+func ebpfRun(t *testing.T, req hooks.Request, during func()) (string, []hooks.Status, error) {
+	t.Helper()
+	var stdout, stderr ebpfBuffer
+	stdinR, stdinW := io.Pipe()
+	cfg := Config{
+		Stdin: stdinR, Stdout: &stdout, Stderr: &stderr,
+		Attachers: map[string]Attacher{hooks.KindEBPF: ebpfAttacher()},
+	}
+	done := make(chan error, 1)
+	go func() { done <- Run(context.Background(), req, cfg) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(stderr.String(), `{"ktrace":"ready"`) {
+		select {
+		case err := <-done:
+			return stdout.String(), ebpfStatuses(t, stderr.String()), err
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no ready status within 20 s; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := stdinW.Write([]byte{'g'}); err != nil {
+		t.Fatal(err)
+	}
+	during()
+	stdinW.Close()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return within 20 s of the end of stdin")
+	}
+	return stdout.String(), ebpfStatuses(t, stderr.String()), err
+}
+
+func ebpfStatuses(t *testing.T, stderr string) []hooks.Status {
+	t.Helper()
+	var out []hooks.Status
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		if line == "" {
+			continue
+		}
+		s, ok := hooks.ParseStatus([]byte(line))
+		if !ok {
+			t.Fatalf("stderr line %q is not a status", line)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func ebpfRequest(hook, output string, args map[string]string, targets ...hooks.Target) hooks.Request {
+	return hooks.Request{
+		Version:   hooks.ProtocolVersion,
+		SessionID: fmt.Sprintf("ebpf-%d", time.Now().UnixNano()),
+		Hook:      hook,
+		Args:      args,
+		Output:    output,
+		Targets:   targets,
+	}
+}
+
+// The whole helper path with an eBPF hook: two containers resolved from
+// /proc by their ids, each with a workload in its own mount and network
+// namespaces, an outsider doing the same work; exec events, as JSON, carry
+// their own container, and no program stays loaded.
+func TestRunEBPFExec(t *testing.T) {
+	bin := ebpftest.CopyBinary(t, "/bin/true", "ktexec-child")
+	type target struct {
+		c *ebpftest.Container
+		p *ebpftest.Proc
+	}
+	var targets []target
+	for i := 0; i < 2; i++ {
+		c := ebpftest.NewContainer(t)
+		p := ebpftest.Start(t, "kttarget"+strconv.Itoa(i), ebpftest.Work{Kind: "exec", Path: bin, Args: []string{"target", strconv.Itoa(i)}, Every: 20 * time.Millisecond},
+			syscall.CLONE_NEWNS|syscall.CLONE_NEWNET)
+		c.Add(t, p.PID())
+		targets = append(targets, target{c, p})
+	}
+	outsider := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "exec", Path: bin, Args: []string{"outsider"}, Every: 5 * time.Millisecond}, 0)
+	before := ebpftest.AllPrograms(t)
+
+	req := ebpfRequest("exec", hooks.OutputJSON, nil, targets[0].c.Target(), targets[1].c.Target())
+	stdout, statuses, err := ebpfRun(t, req, func() {
+		if n := len(ebpftest.OurPrograms(t, "kt_")); n == 0 {
+			t.Error("no kt_ program loaded while the session runs")
+		}
+		for _, tg := range targets {
+			tg.p.Go(t)
+		}
+		outsider.Go(t)
+		time.Sleep(1500 * time.Millisecond)
+	})
+	if err != nil {
+		t.Fatalf("Run: %v\nstatuses: %+v", err, statuses)
+	}
+	var kinds []string
+	for _, s := range statuses {
+		kinds = append(kinds, s.Kind)
+	}
+	if want := "resolved,resolved,ready,started,stats"; strings.Join(kinds, ",") != want {
+		t.Errorf("status kinds %v, want %s: %+v", kinds, want, statuses)
+	}
+	stats := statuses[len(statuses)-1]
+
+	perTarget := map[string]int{}
+	n := 0
+	sc := bufio.NewScanner(strings.NewReader(stdout))
+	for sc.Scan() {
+		n++
+		var ev hooks.Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		argv := ev.Fields["argv"]
+		if strings.Contains(argv, "outsider") || ev.Fields["ppid"] == strconv.Itoa(outsider.PID()) {
+			t.Errorf("outsider traced: %s", sc.Text())
+		}
+		for i, tg := range targets {
+			if ev.Pod != tg.c.Target().Pod {
+				continue
+			}
+			if ev.Fields["filename"] == bin {
+				perTarget[ev.Pod]++
+				if want := bin + " target " + strconv.Itoa(i); argv != want || ev.Fields["ppid"] != strconv.Itoa(tg.p.PID()) {
+					t.Errorf("event of target %d: argv %q (want %q), ppid %s (want %d)", i, argv, want, ev.Fields["ppid"], tg.p.PID())
+				}
+			}
+		}
+		if ev.Node != "n1" || ev.Namespace != "test" || ev.Container != "app" {
+			t.Errorf("event without its target: %s", sc.Text())
+		}
+	}
+	t.Logf("%d events, stats %+v, per target %v", n, stats, perTarget)
+	if len(perTarget) != 2 || perTarget[targets[0].c.Target().Pod] < 20 || perTarget[targets[1].c.Target().Pod] < 20 {
+		t.Errorf("execs per target %v, want >= 20 for each of the 2 targets", perTarget)
+	}
+	if stats.Events != uint64(n) || stats.Lost != 0 {
+		t.Errorf("stats %+v, want %d events and none lost", stats, n)
+	}
+	if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+		t.Errorf("programs left: %v", left)
+	}
+	if after := ebpftest.AllPrograms(t); after != before {
+		t.Errorf("BPF programs on the machine: %d before, %d after", before, after)
+	}
+}
+
+// syscall-top through Run, as text: rows every interval, the target's
+// getppid calls counted exactly.
+func TestRunEBPFSyscallTopText(t *testing.T) {
+	const calls = 50000
+	c := ebpftest.NewContainer(t)
+	p := ebpftest.Start(t, "kttarget", ebpftest.Work{Kind: "syscalls", Count: calls}, syscall.CLONE_NEWNS|syscall.CLONE_NEWNET)
+	c.Add(t, p.PID())
+	outsider := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "syscalls", Count: calls}, 0)
+	req := ebpfRequest("syscall-top", hooks.OutputText, map[string]string{"interval": "300ms", "top": "5"}, c.Target())
+	stdout, statuses, err := ebpfRun(t, req, func() {
+		p.Go(t)
+		outsider.Go(t)
+		p.Line(t)
+		outsider.Line(t)
+		time.Sleep(700 * time.Millisecond)
+	})
+	if err != nil {
+		t.Fatalf("Run: %v\nstatuses: %+v", err, statuses)
+	}
+	var getppid int
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	for _, line := range lines {
+		// <time> [000] kttarget-<pid> syscall: syscall=… nr=… count=…
+		f := strings.Fields(line)
+		if len(f) < 5 || f[2] != "kttarget-"+strconv.Itoa(p.PID()) || f[3] != "syscall:" {
+			t.Errorf("line %q", line)
+			continue
+		}
+		if f[4] == "syscall=getppid" {
+			for _, kv := range f[5:] {
+				if v, ok := strings.CutPrefix(kv, "count="); ok {
+					n, _ := strconv.Atoi(v)
+					getppid += n
+				}
+			}
+		}
+	}
+	t.Logf("%d rows, e.g. %q", len(lines), lines[0])
+	if getppid != calls {
+		t.Errorf("getppid calls %d, want %d", getppid, calls)
+	}
+	if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+		t.Errorf("programs left: %v", left)
+	}
+}
+
+// A setup error in the hook (a target in the node's mount namespace)
+// fails before ready and leaves no program loaded.
+func TestRunEBPFAttachErrorLeavesNothing(t *testing.T) {
+	c := ebpftest.NewContainer(t)
+	p := ebpftest.Start(t, "kthost", ebpftest.Work{Kind: "syscalls"}, 0) // no namespaces of its own
+	c.Add(t, p.PID())
+	req := ebpfRequest("open", hooks.OutputText, nil, c.Target())
+	stdout, statuses, err := ebpfRun(t, req, func() { t.Error("the session started") })
+	if err == nil || !strings.Contains(err.Error(), "mount namespace") {
+		t.Fatalf("Run error %v, want one about the mount namespace", err)
+	}
+	t.Log(err)
+	var kinds []string
+	for _, s := range statuses {
+		kinds = append(kinds, s.Kind)
+	}
+	if strings.Join(kinds, ",") != "resolved,error" || stdout != "" {
+		t.Errorf("status kinds %v, stdout %q: want resolved, error and no data", kinds, stdout)
+	}
+	if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+		t.Errorf("programs left: %v", left)
+	}
+}
