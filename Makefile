@@ -71,14 +71,21 @@ e2e: build cluster-up ## end-to-end tests against the local cluster
 	$(E2E_ENV) $(GO) test -count=1 -tags e2e -timeout 40m -v ./test/e2e/ 2>&1 | tee bin/e2e.log | grep -E '^\s*(=== RUN|--- |PASS|FAIL|ok|panic)|e2e_test.go' ; exit $${PIPESTATUS[0]}
 
 .PHONY: verify
-verify: ## gofmt, go vet, go.mod/go.sum tidy, generated docs up to date
+verify: ## gofmt, go vet, go.mod/go.sum tidy, generated docs and bpf2go output up to date
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); [ -z "$$out" ] || { echo "gofmt needed: $$out" >&2; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags privileged ./hooks/... ./tracer-image/...
 	$(GO) vet -tags e2e ./test/e2e/
 	$(GO) mod tidy -diff
+	@before=$$(cat hooks/ebpf/*_bpfel.* hooks/ebpf/syscallnames.go | sha256sum) && $(GO) generate ./hooks/ebpf/ && \
+	  after=$$(cat hooks/ebpf/*_bpfel.* hooks/ebpf/syscallnames.go | sha256sum) && \
+	  [ "$$before" = "$$after" ] || { echo "the bpf2go output in hooks/ebpf was stale (now regenerated): commit it" >&2; exit 1; }
 	@tmp=$$(mktemp -d) && cp -r docs $$tmp/ && $(GO) run ./hack/docgen -out $$tmp/docs && \
 	  { diff -r docs $$tmp/docs >/dev/null || { diff -ru docs $$tmp/docs | head -40; echo "generated docs are stale: run 'make docs'" >&2; rm -rf $$tmp; exit 1; }; } && rm -rf $$tmp
+
+.PHONY: generate
+generate: ## regenerate the committed bpf2go output in hooks/ebpf (needs clang-14, llvm-14, libbpf-dev)
+	$(GO) generate ./hooks/ebpf/
 
 .PHONY: docs
 docs: ## regenerate docs/hooks.md and docs/reference/ from the code

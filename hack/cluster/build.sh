@@ -7,7 +7,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 APT_PKGS="etcd-server containerd runc containernetworking-plugins iptables conntrack socat openssl
-  curl ca-certificates tcpdump iproute2 util-linux busybox-static tshark procps psmisc"
+  curl ca-certificates tcpdump iproute2 util-linux busybox-static tshark procps psmisc
+  clang-14 llvm-14 libbpf-dev bpftool"
 
 do_apt() {
   local missing=()
