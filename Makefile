@@ -55,7 +55,11 @@ demo: cluster-up ## cluster up, a demo workload, and a real 5 s sched trace of i
 	hack/demo.sh
 
 .PHONY: test
-test: verify test-unit test-privileged e2e ## all tests: verify, unit, privileged (root) and end to end
+test: verify test-unit test-privileged e2e release-check ## all tests: verify, unit, privileged (root), end to end, and the release checks
+
+.PHONY: release-check
+release-check: ## goreleaser check and snapshot build of the six archives, then the krew manifest installed as krew does
+	$(MAKE) dist validate-krew
 
 .PHONY: test-unit
 test-unit: ## unit tests, no root needed
@@ -76,6 +80,7 @@ verify: ## gofmt, go vet, go.mod/go.sum tidy, generated docs and bpf2go output u
 	$(GO) vet ./...
 	$(GO) vet -tags privileged ./hooks/... ./tracer-image/...
 	$(GO) vet -tags e2e ./test/e2e/
+	$(GO) vet -tags release ./krew/
 	$(GO) mod tidy -diff
 	@before=$$(cat hooks/ebpf/*_bpfel.* hooks/ebpf/syscallnames.go | sha256sum) && $(GO) generate ./hooks/ebpf/ && \
 	  after=$$(cat hooks/ebpf/*_bpfel.* hooks/ebpf/syscallnames.go | sha256sum) && \
@@ -94,5 +99,5 @@ docs: ## regenerate docs/hooks.md and docs/reference/ from the code
 include hack/release.mk
 
 .PHONY: clean
-clean: ## remove build output (not the cluster: see cluster-down)
-	rm -rf bin
+clean: ## remove build output and dist/ (not the cluster: see cluster-down)
+	rm -rf bin dist
