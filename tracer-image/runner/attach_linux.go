@@ -13,8 +13,9 @@ import (
 // DefaultAttachers returns the hook runtimes of this platform, by kind.
 func DefaultAttachers() map[string]Attacher {
 	return map[string]Attacher{
-		hooks.KindFtrace: FtraceAttacher{},
-		hooks.KindEBPF:   ebpfAttacher(),
+		hooks.KindFtrace:  FtraceAttacher{},
+		hooks.KindEBPF:    ebpfAttacher(),
+		hooks.KindTcpdump: TcpdumpAttacher{},
 	}
 }
 

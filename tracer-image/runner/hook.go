@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"io"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
 )
@@ -31,6 +32,9 @@ type Attachment struct {
 	ProcRoot string
 	// Warn reports something the user should know; the session goes on.
 	Warn func(msg string)
+	// Log passes on a line a tool printed (tcpdump's "listening on …"):
+	// it reaches the plugin's stderr as it is, not as a status.
+	Log func(line string)
 }
 
 // Hook is an attached hook. The kernel buffers its events from Attach on,
@@ -45,6 +49,20 @@ type Hook interface {
 	// Close detaches the hook and frees what it holds in the kernel. It is
 	// safe to call more than once, with or without Stream.
 	Close() error
+}
+
+// RawHook is a hook whose trace data is bytes already in the request's
+// output format: pcap, or text lines. Run streams such a hook with
+// StreamRaw, never Stream, through the same lifecycle, and cuts the bytes
+// into records (pcap records, lines) to count events and apply the limits.
+type RawHook interface {
+	Hook
+	// StreamRaw writes trace data to w until ctx is done, then stops the
+	// hook, writes what it flushes and returns. When several goroutines
+	// write, each Write must hold whole records. Writes do not fail when a
+	// limit is reached (Run drops the rest and cancels ctx); an error from
+	// w ends the stream and is returned.
+	StreamRaw(ctx context.Context, w io.Writer) error
 }
 
 // Refresher is implemented by hooks that scope by PID: Run hands them the

@@ -2,6 +2,8 @@ package runner
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,15 +14,31 @@ import (
 	"github.com/ktrace-dev/kubectl-trace/hooks"
 )
 
-// output writes events to stdout, buffered, and flushes at least every
-// flushEvery so that a slow trace still shows up promptly.
+// Why a limit of the request ended a session (hooks.Status.Ended).
+const (
+	endedMaxEvents = "max events reached"
+	endedMaxSize   = "max size reached"
+)
+
+// output writes trace data to stdout, buffered, and flushes at least every
+// flushEvery so that a slow trace still shows up promptly. It writes whole
+// records only (an event's line, a pcap record), counts them, and applies
+// the request's limits: once one is reached it calls onLimit (which stops
+// the session) and drops everything after.
 type output struct {
 	mu     sync.Mutex
 	w      *bufio.Writer
 	format string
-	enc    *json.Encoder
+	enc    *json.Encoder // encodes into rec
+	rec    bytes.Buffer
 	line   []byte
 	err    error // the first write error; every emit after it fails
+
+	maxEvents, maxBytes int64
+	minRecord           int64 // the smallest record there can be: 16 for pcap
+	onLimit             func()
+	events, bytes       int64  // records (the pcap header is none) and bytes written
+	ended               string // the limit that ended the session
 
 	stop chan struct{}
 	done chan struct{}
@@ -28,15 +46,25 @@ type output struct {
 
 func newOutput(w io.Writer, format string, flushEvery time.Duration) *output {
 	o := &output{
-		w:      bufio.NewWriterSize(w, 64<<10),
-		format: format,
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		w:         bufio.NewWriterSize(w, 64<<10),
+		format:    format,
+		minRecord: 1,
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
-	o.enc = json.NewEncoder(o.w)
+	if format == hooks.OutputPCAP {
+		o.minRecord = pcapRecordLen
+	}
+	o.enc = json.NewEncoder(&o.rec)
 	o.enc.SetEscapeHTML(false) // "<idle>", not "\u003cidle\u003e"
 	go o.flusher(flushEvery)
 	return o
+}
+
+// setLimits sets the request's limits (0 is none) and what to call, once,
+// when one is reached. Call it before the first record.
+func (o *output) setLimits(maxEvents, maxBytes int64, onLimit func()) {
+	o.maxEvents, o.maxBytes, o.onLimit = maxEvents, maxBytes, onLimit
 }
 
 func (o *output) flusher(every time.Duration) {
@@ -57,23 +85,88 @@ func (o *output) flusher(every time.Duration) {
 	}
 }
 
-// emit writes one event; it is an EmitFunc.
+// emit writes one event; it is an EmitFunc. After a limit ended the
+// session it drops the event and returns nil, so the hook drains and stops
+// as it would at the end of stdin.
 func (o *output) emit(ev *hooks.Event, details string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.err != nil {
 		return o.err
 	}
+	if o.ended != "" {
+		return nil
+	}
+	var rec []byte
 	if o.format == hooks.OutputJSON {
-		o.err = o.enc.Encode(ev)
+		o.rec.Reset()
+		if err := o.enc.Encode(ev); err != nil {
+			o.err = fmt.Errorf("writing trace data: %w", err)
+			return o.err
+		}
+		rec = o.rec.Bytes()
 	} else {
 		o.line = appendText(o.line[:0], ev, details)
-		_, o.err = o.w.Write(o.line)
+		rec = o.line
 	}
+	return o.record(rec, true)
+}
+
+// record writes one whole record; event says whether it counts as an event
+// (a pcap file header does not, and is written whatever the size limit).
+// A record that would go beyond the size limit is not written: the session
+// ends with what fits, and ends at once when no record can fit any more.
+// The caller holds mu.
+func (o *output) record(b []byte, event bool) error {
 	if o.err != nil {
-		o.err = fmt.Errorf("writing trace data: %w", o.err)
+		return o.err
 	}
-	return o.err
+	if o.ended != "" {
+		return nil
+	}
+	if event && !o.fits(len(b)) {
+		return nil
+	}
+	if _, err := o.w.Write(b); err != nil {
+		o.err = fmt.Errorf("writing trace data: %w", err)
+		return o.err
+	}
+	o.bytes += int64(len(b))
+	if event {
+		o.events++
+	}
+	switch {
+	case o.maxEvents > 0 && o.events >= o.maxEvents:
+		o.end(endedMaxEvents)
+	case o.maxBytes > 0 && o.maxBytes-o.bytes < o.minRecord:
+		o.end(endedMaxSize)
+	}
+	return nil
+}
+
+// fits says whether a record of n bytes fits the size limit; when it does
+// not, the session ends. The caller holds mu.
+func (o *output) fits(n int) bool {
+	if o.maxBytes > 0 && o.bytes+int64(n) > o.maxBytes {
+		o.end(endedMaxSize)
+		return false
+	}
+	return true
+}
+
+func (o *output) end(why string) {
+	o.ended = why
+	if o.onLimit != nil {
+		o.onLimit()
+	}
+}
+
+// counts returns the records and bytes written and the limit that ended
+// the session ("" for none).
+func (o *output) counts() (events, size int64, ended string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.events, o.bytes, o.ended
 }
 
 // close stops the flusher and flushes what is left.
@@ -125,4 +218,133 @@ func appendText(b []byte, ev *hooks.Event, details string) []byte {
 	b = append(b, ": "...)
 	b = append(b, details...)
 	return append(b, '\n')
+}
+
+// rawWriter is the io.Writer a RawHook writes to: it cuts the bytes into
+// records (lines; or for pcap the 24-byte file header, then records of a
+// 16-byte header and caplen bytes) and hands each whole record to the
+// output, so a limit never cuts one in two.
+type rawWriter struct {
+	o       *output
+	pcap    bool
+	pending []byte // the start of a record not complete yet
+	err     error  // the stream is not what its format says
+
+	header bool             // pcap: the file header is through
+	order  binary.ByteOrder // pcap: the file's byte order
+	maxLen uint32           // pcap: the largest caplen a sane record has
+}
+
+func newRawWriter(o *output, format string) *rawWriter {
+	return &rawWriter{o: o, pcap: format == hooks.OutputPCAP}
+}
+
+// Pcap file magic numbers, as the writer's byte order stores them.
+const (
+	pcapMagicMicros = 0xa1b2c3d4
+	pcapMagicNanos  = 0xa1b23c4d
+	pcapngMagic     = 0x0a0d0d0a
+	pcapHeaderLen   = 24
+	pcapRecordLen   = 16
+)
+
+// Write takes any piece of the stream. It fails only when stdout does or
+// the stream is not what its format says; after a limit it drops p.
+func (r *rawWriter) Write(p []byte) (int, error) {
+	r.o.mu.Lock()
+	defer r.o.mu.Unlock()
+	if r.err != nil {
+		return 0, r.err
+	}
+	if r.o.err != nil {
+		return 0, r.o.err
+	}
+	if r.o.ended != "" {
+		return len(p), nil
+	}
+	r.pending = append(r.pending, p...)
+	used := 0
+	for r.o.ended == "" {
+		n, event, err := r.next(r.pending[used:])
+		if err != nil {
+			r.err = err
+			return 0, err
+		}
+		if n == 0 {
+			break
+		}
+		if n < 0 {
+			// The length of a record not complete yet: if it cannot fit,
+			// the session ends without waiting for the rest.
+			r.o.fits(-n)
+			break
+		}
+		if err := r.o.record(r.pending[used:used+n], event); err != nil {
+			return 0, err
+		}
+		used += n
+	}
+	if r.o.ended != "" {
+		r.pending = r.pending[:0]
+		return len(p), nil
+	}
+	r.pending = r.pending[:copy(r.pending, r.pending[used:])]
+	return len(p), nil
+}
+
+// next returns the length of the complete record at the start of b and
+// whether it counts as an event; when b holds only part of one, 0 or, once
+// the length is known, minus the length.
+func (r *rawWriter) next(b []byte) (int, bool, error) {
+	if !r.pcap {
+		i := bytes.IndexByte(b, '\n')
+		return i + 1, true, nil
+	}
+	if !r.header {
+		if len(b) < pcapHeaderLen {
+			return 0, false, nil
+		}
+		switch {
+		case binary.LittleEndian.Uint32(b) == pcapMagicMicros || binary.LittleEndian.Uint32(b) == pcapMagicNanos:
+			r.order = binary.LittleEndian
+		case binary.BigEndian.Uint32(b) == pcapMagicMicros || binary.BigEndian.Uint32(b) == pcapMagicNanos:
+			r.order = binary.BigEndian
+		case binary.LittleEndian.Uint32(b) == pcapngMagic:
+			return 0, false, fmt.Errorf("the hook wrote pcapng, where pcap was expected")
+		default:
+			return 0, false, fmt.Errorf("the hook's output is not pcap: it starts with %x", b[:4])
+		}
+		r.maxLen = max(r.order.Uint32(b[16:20]), hooks.TcpdumpMaxSnaplen)
+		r.header = true
+		return pcapHeaderLen, false, nil
+	}
+	if len(b) < pcapRecordLen {
+		return 0, false, nil
+	}
+	caplen := r.order.Uint32(b[8:12])
+	if caplen > r.maxLen {
+		return 0, false, fmt.Errorf("corrupt pcap stream: a record of %d bytes, more than the snapshot length %d", caplen, r.maxLen)
+	}
+	n := pcapRecordLen + int(caplen)
+	if len(b) < n {
+		return -n, false, nil
+	}
+	return n, true, nil
+}
+
+// close ends the stream: a last line without its newline is written with
+// one; a pcap record cut short is dropped, and its size returned.
+func (r *rawWriter) close() (dropped int, err error) {
+	r.o.mu.Lock()
+	defer r.o.mu.Unlock()
+	if len(r.pending) == 0 || r.o.ended != "" || r.o.err != nil || r.err != nil {
+		return 0, nil
+	}
+	if r.pcap {
+		dropped, r.pending = len(r.pending), nil
+		return dropped, nil
+	}
+	err = r.o.record(append(r.pending, '\n'), true)
+	r.pending = nil
+	return 0, err
 }

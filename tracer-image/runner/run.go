@@ -81,9 +81,16 @@ func (c Config) withDefaults() Config {
 //  3. report "ready" and wait for one byte on stdin, the plugin's go
 //     (end of stdin or ctx before it: stop cleanly, without data);
 //  4. report "started" and stream trace data to stdout until stdin ends
-//     (the plugin closes it, or the kubelet when the plugin is gone) or ctx
-//     is done (SIGTERM, SIGINT);
+//     (the plugin closes it, or the kubelet when the plugin is gone), ctx
+//     is done (SIGTERM, SIGINT) or a limit of the request is reached;
 //  5. stop, drain, detach and report "stats".
+//
+// A hook that writes bytes (RawHook: pcap, tcpdump's lines) goes through
+// the same steps; Run cuts its bytes into records. Limits count records:
+// MaxEvents stops after that many; MaxBytes stops before the first record
+// that would go beyond it (a pcap's file header is always written), so
+// stdout never ends in a partial record. The stats then say which limit
+// ended the session (Ended) and the session ends cleanly.
 //
 // It returns nil after a clean stop. On failure it reports an "error"
 // status and returns the error; the hook is detached on every path.
@@ -120,6 +127,7 @@ func Run(ctx context.Context, req hooks.Request, cfg Config) (err error) {
 		Fields:   req.Output == hooks.OutputJSON,
 		ProcRoot: cfg.ProcRoot,
 		Warn:     func(msg string) { st.write(hooks.Status{Kind: hooks.StatusWarning, Message: msg}) },
+		Log:      st.line,
 	})
 	if err != nil {
 		return fmt.Errorf("attaching hook %q: %w", req.Hook, err)
@@ -129,6 +137,10 @@ func Run(ctx context.Context, req hooks.Request, cfg Config) (err error) {
 			err = fmt.Errorf("detaching hook %q: %w", req.Hook, cerr)
 		}
 	}()
+	raw, isRaw := h.(RawHook)
+	if req.Output == hooks.OutputPCAP && !isRaw {
+		return fmt.Errorf("hook %q writes events, not pcap: use text or json output", req.Hook)
+	}
 	// A process forked between the scan and the attach is no child of a
 	// traced task: look once more now that the hook follows forks.
 	var ref *refresher
@@ -147,10 +159,10 @@ func Run(ctx context.Context, req hooks.Request, cfg Config) (err error) {
 		select {
 		case <-in.goByte:
 		default:
-			return finish(h, st, 0)
+			return finish(h, st, 0, &written{raw: isRaw})
 		}
 	case <-ctx.Done():
-		return finish(h, st, 0)
+		return finish(h, st, 0, &written{raw: isRaw})
 	}
 	st.write(hooks.Status{Kind: hooks.StatusStarted})
 	start := cfg.Now()
@@ -174,8 +186,22 @@ func Run(ctx context.Context, req hooks.Request, cfg Config) (err error) {
 		}()
 	}
 
+	// A limit stops the session the way the end of stdin does: the hook
+	// drains and stops, and what it still writes is dropped.
 	out := newOutput(cfg.Stdout, req.Output, cfg.FlushInterval)
-	streamErr := h.Stream(streamCtx, out.emit)
+	out.setLimits(req.MaxEvents, req.MaxBytes, stop)
+	var streamErr error
+	if isRaw {
+		rw := newRawWriter(out, req.Output)
+		streamErr = raw.StreamRaw(streamCtx, rw)
+		if dropped, err := rw.close(); err != nil && streamErr == nil {
+			streamErr = err
+		} else if dropped > 0 {
+			st.write(hooks.Status{Kind: hooks.StatusWarning, Message: fmt.Sprintf("the hook's output ended inside a pcap record: its last %d bytes were dropped", dropped)})
+		}
+	} else {
+		streamErr = h.Stream(streamCtx, out.emit)
+	}
 	stop()
 	wg.Wait()
 	outErr := out.close()
@@ -185,16 +211,37 @@ func Run(ctx context.Context, req hooks.Request, cfg Config) (err error) {
 	if outErr != nil {
 		return outErr
 	}
-	return finish(h, st, cfg.Now().Sub(start))
+	return finish(h, st, cfg.Now().Sub(start), &written{out: out, raw: isRaw})
 }
 
-// finish detaches the hook (so its statistics are final) and reports them.
-func finish(h Hook, st *statusWriter, d time.Duration) error {
+// written is what a session wrote to stdout: out is nil when it never
+// started.
+type written struct {
+	out *output
+	raw bool
+}
+
+// finish detaches the hook (so its statistics are final) and reports them:
+// the hook's events and losses; the events are the records written when
+// Run cut them (a raw hook's, or when a limit ended the session).
+func finish(h Hook, st *statusWriter, d time.Duration, w *written) error {
 	if err := h.Close(); err != nil {
 		return fmt.Errorf("detaching hook: %w", err)
 	}
 	s := h.Stats()
-	st.write(hooks.Status{Kind: hooks.StatusStats, Events: s.Events, Lost: s.Lost, Seconds: d.Seconds()})
+	status := hooks.Status{Kind: hooks.StatusStats, Events: s.Events, Lost: s.Lost, Seconds: d.Seconds()}
+	if w != nil {
+		var events int64 // nothing was written when the session never started
+		var ended string
+		if w.out != nil {
+			events, _, ended = w.out.counts()
+		}
+		if w.raw || ended != "" {
+			status.Events = uint64(events)
+		}
+		status.Ended = ended
+	}
+	st.write(status)
 	return nil
 }
 
@@ -330,6 +377,13 @@ func (s *statusWriter) write(st hooks.Status) {
 	defer s.mu.Unlock()
 	// A failing stderr means the plugin is gone; nothing is left to tell.
 	_ = hooks.WriteStatus(s.w, st)
+}
+
+// line writes a line a tool printed, as it is, between status lines.
+func (s *statusWriter) line(l string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, _ = io.WriteString(s.w, strings.TrimRight(l, "\n")+"\n")
 }
 
 // stdinWatch follows the plugin's end of stdin: goByte closes at the first

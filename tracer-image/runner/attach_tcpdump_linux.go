@@ -1,0 +1,62 @@
+//go:build linux
+
+package runner
+
+import (
+	"context"
+	"io"
+
+	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/tcpdump"
+)
+
+// TcpdumpAttacher attaches hooks of kind tcpdump: tcpdump running in each
+// target's network namespace (package tcpdump).
+type TcpdumpAttacher struct {
+	// Tcpdump is the program; empty finds tcpdump in $PATH.
+	Tcpdump string
+}
+
+// Attach starts tcpdump and returns once it captures. Text and pcap output
+// is raw (RawHook: tcpdump's bytes as they are); json output is events.
+func (t TcpdumpAttacher) Attach(ctx context.Context, a Attachment) (Hook, error) {
+	opts := tcpdump.Options{
+		Output:   a.Request.Output,
+		Args:     a.Request.Args,
+		Hook:     a.Hook,
+		ProcRoot: a.ProcRoot,
+		Tcpdump:  t.Tcpdump,
+		Log:      a.Log,
+		Warn:     a.Warn,
+	}
+	for _, r := range a.Targets {
+		opts.Targets = append(opts.Targets, tcpdump.Target{Target: r.Target, PIDs: r.PIDs})
+	}
+	s, err := tcpdump.Open(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	if a.Request.Output == hooks.OutputJSON {
+		return tcpdumpHook{s}, nil
+	}
+	return tcpdumpRawHook{tcpdumpHook{s}}, nil
+}
+
+type tcpdumpHook struct{ s *tcpdump.Session }
+
+func (h tcpdumpHook) Stream(ctx context.Context, emit EmitFunc) error {
+	return h.s.Stream(ctx, tcpdump.EmitFunc(emit))
+}
+
+func (h tcpdumpHook) Stats() Stats {
+	st := h.s.Stats()
+	return Stats{Events: st.Events, Lost: st.Lost}
+}
+
+func (h tcpdumpHook) Close() error { return h.s.Close() }
+
+type tcpdumpRawHook struct{ tcpdumpHook }
+
+func (h tcpdumpRawHook) StreamRaw(ctx context.Context, w io.Writer) error {
+	return h.s.StreamRaw(ctx, w)
+}
