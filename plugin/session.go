@@ -201,6 +201,13 @@ loop:
 	getCtx, getCancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer getCancel()
 	pod, getErr := s.o.client.CoreV1().Pods(s.attachNS).Get(getCtx, s.attachPod, metav1.GetOptions{})
+	// A tracer that fails at once can end before the attach connects
+	// ("container not found"): its exit, with its message, is a moment
+	// behind in the pod's status.
+	for wait := time.Now().Add(5 * time.Second); attachErr != nil && getErr == nil && !s.terminated(pod) && time.Now().Before(wait); {
+		time.Sleep(pollInterval)
+		pod, getErr = s.o.client.CoreV1().Pods(s.attachNS).Get(getCtx, s.attachPod, metav1.GetOptions{})
+	}
 	where := fmt.Sprintf("tracing on node %q", s.node)
 	if len(s.targets) == 1 {
 		where = fmt.Sprintf("tracing %s on node %q", s.targets[0], s.node)
@@ -231,6 +238,23 @@ loop:
 		return fmt.Errorf("%s: the stream ended before the helper reported final statistics", where)
 	}
 	return nil
+}
+
+// terminated says whether the tracer container has ended.
+func (s *helperSession) terminated(pod *corev1.Pod) bool {
+	for _, cs := range containerStatuses(pod) {
+		if cs.Name == s.attachContainer && cs.State.Terminated != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// allEnded says whether every target of the session ended on its own.
+func (s *helperSession) allEnded() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.targets) > 0 && len(s.ended) == len(s.targets)
 }
 
 // containerStatuses lists a pod's container and ephemeral container statuses.

@@ -452,7 +452,21 @@ wait:
 				break wait
 			}
 		case <-live250.C:
-			u.setLive(fmt.Sprintf("%d events", out.records()))
+			if o.Output != hooks.OutputPCAP {
+				u.setLive(fmt.Sprintf("%d events", out.records()))
+			}
+			// Pods named by the user: when every one has ended, so has the trace.
+			if !live && !isClosed(stop) {
+				mu.Lock()
+				all := len(sessions) > 0
+				for _, s := range sessions {
+					all = all && s.allEnded()
+				}
+				mu.Unlock()
+				if all {
+					stopAll("targets ended")
+				}
+			}
 		case <-timer:
 			stopAll("duration reached")
 		case <-broken:
