@@ -432,9 +432,26 @@ func (o *TraceOptions) Run(ctx context.Context) error {
 		})
 	}
 
-	var timer <-chan time.Time
+	// --duration counts from the moment data flows, not from the command's
+	// start: a slow image pull must not eat into the trace.
+	timerC := make(chan time.Time, 1)
+	var timer <-chan time.Time = timerC
 	if o.Duration > 0 {
-		timer = time.After(o.Duration)
+		go func() {
+			mu.Lock()
+			first := sessions[0]
+			mu.Unlock()
+			select {
+			case <-first.started:
+			case <-stop:
+				return
+			}
+			select {
+			case <-time.After(o.Duration):
+				timerC <- time.Now()
+			case <-stop:
+			}
+		}()
 	}
 	live250 := time.NewTicker(250 * time.Millisecond)
 	defer live250.Stop()
