@@ -10,11 +10,15 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/tracer-image/pidns"
 )
 
 // Membership is who is in a target's container now.
 type Membership struct {
-	// PIDs and TIDs are host ids, sorted.
+	// PIDs are the process ids as the proc root shows them, and TIDs the
+	// global thread ids, as in Resolution; both sorted.
 	PIDs []int
 	TIDs []int
 	// Source is where they were read: the container's cgroup directory
@@ -34,25 +38,48 @@ type Membership struct {
 // the node's root file system (the helper's own /sys/fs/cgroup may show only
 // its own cgroup). Paths seen from another cgroup namespace ("/../…") are
 // skipped. When none is readable it scans procRoot again (Resolve).
+//
+// cgroup.procs shows the ids of the reader's pid namespace, so it is read
+// only when procRoot shows that namespace; otherwise procRoot is scanned
+// again. A target resolved by mount namespace (MethodMountNS) is resolved
+// so again. The thread ids are translated to global ids, as Resolve does;
+// Membership.TIDs are the proc root's ids only when that failed (see
+// Resolution.GlobalErr).
 func Members(procRoot, cgroupRoot string, r Resolution) (Membership, error) {
-	for _, dir := range cgroupDirs(procRoot, cgroupRoot, r.Cgroups) {
-		pids, err := readProcsTree(dir)
+	if r.Method == MethodMountNS {
+		res, err := ResolveMode(procRoot, r.Target, hooks.ModeEphemeral)
 		if err != nil {
-			continue
+			return Membership{Source: MethodMountNS}, err
 		}
-		m := Membership{Source: dir}
-		proc := os.DirFS(procRoot)
-		for _, pid := range pids {
-			tids, err := listTasks(proc, pid)
+		return Membership{PIDs: res.PIDs, TIDs: res.TIDs, Source: MethodMountNS}, nil
+	}
+	tr, trErr := pidns.ForProc(procRoot)
+	self, selfErr := pidns.Self()
+	// When the translation failed, the ids stay procRoot's (GlobalErr).
+	if trErr != nil || !tr.Proc || selfErr == nil && self == tr.NS {
+		for _, dir := range cgroupDirs(procRoot, cgroupRoot, r.Cgroups) {
+			pids, err := readProcsTree(dir)
 			if err != nil {
-				continue // exited since cgroup.procs was read
+				continue
 			}
-			m.PIDs = append(m.PIDs, pid)
-			m.TIDs = append(m.TIDs, tids...)
+			m := Membership{Source: dir}
+			proc := os.DirFS(procRoot)
+			for _, pid := range pids {
+				tids, err := listTasks(proc, pid)
+				if err != nil {
+					continue // exited since cgroup.procs was read
+				}
+				m.PIDs = append(m.PIDs, pid)
+				m.TIDs = append(m.TIDs, tids...)
+			}
+			if tr != nil {
+				m.TIDs = tr.GlobalAll(m.TIDs)
+			} else {
+				slices.Sort(m.TIDs)
+				m.TIDs = slices.Compact(m.TIDs)
+			}
+			return m, nil
 		}
-		slices.Sort(m.TIDs)
-		m.TIDs = slices.Compact(m.TIDs)
-		return m, nil
 	}
 	res, err := Resolve(procRoot, r.Target)
 	if err != nil {

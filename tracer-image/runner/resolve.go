@@ -13,11 +13,18 @@ import (
 	"syscall"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/tracer-image/pidns"
 )
 
 // MethodProcCgroup names resolution by scanning /proc/<pid>/cgroup for the
 // container id.
 const MethodProcCgroup = "proc-cgroup"
+
+// MethodMountNS names resolution, in an ephemeral container, by mount
+// namespace: the target's processes are those of the shared pid namespace
+// whose mount namespace is not the helper's. It is used when cgroup
+// namespaces hide the container id from /proc/<pid>/cgroup.
+const MethodMountNS = "mount-namespace"
 
 // Cgroup is one cgroup that holds a container's processes.
 type Cgroup struct {
@@ -34,10 +41,21 @@ type Resolution struct {
 	Target hooks.Target
 	// Method says how the target was found (MethodProcCgroup).
 	Method string
-	// PIDs are the host pids (thread group ids), sorted.
+	// PIDs are the process ids (thread group ids) as the proc root shows
+	// them, sorted: procRoot/<pid> is the process. They are the host's
+	// pids for a hostPID helper on a node that has no pid namespace of its
+	// own, pod-local pids in an ephemeral container.
 	PIDs []int
-	// TIDs are the host ids of every thread of PIDs, sorted.
+	// TIDs are the global ids (those of the initial pid namespace, which
+	// the kernel's ftrace filters compare with) of every thread of PIDs,
+	// sorted. When the proc root shows a child pid namespace they differ
+	// from the ids under procRoot, and are translated by a BPF task
+	// iterator (package pidns); see GlobalErr.
 	TIDs []int
+	// GlobalErr is set when the proc root shows a child pid namespace and
+	// the ids could not be translated: TIDs are then the proc root's ids,
+	// which a pid filter must not use.
+	GlobalErr error
 	// Cgroups are the container's cgroups, sorted by Controllers.
 	Cgroups []Cgroup
 }
@@ -61,22 +79,120 @@ func (e *NotFoundError) Error() string {
 		id, e.Target.Namespace, e.Target.Pod, e.Target.Container, e.ProcRoot, node)
 }
 
-// Resolve finds the processes of t under procRoot ("/proc" of the host's
-// pid namespace) by scanning every procRoot/<pid>/cgroup for t's container
-// id. The id must stand alone in a path element ("<id>",
+// Resolve finds the processes of t under procRoot ("/proc" of the
+// helper's pid namespace) by scanning every procRoot/<pid>/cgroup for t's
+// container id. The id must stand alone in a path element ("<id>",
 // "cri-containerd-<id>.scope", "crio-<id>.scope", "docker-<id>.scope"), so
 // an id that merely shares a prefix does not match; CRI-O's monitor
 // ("crio-conmon-<id>.scope") is not the container. This works for
 // containerd, CRI-O and Docker, with the cgroupfs and systemd drivers, on
 // cgroup v1, v2 and hybrid nodes. Processes that exit during the scan are
-// skipped.
+// skipped. The thread ids are translated to global ids (Resolution.TIDs).
+//
+// Resolve is ResolveMode with hooks.ModeNode.
 func Resolve(procRoot string, t hooks.Target) (Resolution, error) {
+	return ResolveMode(procRoot, t, hooks.ModeNode)
+}
+
+// ResolveMode is Resolve for a helper running in mode (a hooks.Request
+// Mode). In hooks.ModeEphemeral, when no process names t's container in its
+// cgroup file (cgroup namespaces hide the path), the target's processes are
+// those whose mount namespace is not the helper's (MethodMountNS): the
+// ephemeral container shares the target container's pid namespace, and
+// has a mount namespace of its own.
+func ResolveMode(procRoot string, t hooks.Target, mode string) (Resolution, error) {
 	r, err := resolveFS(os.DirFS(procRoot), t)
 	var nf *NotFoundError
+	if errors.As(err, &nf) && mode == hooks.ModeEphemeral {
+		r, err = resolveMountNS(procRoot, "/proc/self/ns/mnt", t)
+	}
 	if errors.As(err, &nf) {
 		nf.ProcRoot = procRoot
 	}
-	return r, err
+	if err != nil {
+		return r, err
+	}
+	if err := globalize(procRoot, &r); err != nil {
+		return Resolution{}, err
+	}
+	return r, nil
+}
+
+// globalize translates r.TIDs to global ids. It fails only when every
+// thread exited meanwhile.
+func globalize(procRoot string, r *Resolution) error {
+	tr, err := pidns.ForProc(procRoot)
+	if err != nil {
+		r.GlobalErr = err
+		return nil
+	}
+	if tr.Identity {
+		return nil
+	}
+	r.TIDs = tr.GlobalAll(r.TIDs)
+	if len(r.TIDs) == 0 {
+		return &NotFoundError{Target: r.Target, ProcRoot: procRoot}
+	}
+	return nil
+}
+
+// resolveMountNS finds the processes under procRoot whose mount namespace
+// is not that of selfMnt (the helper's), leaving out a pid 1 named
+// "pause" (the pod's sandbox, visible when the pod shares its pid
+// namespace). Its Cgroups are the cgroup files' lines as they are.
+func resolveMountNS(procRoot, selfMnt string, t hooks.Target) (Resolution, error) {
+	self, err := inode(selfMnt)
+	if err != nil {
+		return Resolution{}, fmt.Errorf("resolving %s by mount namespace: %w", t, err)
+	}
+	proc := os.DirFS(procRoot)
+	pids, err := listPIDs(proc)
+	if err != nil {
+		return Resolution{}, fmt.Errorf("resolving %s: %w", t, err)
+	}
+	r := Resolution{Target: t, Method: MethodMountNS}
+	cgroups := map[Cgroup]bool{}
+	for _, pid := range pids {
+		dir := strconv.Itoa(pid)
+		mnt, err := inode(procRoot + "/" + dir + "/ns/mnt")
+		if err != nil || mnt == self {
+			continue // exited, a kernel thread, or the helper's
+		}
+		if pid == 1 {
+			if comm, err := fs.ReadFile(proc, dir+"/comm"); err == nil && strings.TrimSpace(string(comm)) == "pause" {
+				continue
+			}
+		}
+		tids, err := listTasks(proc, pid)
+		if err != nil {
+			continue
+		}
+		r.PIDs = append(r.PIDs, pid)
+		r.TIDs = append(r.TIDs, tids...)
+		if b, err := fs.ReadFile(proc, dir+"/cgroup"); err == nil {
+			for _, l := range strings.Split(string(b), "\n") {
+				if parts := strings.SplitN(l, ":", 3); len(parts) == 3 {
+					cgroups[Cgroup{Controllers: parts[1], Path: parts[2]}] = true
+				}
+			}
+		}
+	}
+	if len(r.PIDs) == 0 {
+		return Resolution{}, &NotFoundError{Target: t, ProcRoot: procRoot}
+	}
+	slices.Sort(r.TIDs)
+	r.TIDs = slices.Compact(r.TIDs)
+	r.Cgroups = sortedCgroups(cgroups)
+	return r, nil
+}
+
+// inode returns the inode of name (a namespace file).
+func inode(name string) (uint64, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(name, &st); err != nil {
+		return 0, &fs.PathError{Op: "stat", Path: name, Err: err}
+	}
+	return st.Ino, nil
 }
 
 func resolveFS(proc fs.FS, t hooks.Target) (Resolution, error) {
@@ -117,16 +233,22 @@ func resolveFS(proc fs.FS, t hooks.Target) (Resolution, error) {
 	}
 	slices.Sort(r.TIDs)
 	r.TIDs = slices.Compact(r.TIDs)
-	for c := range cgroups {
-		r.Cgroups = append(r.Cgroups, c)
+	r.Cgroups = sortedCgroups(cgroups)
+	return r, nil
+}
+
+func sortedCgroups(set map[Cgroup]bool) []Cgroup {
+	var out []Cgroup
+	for c := range set {
+		out = append(out, c)
 	}
-	slices.SortFunc(r.Cgroups, func(a, b Cgroup) int {
+	slices.SortFunc(out, func(a, b Cgroup) int {
 		if c := strings.Compare(a.Controllers, b.Controllers); c != 0 {
 			return c
 		}
 		return strings.Compare(a.Path, b.Path)
 	})
-	return r, nil
+	return out
 }
 
 // listPIDs returns the numeric entries of a proc tree, sorted.
