@@ -21,9 +21,10 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## build bin/kubectl-trace and bin/tracer (static)
+build: ## build bin/kubectl-trace, its completion shim bin/kubectl_complete-trace, and bin/tracer (static)
 	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags "$(LDFLAGS) -buildid=" -o bin/kubectl-trace ./cmd/kubectl-trace
 	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags "$(TRACER_LDFLAGS) -buildid=" -o bin/tracer ./cmd/tracer
+	install -m 0755 krew/kubectl_complete-trace bin/kubectl_complete-trace
 
 .PHONY: image
 image: build ## build the tracer, pause and workload image tarballs into bin/images
