@@ -99,7 +99,7 @@ func TestDecode(t *testing.T) {
 	}
 	decodeOne := func(t *testing.T, def *hookDef, raw []byte) []out {
 		t.Helper()
-		s := &Session{opts: Options{Targets: targets, Fields: true}, def: def}
+		s := &Session{opts: Options{Targets: targets, Fields: true}, def: def, targets: targets, removed: make([]bool, len(targets))}
 		var got []out
 		err := s.handle(raw, func(ev *hooks.Event, details string) error {
 			got = append(got, out{*ev, details})

@@ -30,7 +30,7 @@ func flushSyscalls(s *Session, emit EmitFunc) error {
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("reading syscall sums: %w", err)
 	}
-	rows := topRows(s.sysPrev, cur, len(s.opts.Targets), s.top)
+	rows := topRows(s.sysPrev, cur, s.numTargets(), s.top)
 	s.sysPrev = cur
 	for t, rs := range rows {
 		for _, r := range rs {
@@ -52,7 +52,7 @@ func flushSyscalls(s *Session, emit EmitFunc) error {
 // one row per bucket.
 func flushRunq(s *Session, emit EmitFunc) error {
 	ts := now()
-	n := len(s.opts.Targets)
+	n := s.numTargets()
 	cur := make([][]uint64, n)
 	for i := range cur {
 		cur[i] = make([]uint64, runqSlots)
@@ -74,8 +74,8 @@ func flushRunq(s *Session, emit EmitFunc) error {
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("reading the run queue histogram: %w", err)
 	}
-	if s.histPrev == nil {
-		s.histPrev = make([][]uint64, n)
+	for len(s.histPrev) < n {
+		s.histPrev = append(s.histPrev, nil)
 	}
 	for t := range cur {
 		rows := histRows(s.histPrev[t], cur[t])

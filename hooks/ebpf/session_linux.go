@@ -61,6 +61,10 @@ type Options struct {
 	// Warn receives what the user should know while the session goes on;
 	// nil drops it.
 	Warn func(msg string)
+	// SpareTargets is how many targets AddTarget may add to a hook that
+	// sums per target (its maps are sized for the targets); the others
+	// take up to the mount namespace map's size.
+	SpareTargets int
 }
 
 // Target is one container to trace.
@@ -109,7 +113,17 @@ type Session struct {
 	coll     *ebpf.Collection
 	links    []link.Link
 	rd       *ringbuf.Reader
+	memcgOn  bool // the programs compare memory cgroups
+	capacity int  // how many targets the sized map has room for; 0 no limit
+
+	// tmu guards the targets: the stream reads them, AddTarget and
+	// RemoveTarget change them.
+	tmu      sync.RWMutex
+	targets  []Target
 	first    []process // per target: the process aggregated rows name
+	removed  []bool
+	mntns    map[uint32]uint32 // mount namespace inode -> target, as in the map
+	memcgs   map[uint64]uint32 // memory cgroup id -> target, as in the map
 	interval time.Duration
 	top      int
 	warns    []string
@@ -189,7 +203,7 @@ func Open(opts Options) (_ *Session, err error) {
 	if opts.RingBytes < page || opts.RingBytes&(opts.RingBytes-1) != 0 {
 		return nil, fmt.Errorf("opening ebpf hook %q: ring buffer size %d is not a power of two of at least a page (%d)", opts.Hook, opts.RingBytes, page)
 	}
-	s := &Session{opts: opts, def: def}
+	s := &Session{opts: opts, def: def, targets: slices.Clone(opts.Targets), removed: make([]bool, len(opts.Targets))}
 	if s.interval, s.top, err = parseArgs(opts.Args); err != nil {
 		return nil, fmt.Errorf("opening ebpf hook %q: %w", opts.Hook, err)
 	}
@@ -205,6 +219,7 @@ func Open(opts Options) (_ *Session, err error) {
 		return nil, err
 	}
 	memcgs := s.memoryCgroups()
+	s.mntns, s.memcgs, s.memcgOn = mntns, memcgs, memcgs != nil
 
 	memlockOnce.Do(func() {
 		// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
@@ -230,7 +245,8 @@ func Open(opts Options) (_ *Session, err error) {
 		m.MaxEntries = uint32(opts.RingBytes)
 	}
 	if def.sized != "" {
-		spec.Maps[def.sized].MaxEntries = uint32(len(opts.Targets) * def.slots)
+		s.capacity = len(opts.Targets) + max(opts.SpareTargets, 0)
+		spec.Maps[def.sized].MaxEntries = uint32(s.capacity * def.slots)
 	}
 	s.coll, err = ebpf.NewCollection(spec)
 	if err != nil {
@@ -303,8 +319,28 @@ func parseArgs(args map[string]string) (interval time.Duration, top int, err err
 // mountNamespaces returns the targets' mount namespaces, each with the
 // index of its target, and notes the first process of each target.
 func (s *Session) mountNamespaces() (map[uint32]uint32, error) {
-	// A target in the node's or the tracer's mount namespace would make
-	// every process there a target: refuse it.
+	out := map[uint32]uint32{}
+	s.first = make([]process, len(s.opts.Targets))
+	for i, t := range s.opts.Targets {
+		nss, first, err := s.targetNamespaces(t)
+		if err != nil {
+			return nil, err
+		}
+		for _, ino := range nss {
+			if j, ok := out[ino]; ok && int(j) != i {
+				return nil, fmt.Errorf("targets %s and %s share the mount namespace mnt:[%d]: their events could not be told apart", s.opts.Targets[j].Target, t.Target, ino)
+			}
+			out[ino] = uint32(i)
+		}
+		s.first[i] = first
+	}
+	return out, nil
+}
+
+// targetNamespaces returns the mount namespaces of t's processes and its
+// first process. A target in the node's or the tracer's mount namespace
+// would make every process there a target: it is refused.
+func (s *Session) targetNamespaces(t Target) ([]uint32, process, error) {
 	refuse := map[uint64]string{}
 	if ino, err := nsInode(filepath.Join(s.opts.ProcRoot, "1", "ns", "mnt")); err == nil {
 		refuse[ino] = "the node's (pid 1)"
@@ -312,37 +348,155 @@ func (s *Session) mountNamespaces() (map[uint32]uint32, error) {
 	if ino, err := nsInode("/proc/self/ns/mnt"); err == nil {
 		refuse[ino] = "the tracer's own"
 	}
-	out := map[uint32]uint32{}
-	s.first = make([]process, len(s.opts.Targets))
-	for i, t := range s.opts.Targets {
-		var errs []error
-		found := false
-		for _, pid := range t.PIDs {
-			ino, err := nsInode(filepath.Join(s.opts.ProcRoot, strconv.Itoa(pid), "ns", "mnt"))
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if whose, ok := refuse[ino]; ok {
-				return nil, fmt.Errorf("target %s: process %d is in %s mount namespace (mnt:[%d]), so every process there would be traced: trace a container with its own mount namespace", t.Target, pid, whose, ino)
-			}
-			if j, ok := out[uint32(ino)]; ok && int(j) != i {
-				return nil, fmt.Errorf("targets %s and %s share the mount namespace mnt:[%d]: their events could not be told apart", s.opts.Targets[j].Target, t.Target, ino)
-			}
-			out[uint32(ino)] = uint32(i)
-			if !found {
-				s.first[i] = process{pid: pid, comm: readComm(s.opts.ProcRoot, pid)}
-			}
-			found = true
+	var (
+		errs  []error
+		out   []uint32
+		first process
+	)
+	for _, pid := range t.PIDs {
+		ino, err := nsInode(filepath.Join(s.opts.ProcRoot, strconv.Itoa(pid), "ns", "mnt"))
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		if !found {
-			if len(errs) == 0 {
-				return nil, fmt.Errorf("target %s has no processes", t.Target)
-			}
-			return nil, fmt.Errorf("target %s: reading the mount namespace of its processes: %w: the helper needs hostPID and CAP_SYS_PTRACE to read /proc/<pid>/ns of other containers", t.Target, errors.Join(errs...))
+		if whose, ok := refuse[ino]; ok {
+			return nil, first, fmt.Errorf("target %s: process %d is in %s mount namespace (mnt:[%d]), so every process there would be traced: trace a container with its own mount namespace", t.Target, pid, whose, ino)
+		}
+		if len(out) == 0 {
+			first = process{pid: pid, comm: readComm(s.opts.ProcRoot, pid)}
+		}
+		if !slices.Contains(out, uint32(ino)) {
+			out = append(out, uint32(ino))
 		}
 	}
-	return out, nil
+	if len(out) == 0 {
+		if len(errs) == 0 {
+			return nil, first, fmt.Errorf("target %s has no processes", t.Target)
+		}
+		return nil, first, fmt.Errorf("target %s: reading the mount namespace of its processes: %w: the helper needs hostPID and CAP_SYS_PTRACE to read /proc/<pid>/ns of other containers", t.Target, errors.Join(errs...))
+	}
+	return out, first, nil
+}
+
+// AddTarget scopes the running hook to one more target, with index
+// target, the next one or beyond (an index skipped stays unused): its
+// mount namespaces join the map (and its memory cgroup, when the programs
+// compare them). A hook that sums per target takes Options.SpareTargets
+// more at most. It is safe to call while Stream runs.
+func (s *Session) AddTarget(target int, t Target) error {
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
+	if s.closing.Load() {
+		return fmt.Errorf("adding target %s: the session is closed", t.Target)
+	}
+	if target < len(s.targets) {
+		return fmt.Errorf("adding target %s: index %d is taken", t.Target, target)
+	}
+	if s.capacity > 0 && target >= s.capacity {
+		return fmt.Errorf("adding target %s: hook %q sums per target and has room for %d targets", t.Target, s.opts.Hook, s.capacity)
+	}
+	nss, first, err := s.targetNamespaces(t)
+	if err != nil {
+		return fmt.Errorf("adding target: %w", err)
+	}
+	for _, ino := range nss {
+		if j, ok := s.mntns[ino]; ok {
+			return fmt.Errorf("adding target %s: it shares the mount namespace mnt:[%d] with %s: their events could not be told apart", t.Target, ino, s.targets[j].Target)
+		}
+	}
+	// The target is known before its namespaces are in the map, so every
+	// event of it finds its target.
+	for len(s.targets) < target {
+		// An index whose addition failed in the caller: unused.
+		s.targets = append(s.targets, Target{})
+		s.first = append(s.first, process{})
+		s.removed = append(s.removed, true)
+	}
+	s.targets = append(s.targets, t)
+	s.first = append(s.first, first)
+	s.removed = append(s.removed, false)
+	var added []uint32
+	undo := func() {
+		for _, ino := range added {
+			_ = s.coll.Maps["target_mntns"].Delete(ino)
+			delete(s.mntns, ino)
+		}
+		s.removed[target] = true
+	}
+	for _, ino := range nss {
+		if err := s.coll.Maps["target_mntns"].Put(ino, uint32(target)); err != nil {
+			undo()
+			return fmt.Errorf("adding target %s: mount namespace %d: %w", t.Target, ino, err)
+		}
+		s.mntns[ino] = uint32(target)
+		added = append(added, ino)
+	}
+	if s.memcgOn {
+		found := false
+		for _, dir := range t.MemCgroupDirs {
+			if ino, err := nsInode(dir); err == nil {
+				if err := s.coll.Maps["target_memcg"].Put(ino, uint32(target)); err == nil {
+					s.memcgs[ino] = uint32(target)
+					found = true
+				}
+				break
+			}
+		}
+		if !found {
+			what := "counted as outside its memory cgroup"
+			if s.opts.MemcgFilter {
+				what = "dropped"
+			}
+			s.opts.Warn(fmt.Sprintf("memory cgroup of %s not found: its events are %s", t.Target, what))
+		}
+	}
+	return nil
+}
+
+// RemoveTarget stops collecting target: its mount namespaces and memory
+// cgroup leave the maps, and what the ring or the sums still hold of it is
+// dropped. It is safe to call while Stream runs.
+func (s *Session) RemoveTarget(target int) error {
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
+	if target < 0 || target >= len(s.targets) {
+		return fmt.Errorf("removing target %d: no such target", target)
+	}
+	if s.removed[target] {
+		return nil
+	}
+	s.removed[target] = true
+	if s.closing.Load() {
+		return nil
+	}
+	var errs []error
+	for ino, i := range s.mntns {
+		if int(i) == target {
+			if err := s.coll.Maps["target_mntns"].Delete(ino); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				errs = append(errs, err)
+			}
+			delete(s.mntns, ino)
+		}
+	}
+	for id, i := range s.memcgs {
+		if int(i) == target {
+			if err := s.coll.Maps["target_memcg"].Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				errs = append(errs, err)
+			}
+			delete(s.memcgs, id)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("removing target %s: %w", s.targets[target].Target, errors.Join(errs...))
+	}
+	return nil
+}
+
+// numTargets returns how many targets the session has had.
+func (s *Session) numTargets() int {
+	s.tmu.RLock()
+	defer s.tmu.RUnlock()
+	return len(s.targets)
 }
 
 func nsInode(path string) (uint64, error) {
@@ -512,10 +666,13 @@ type header struct {
 
 // emit hands s.rec to emit as an event of target h.target.
 func (s *Session) emit(emit EmitFunc, h header, event string) error {
-	if h.target < 0 || h.target >= len(s.opts.Targets) {
+	s.tmu.RLock()
+	if h.target < 0 || h.target >= len(s.targets) || s.removed[h.target] {
+		s.tmu.RUnlock()
 		return nil
 	}
-	t := s.opts.Targets[h.target].Target
+	t := s.targets[h.target].Target
+	s.tmu.RUnlock()
 	s.ev = hooks.Event{
 		Time:      float64(h.ts) / 1e9,
 		CPU:       h.cpu,
@@ -549,7 +706,9 @@ func now() uint64 {
 
 // rowHeader names the target's first process for a row of sums.
 func (s *Session) rowHeader(target int, ts uint64) header {
+	s.tmu.RLock()
 	p := s.first[target]
+	s.tmu.RUnlock()
 	return header{ts: ts, pid: p.pid, target: target, comm: p.comm}
 }
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,6 +114,10 @@ type Session struct {
 	tracer    bool // the function tracer was configured: Close resets it
 	stale     []string
 	warns     []string
+	// targets is opts.Targets and those AddTarget added: read by the
+	// stream, grown by AddTarget (copy on write).
+	targets atomic.Pointer[[]Target]
+	addMu   sync.Mutex // one AddTarget or RemoveTarget at a time
 
 	streamed  atomic.Bool
 	closing   atomic.Bool
@@ -152,6 +157,8 @@ func Open(opts Options) (_ *Session, err error) {
 		opts.ProcRoot = "/proc"
 	}
 	s := &Session{opts: opts, tr: newTracker()}
+	targets := slices.Clone(opts.Targets)
+	s.targets.Store(&targets)
 	s.out = s.record
 	s.tr.lookupComm = s.comm
 	defer func() {
@@ -301,10 +308,17 @@ func (s *Session) Warnings() []string { return s.warns }
 // runner's membership refresh) to the PID filter. Threads the session
 // already follows are skipped. It is safe to call while Stream runs.
 func (s *Session) AddPIDs(target int, tids []int) error {
-	if target < 0 || target >= len(s.opts.Targets) {
+	if target < 0 || target >= len(*s.targets.Load()) {
 		return fmt.Errorf("adding pids: no target %d", target)
 	}
-	added := s.tr.add(target, tids, s.comm)
+	if s.tr.isRemoved(target) {
+		return nil
+	}
+	return s.filter(s.tr.add(target, tids, s.comm))
+}
+
+// filter adds tids to the instance's PID filters.
+func (s *Session) filter(added []int) error {
 	if len(added) == 0 || !s.plan.filtered {
 		return nil
 	}
@@ -316,6 +330,52 @@ func (s *Session) AddPIDs(target int, tids []int) error {
 			return fmt.Errorf("adding pids to set_ftrace_pid of tracefs instance %q: %w", s.dir, err)
 		}
 	}
+	return nil
+}
+
+// AddTarget traces one more target while the session runs: its threads
+// join the tracker under index target, which must be the next one (the
+// number of targets so far, or more), and the PID filter. Its children follow as
+// the initial targets' do. An index skipped (its addition failed in the
+// caller) stays unused. It is safe to call while Stream runs.
+func (s *Session) AddTarget(target int, t Target) error {
+	s.addMu.Lock()
+	defer s.addMu.Unlock()
+	cur := *s.targets.Load()
+	if target < len(cur) {
+		return fmt.Errorf("adding target %s: index %d is taken", t.Target, target)
+	}
+	if len(t.TIDs) == 0 {
+		return fmt.Errorf("adding target %s: it has no threads to trace", t.Target)
+	}
+	next := slices.Clone(cur)
+	for i := len(cur); i < target; i++ {
+		// An index whose addition failed before it got here: unused.
+		next = append(next, Target{})
+		s.tr.remove(i)
+	}
+	next = append(next, t)
+	// Published before the tracker knows the threads: an event of theirs
+	// always finds its target.
+	s.targets.Store(&next)
+	if err := s.filter(s.tr.add(target, t.TIDs, s.comm)); err != nil {
+		s.tr.remove(target)
+		return fmt.Errorf("adding target %s: %w", t.Target, err)
+	}
+	return nil
+}
+
+// RemoveTarget stops attributing events to target: its tasks leave the
+// tracker, so what the kernel still records of them (they stay in its PID
+// filter, which cannot drop a pid alone) is dropped as foreign, and the
+// refresh adds none of its threads again.
+func (s *Session) RemoveTarget(target int) error {
+	s.addMu.Lock()
+	defer s.addMu.Unlock()
+	if target < 0 || target >= len(*s.targets.Load()) {
+		return fmt.Errorf("removing target %d: no such target", target)
+	}
+	s.tr.remove(target)
 	return nil
 }
 
@@ -464,7 +524,7 @@ func (s *Session) handle(line string) error {
 
 // record hands one record to the stream's emit function as a hooks.Event.
 func (s *Session) record(r *record) error {
-	t := s.opts.Targets[r.task.target].Target
+	t := (*s.targets.Load())[r.task.target].Target
 	s.ev = hooks.Event{
 		Time:      r.time,
 		CPU:       r.cpu,

@@ -38,6 +38,9 @@ type tracker struct {
 	// lookupComm names a task current() takes on trust when the line
 	// does not (the binary reader's lines never do); nil leaves it "".
 	lookupComm func(pid int) string
+	// removed are the targets no longer traced: their tasks left the set,
+	// and none joins it again.
+	removed map[int]bool
 }
 
 type task struct {
@@ -70,6 +73,9 @@ func (t *tracker) add(target int, tids []int, comm func(int) string) []int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var added []int
+	if t.removed[target] {
+		return nil
+	}
 	for _, tid := range tids {
 		if tk, ok := t.tasks[tid]; ok && !tk.dying {
 			continue
@@ -85,6 +91,31 @@ func (t *tracker) add(target int, tids []int, comm func(int) string) []int {
 		added = append(added, tid)
 	}
 	return added
+}
+
+// remove takes target's tasks out of the set, for good.
+func (t *tracker) remove(target int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.removed == nil {
+		t.removed = map[int]bool{}
+	}
+	t.removed[target] = true
+	if target >= t.targets {
+		t.targets = target + 1
+	}
+	for pid, tk := range t.tasks {
+		if tk.target == target {
+			delete(t.tasks, pid)
+		}
+	}
+}
+
+// isRemoved says whether target was removed.
+func (t *tracker) isRemoved(target int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.removed[target]
 }
 
 // lookup returns the traced task pid, if it is a target's; comm, when not

@@ -235,3 +235,30 @@ func TestTrackerCapture(t *testing.T) {
 		t.Errorf("dropped %d (foreign %d), want 2", dropped, tr.foreignEvents())
 	}
 }
+
+// A removed target's tasks leave the set and never join it again; a
+// target added later is another index, and the only-target trust ends.
+func TestTrackerAddRemoveTargets(t *testing.T) {
+	tr := newTracker()
+	tr.trustCurrent = true
+	tr.add(0, []int{10, 11}, nil)
+	tr.add(1, []int{20}, nil)
+	tr.remove(0)
+	if tr.has(10) || tr.has(11) || !tr.has(20) {
+		t.Errorf("after remove: has 10 %v, 11 %v, 20 %v", tr.has(10), tr.has(11), tr.has(20))
+	}
+	if added := tr.add(0, []int{12}, nil); len(added) != 0 || tr.has(12) {
+		t.Errorf("a removed target took threads %v", added)
+	}
+	if !tr.isRemoved(0) || tr.isRemoved(1) {
+		t.Error("isRemoved wrong")
+	}
+	tr.add(2, []int{30}, nil)
+	if tk, ok := tr.lookup(30, ""); !ok || tk.target != 2 {
+		t.Errorf("lookup(30) = %+v, %v", tk, ok)
+	}
+	l := Line{TaskPID: 99, Event: "x"}
+	if _, ok := tr.running(&l); ok {
+		t.Error("an unknown task was taken on trust with several targets")
+	}
+}

@@ -52,6 +52,10 @@ type Options struct {
 	// StopTimeout is how long tcpdump may take to exit after SIGINT before
 	// it is killed; 0 is 5 s.
 	StopTimeout time.Duration
+	// PerTarget keeps the targets' output apart (StreamRawTargets, for a
+	// framed session): text lines carry no prefix naming their target,
+	// and pcap may have several targets, a stream each.
+	PerTarget bool
 }
 
 // EmitFunc receives each packet as an event. ev is reused for the next
@@ -71,9 +75,21 @@ type Stats struct {
 // Session is tcpdump running in the targets' network namespaces.
 type Session struct {
 	opts  Options
-	caps  []*capture
 	multi bool
 	held  held // Log and Warn until a stream starts
+	path  string
+	argv  []string
+
+	addMu sync.Mutex // one AddTarget at a time
+	// mu guards caps and the state of a running stream: AddTarget and
+	// RemoveTarget change them while run reads.
+	mu       sync.Mutex
+	caps     []*capture
+	read     func(*capture) error // the running stream's reader; nil before
+	done     chan copied
+	pending  int  // captures whose output is being read
+	stopping bool // every capture was asked to stop
+	finished bool // run is past its loop: no capture joins any more
 
 	closeOnce sync.Once
 	closeErr  error
@@ -82,6 +98,7 @@ type Session struct {
 // capture is one tcpdump process.
 type capture struct {
 	target hooks.Target
+	slot   int    // the target's index in the session
 	name   string // the target's name in logs and lines when a session has several, else ""
 	cmd    *exec.Cmd
 	out    *os.File // tcpdump's stdout
@@ -92,6 +109,8 @@ type capture struct {
 	waitErr    error         // cmd.Wait's result, set before exited closes
 	consumed   bool          // a stream reads out; otherwise Close drains it
 	killed     bool          // the stop gave up waiting and killed it
+	removed    bool          // RemoveTarget stopped it (guarded by Session.mu)
+	ended      bool          // it exited by itself (guarded by Session.mu)
 	sigint     sync.Once
 
 	mu     sync.Mutex
@@ -120,7 +139,7 @@ func Open(ctx context.Context, opts Options) (*Session, error) {
 	if opts.Warn == nil {
 		opts.Warn = func(string) {}
 	}
-	s := &Session{multi: len(opts.Targets) > 1}
+	s := &Session{multi: len(opts.Targets) > 1 && !opts.PerTarget}
 	log, warn := opts.Log, opts.Warn
 	opts.Log = func(l string) { s.held.do(func() { log(l) }) }
 	opts.Warn = func(m string) { s.held.do(func() { warn(m) }) }
@@ -128,7 +147,7 @@ func Open(ctx context.Context, opts Options) (*Session, error) {
 	if len(opts.Targets) == 0 {
 		return nil, errors.New("no targets")
 	}
-	if opts.Output == hooks.OutputPCAP && len(opts.Targets) > 1 {
+	if opts.Output == hooks.OutputPCAP && len(opts.Targets) > 1 && !opts.PerTarget {
 		return nil, fmt.Errorf("pcap output to stdout takes one target, not %d: two captures cannot share one pcap stream; trace one pod, or use text or json output", len(opts.Targets))
 	}
 	args, err := opts.Hook.ResolveArgs(opts.Args)
@@ -147,15 +166,95 @@ func Open(ctx context.Context, opts Options) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("finding tcpdump: %w (the tracer image carries it)", err)
 	}
-	for _, t := range opts.Targets {
+	s.path, s.argv = path, argv
+	for i, t := range opts.Targets {
 		c, err := s.start(ctx, t, path, argv)
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("capturing in the network namespace of %s: %w", t.Target, err)
 		}
+		c.slot = i
 		s.caps = append(s.caps, c)
 	}
 	return s, nil
+}
+
+// AddTarget starts one more tcpdump, in t's network namespace, with index
+// slot (a new one), and returns once it captures; a stream that runs reads
+// it at once. A session whose output is not kept apart per target
+// (Options.PerTarget) takes no pcap target: one pcap stream holds one
+// capture.
+func (s *Session) AddTarget(slot int, t Target) error {
+	s.addMu.Lock()
+	defer s.addMu.Unlock()
+	if s.opts.Output == hooks.OutputPCAP && !s.opts.PerTarget {
+		return errors.New("pcap output to stdout takes one target")
+	}
+	s.mu.Lock()
+	for _, c := range s.caps {
+		if c.slot == slot {
+			s.mu.Unlock()
+			return fmt.Errorf("adding target %s: index %d is taken", t.Target, slot)
+		}
+	}
+	closed := s.stopping || s.finished
+	s.mu.Unlock()
+	if closed {
+		return fmt.Errorf("adding target %s: the session is stopping", t.Target)
+	}
+	c, err := s.start(context.Background(), t, s.path, s.argv)
+	if err != nil {
+		return fmt.Errorf("capturing in the network namespace of %s: %w", t.Target, err)
+	}
+	c.slot = slot
+	if !s.opts.PerTarget {
+		c.name = t.Target.String()
+	}
+	s.mu.Lock()
+	if s.stopping || s.finished {
+		s.mu.Unlock()
+		s.kill(c)
+		return fmt.Errorf("adding target %s: the session is stopping", t.Target)
+	}
+	s.caps = append(s.caps, c)
+	if s.read != nil {
+		s.readLocked(c)
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// RemoveTarget stops the capture of slot: tcpdump is interrupted, what it
+// flushes is still read (and dropped by the caller), and its ending is no
+// error.
+func (s *Session) RemoveTarget(slot int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.caps {
+		if c.slot == slot {
+			if !c.removed {
+				c.removed = true
+				c.interrupt()
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("removing target %d: no such capture", slot)
+}
+
+// readLocked starts reading c for the running stream. The caller holds mu.
+func (s *Session) readLocked(c *capture) {
+	c.consumed = true
+	s.pending++
+	read, done := s.read, s.done
+	go func() { done <- copied{c: c, err: read(c)} }()
+}
+
+// captures returns the captures now.
+func (s *Session) captures() []*capture {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*capture(nil), s.caps...)
 }
 
 // openNetns opens the network namespace of the first process of t that
@@ -355,11 +454,19 @@ type copied struct {
 // lines. After a write fails the output is read on and dropped, so tcpdump
 // can still exit cleanly, and the error is returned.
 func (s *Session) StreamRaw(ctx context.Context, w io.Writer) error {
+	return s.StreamRawTargets(ctx, func(int) io.Writer { return w })
+}
+
+// StreamRawTargets is StreamRaw with each target's bytes written to
+// w(index), as Options.PerTarget keeps them apart; w is called again for a
+// target AddTarget adds.
+func (s *Session) StreamRawTargets(ctx context.Context, target func(slot int) io.Writer) error {
 	if s.opts.Output == hooks.OutputJSON {
 		return errors.New("json output is streamed as events, not raw")
 	}
 	var mu sync.Mutex // one Write at a time, from any capture
 	return s.run(ctx, func(c *capture) error {
+		w := target(c.slot)
 		if s.opts.Output == hooks.OutputPCAP {
 			_, err := io.CopyBuffer(w, c.out, make([]byte, 64<<10))
 			if err != nil {
@@ -423,36 +530,44 @@ func blank(line []byte) bool {
 // and its counts are in.
 func (s *Session) run(ctx context.Context, read func(*capture) error) error {
 	s.held.release()
-	done := make(chan copied, len(s.caps))
+	s.mu.Lock()
+	s.read, s.done = read, make(chan copied)
 	for _, c := range s.caps {
-		c.consumed = true
-		go func() { done <- copied{c: c, err: read(c)} }()
+		s.readLocked(c)
 	}
+	s.mu.Unlock()
 	var (
-		errs     []error
-		stopping bool
-		ended    int // captures that exited by themselves
-		kill     <-chan time.Time
+		errs []error
+		kill <-chan time.Time
 	)
 	stopAll := func() {
-		if stopping {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.stopping {
 			return
 		}
-		stopping = true
+		s.stopping = true
 		for _, c := range s.caps {
 			c.interrupt()
 		}
 		kill = time.After(s.opts.StopTimeout)
 	}
 	ctxDone := ctx.Done()
-	for pending := len(s.caps); pending > 0; {
+	for {
+		s.mu.Lock()
+		if s.pending == 0 {
+			s.finished = true
+			s.mu.Unlock()
+			break
+		}
+		s.mu.Unlock()
 		select {
 		case <-ctxDone:
 			ctxDone = nil
 			stopAll()
 		case <-kill:
 			kill = nil
-			for _, c := range s.caps {
+			for _, c := range s.captures() {
 				select {
 				case <-c.exited:
 				default:
@@ -461,22 +576,33 @@ func (s *Session) run(ctx context.Context, read func(*capture) error) error {
 					_ = c.cmd.Process.Kill()
 				}
 			}
-		case r := <-done:
-			pending--
+		case r := <-s.done:
+			s.mu.Lock()
+			s.pending--
+			stopping, removed := s.stopping, r.c.removed
+			s.mu.Unlock()
 			if r.err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", r.c.target, r.err))
 				stopAll()
 				continue
 			}
-			if stopping {
+			if stopping || removed {
 				continue
 			}
 			// tcpdump closed its output without being asked: it exited.
 			<-r.c.exited
 			<-r.c.stderrDone
 			err := fmt.Errorf("tcpdump for %s %s: %s", r.c.target, exitText(r.c.waitErr), r.c.saying())
-			ended++
-			if ended == len(s.caps) {
+			s.mu.Lock()
+			r.c.ended = true
+			live := 0
+			for _, c := range s.caps {
+				if !c.ended && !c.removed {
+					live++
+				}
+			}
+			s.mu.Unlock()
+			if live == 0 && !s.opts.PerTarget {
 				errs = append(errs, err)
 			} else {
 				s.opts.Warn(err.Error() + "; the other targets are still captured")
@@ -484,7 +610,10 @@ func (s *Session) run(ctx context.Context, read func(*capture) error) error {
 		}
 	}
 	// Every output has ended, so every tcpdump has exited or is exiting.
-	for _, c := range s.caps {
+	s.mu.Lock()
+	stopping := s.stopping
+	s.mu.Unlock()
+	for _, c := range s.captures() {
 		select {
 		case <-c.exited:
 		case <-time.After(s.opts.StopTimeout):
@@ -496,7 +625,10 @@ func (s *Session) run(ctx context.Context, read func(*capture) error) error {
 		c.mu.Lock()
 		counts := c.counts
 		c.mu.Unlock()
-		if !stopping {
+		s.mu.Lock()
+		quiet := !stopping && !c.removed || c.ended
+		s.mu.Unlock()
+		if quiet {
 			continue // it ended by itself: an error or warning above says so
 		}
 		if c.waitErr != nil && !c.killed {
@@ -513,7 +645,7 @@ func (s *Session) run(ctx context.Context, read func(*capture) error) error {
 // has returned (or Close, without one).
 func (s *Session) Stats() Stats {
 	var st Stats
-	for _, c := range s.caps {
+	for _, c := range s.captures() {
 		c.mu.Lock()
 		st.Events += c.stats.Events
 		st.Received += c.stats.Received
@@ -529,14 +661,18 @@ func (s *Session) Stats() Stats {
 func (s *Session) Close() error {
 	s.closeOnce.Do(func() {
 		s.held.release()
-		for _, c := range s.caps {
+		s.mu.Lock()
+		s.finished = true
+		caps := append([]*capture(nil), s.caps...)
+		s.mu.Unlock()
+		for _, c := range caps {
 			c.interrupt()
 			if !c.consumed {
 				go io.Copy(io.Discard, c.out)
 			}
 		}
 		var errs []error
-		for _, c := range s.caps {
+		for _, c := range caps {
 			select {
 			case <-c.exited:
 			case <-time.After(s.opts.StopTimeout):
@@ -547,7 +683,7 @@ func (s *Session) Close() error {
 			<-c.stderrDone
 		}
 		// Only now: a drain may still be reading until tcpdump exits.
-		for _, c := range s.caps {
+		for _, c := range caps {
 			c.out.Close()
 		}
 		s.closeErr = errors.Join(errs...)

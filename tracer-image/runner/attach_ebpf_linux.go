@@ -31,12 +31,12 @@ func attachEBPF(_ context.Context, a Attachment) (Hook, error) {
 		ProcRoot: a.ProcRoot,
 		Warn:     a.Warn,
 	}
+	if a.Request.Framed {
+		// Targets join a framed session (hooks.Control.Add).
+		opts.SpareTargets = spareTargets
+	}
 	for _, r := range a.Targets {
-		opts.Targets = append(opts.Targets, ebpf.Target{
-			Target:        r.Target,
-			PIDs:          r.PIDs,
-			MemCgroupDirs: memCgroupDirs(a.ProcRoot, r.Cgroups),
-		})
+		opts.Targets = append(opts.Targets, ebpfTarget(a.ProcRoot, r))
 	}
 	s, err := ebpf.Open(opts)
 	if err != nil {
@@ -45,7 +45,15 @@ func attachEBPF(_ context.Context, a Attachment) (Hook, error) {
 	for _, w := range s.Warnings() {
 		a.Warn(w)
 	}
-	return ebpfHook{s}, nil
+	return ebpfHook{s: s, procRoot: a.ProcRoot}, nil
+}
+
+// spareTargets is how many targets a framed session of a hook that sums
+// per target can add: its per-CPU maps take room for each.
+const spareTargets = 16
+
+func ebpfTarget(procRoot string, r Resolution) ebpf.Target {
+	return ebpf.Target{Target: r.Target, PIDs: r.PIDs, MemCgroupDirs: memCgroupDirs(procRoot, r.Cgroups)}
 }
 
 // memCgroupDirs returns where the container's memory cgroup directory may
@@ -79,7 +87,16 @@ func memCgroupDirs(procRoot string, cgs []Cgroup) []string {
 	return dirs
 }
 
-type ebpfHook struct{ s *ebpf.Session }
+type ebpfHook struct {
+	s        *ebpf.Session
+	procRoot string
+}
+
+func (h ebpfHook) AddTarget(slot int, r Resolution) error {
+	return h.s.AddTarget(slot, ebpfTarget(h.procRoot, r))
+}
+
+func (h ebpfHook) RemoveTarget(slot int) error { return h.s.RemoveTarget(slot) }
 
 func (h ebpfHook) Stream(ctx context.Context, emit EmitFunc) error {
 	return h.s.Stream(ctx, ebpf.EmitFunc(emit))

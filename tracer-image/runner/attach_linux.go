@@ -70,3 +70,9 @@ func (h ftraceHook) Stats() Stats {
 func (h ftraceHook) Close() error { return h.s.Close() }
 
 func (h ftraceHook) AddPIDs(target int, tids []int) error { return h.s.AddPIDs(target, tids) }
+
+func (h ftraceHook) AddTarget(slot int, r Resolution) error {
+	return h.s.AddTarget(slot, ftrace.Target{Target: r.Target, TIDs: r.TIDs})
+}
+
+func (h ftraceHook) RemoveTarget(slot int) error { return h.s.RemoveTarget(slot) }

@@ -28,6 +28,8 @@ func (t TcpdumpAttacher) Attach(ctx context.Context, a Attachment) (Hook, error)
 		Tcpdump:  t.Tcpdump,
 		Log:      a.Log,
 		Warn:     a.Warn,
+		// A framed session keeps each target's output apart.
+		PerTarget: a.Request.Framed,
 	}
 	for _, r := range a.Targets {
 		opts.Targets = append(opts.Targets, tcpdump.Target{Target: r.Target, PIDs: r.PIDs})
@@ -55,8 +57,18 @@ func (h tcpdumpHook) Stats() Stats {
 
 func (h tcpdumpHook) Close() error { return h.s.Close() }
 
+func (h tcpdumpHook) AddTarget(slot int, r Resolution) error {
+	return h.s.AddTarget(slot, tcpdump.Target{Target: r.Target, PIDs: r.PIDs})
+}
+
+func (h tcpdumpHook) RemoveTarget(slot int) error { return h.s.RemoveTarget(slot) }
+
 type tcpdumpRawHook struct{ tcpdumpHook }
 
 func (h tcpdumpRawHook) StreamRaw(ctx context.Context, w io.Writer) error {
 	return h.s.StreamRaw(ctx, w)
+}
+
+func (h tcpdumpRawHook) StreamRawTargets(ctx context.Context, w func(slot int) io.Writer) error {
+	return h.s.StreamRawTargets(ctx, w)
 }

@@ -146,7 +146,7 @@ func TestRunEBPFExec(t *testing.T) {
 	for _, s := range statuses {
 		kinds = append(kinds, s.Kind)
 	}
-	if want := "resolved,resolved,ready,started,stats"; strings.Join(kinds, ",") != want {
+	if want := "ready,resolved,resolved,started,stats"; strings.Join(kinds, ",") != want {
 		t.Errorf("status kinds %v, want %s: %+v", kinds, want, statuses)
 	}
 	stats := statuses[len(statuses)-1]

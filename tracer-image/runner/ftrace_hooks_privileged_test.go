@@ -192,7 +192,7 @@ func runHookCase(t *testing.T, hc hookCase) *hookRun {
 		return run
 	}
 	k := kinds(run.statuses)
-	want := []string{hooks.StatusResolved, hooks.StatusReady, hooks.StatusStarted, hooks.StatusStats}
+	want := []string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStarted, hooks.StatusStats}
 	if strings.Join(k, ",") != strings.Join(want, ",") {
 		t.Errorf("status kinds %v, want %v", k, want)
 	}

@@ -83,3 +83,36 @@ type Stats struct {
 	// Lost is how many events the kernel dropped.
 	Lost uint64
 }
+
+// A hook's targets are numbered by slot: Attachment.Targets' order, then
+// one more slot for each AddTarget, whether it succeeded or not. A slot is
+// the hook's own number; Run maps it to the target's index in the session
+// (hooks.Status.Index, the frames' tag), which also counts the targets that
+// were not found on this node.
+
+// TargetAdder is implemented by hooks that can take one more target while
+// they run (hooks.Control.Add): slot is the next slot, r the new target,
+// resolved. AddTarget is called from another goroutine than Stream, from
+// the go byte on; an error leaves the slot unused and the session going.
+type TargetAdder interface {
+	AddTarget(slot int, r Resolution) error
+}
+
+// TargetRemover is implemented by hooks that can stop collecting one
+// target while they run (hooks.Control.Remove, or its processes are gone).
+// Run drops whatever the hook still emits for the slot, so a hook without
+// it only wastes work; RemoveTarget is called at most once per slot.
+type TargetRemover interface {
+	RemoveTarget(slot int) error
+}
+
+// TargetRawHook is a RawHook that can write each target's bytes apart, for
+// framed output: StreamRawTargets is StreamRaw with w(slot) the writer of
+// each target's bytes (text lines without any prefix naming the target;
+// pcap starting with its file header). w may be called again for slots
+// added while it runs. A raw hook without it can only be framed with one
+// target.
+type TargetRawHook interface {
+	RawHook
+	StreamRawTargets(ctx context.Context, w func(slot int) io.Writer) error
+}

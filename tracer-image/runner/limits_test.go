@@ -204,7 +204,7 @@ func TestRunRawPcapLimits(t *testing.T) {
 			if r.err != nil {
 				t.Fatalf("Run: %v", r.err)
 			}
-			if diff := cmp.Diff([]string{hooks.StatusResolved, hooks.StatusReady, hooks.StatusStarted, hooks.StatusStats}, r.kinds); diff != "" {
+			if diff := cmp.Diff([]string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStarted, hooks.StatusStats}, r.kinds); diff != "" {
 				t.Errorf("status kinds (-want +got):\n%s", diff)
 			}
 			if len(r.stdout) != tt.wantLen || r.stdout != string(stream[:tt.wantLen]) {
@@ -269,14 +269,14 @@ func TestRunRawPcapErrors(t *testing.T) {
 		wantStdout  int
 	}{
 		{name: "not pcap", before: []byte("12:00:00.000000 IP 10.0.0.1 > 10.0.0.2: tcp\n"),
-			wantErr: "tracing: the hook's output is not pcap", wantKinds: []string{"resolved", "ready", "started", "error"}},
+			wantErr: "tracing: the hook's output is not pcap", wantKinds: []string{"ready", "resolved", "started", "error"}},
 		{name: "pcapng", before: []byte{0x0a, 0x0d, 0x0d, 0x0a, 0x1c, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
-			wantErr: "tracing: the hook wrote pcapng", wantKinds: []string{"resolved", "ready", "started", "error"}},
+			wantErr: "tracing: the hook wrote pcapng", wantKinds: []string{"ready", "resolved", "started", "error"}},
 		{name: "corrupt record length", before: corrupt,
-			wantErr: "tracing: corrupt pcap stream: a record of 1073741824 bytes", wantKinds: []string{"resolved", "ready", "started", "error"},
+			wantErr: "tracing: corrupt pcap stream: a record of 1073741824 bytes", wantKinds: []string{"ready", "resolved", "started", "error"},
 			wantStdout: ends[1]},
 		{name: "stream ends inside a record: the part is dropped", before: stream[:ends[2]-50],
-			wantKinds: []string{"resolved", "ready", "started", "warning", "stats"}, wantStdout: ends[1],
+			wantKinds: []string{"ready", "resolved", "started", "warning", "stats"}, wantStdout: ends[1],
 			wantWarning: fmt.Sprintf("the hook's output ended inside a pcap record: its last %d bytes were dropped", 16+200-50)},
 	}
 	for _, tt := range tests {
@@ -413,7 +413,7 @@ func TestRunEventLimits(t *testing.T) {
 			if r.stats.Ended != tt.wantEnded || r.stats.Events != uint64(tt.wantLines) || r.stats.Lost != 3 {
 				t.Errorf("stats %+v, want ended %q, %d events, lost 3", r.stats, tt.wantEnded, tt.wantLines)
 			}
-			if diff := cmp.Diff([]string{hooks.StatusResolved, hooks.StatusReady, hooks.StatusStarted, hooks.StatusStats}, r.kinds); diff != "" {
+			if diff := cmp.Diff([]string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStarted, hooks.StatusStats}, r.kinds); diff != "" {
 				t.Errorf("status kinds (-want +got):\n%s", diff)
 			}
 		})
@@ -454,7 +454,7 @@ func TestRunLogLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-	if len(lines) != 5 || lines[1] != "tcpdump: listening on any, link-type LINUX_SLL2 (Linux cooked v2), snapshot length 262144 bytes" {
+	if len(lines) != 5 || lines[2] != "tcpdump: listening on any, link-type LINUX_SLL2 (Linux cooked v2), snapshot length 262144 bytes" {
 		t.Errorf("stderr:\n%s", stderr.String())
 	}
 }

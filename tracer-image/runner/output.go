@@ -18,6 +18,9 @@ import (
 const (
 	endedMaxEvents = "max events reached"
 	endedMaxSize   = "max size reached"
+	// endedTarget: the session's only target ended by itself (its
+	// processes are gone) in a session that is not framed.
+	endedTarget = "target ended"
 )
 
 // output writes trace data to stdout, buffered, and flushes at least every
@@ -40,9 +43,23 @@ type output struct {
 	events, bytes       int64  // records (the pcap header is none) and bytes written
 	ended               string // the limit that ended the session
 
+	// framed writes every record in a frame (hooks.WriteFrame) tagged
+	// with its target's session index; records of one target in a row
+	// share a frame, written when another target's record comes, when it
+	// is full or at a flush.
+	framed   bool
+	frame    []byte
+	frameIdx int
+	// index returns the session index of an event's target, false to
+	// drop the event (its target was removed or ended); nil is index 0.
+	index func(ev *hooks.Event) (int, bool)
+
 	stop chan struct{}
 	done chan struct{}
 }
+
+// maxFrame is the payload size at which a frame is written out.
+const maxFrame = 64 << 10
 
 func newOutput(w io.Writer, format string, flushEvery time.Duration) *output {
 	o := &output{
@@ -67,6 +84,12 @@ func (o *output) setLimits(maxEvents, maxBytes int64, onLimit func()) {
 	o.maxEvents, o.maxBytes, o.onLimit = maxEvents, maxBytes, onLimit
 }
 
+// setFramed turns framing on; index tells an event's target (see
+// output.index). Call it before the first record.
+func (o *output) setFramed(index func(ev *hooks.Event) (int, bool)) {
+	o.framed, o.index = true, index
+}
+
 func (o *output) flusher(every time.Duration) {
 	defer close(o.done)
 	t := time.NewTicker(every)
@@ -77,6 +100,9 @@ func (o *output) flusher(every time.Duration) {
 			return
 		case <-t.C:
 			o.mu.Lock()
+			if o.err == nil {
+				o.err = o.flushFrame()
+			}
 			if o.err == nil && o.w.Buffered() > 0 {
 				o.err = o.w.Flush()
 			}
@@ -97,6 +123,14 @@ func (o *output) emit(ev *hooks.Event, details string) error {
 	if o.ended != "" {
 		return nil
 	}
+	idx := 0
+	if o.index != nil {
+		i, ok := o.index(ev)
+		if !ok {
+			return nil
+		}
+		idx = i
+	}
 	var rec []byte
 	if o.format == hooks.OutputJSON {
 		o.rec.Reset()
@@ -109,15 +143,16 @@ func (o *output) emit(ev *hooks.Event, details string) error {
 		o.line = appendText(o.line[:0], ev, details)
 		rec = o.line
 	}
-	return o.record(rec, true)
+	return o.record(idx, rec, true)
 }
 
-// record writes one whole record; event says whether it counts as an event
-// (a pcap file header does not, and is written whatever the size limit).
-// A record that would go beyond the size limit is not written: the session
+// record writes one whole record of the target with session index idx;
+// event says whether it counts as an event (a pcap file header does not, is
+// written whatever the size limit and, framed, in a frame of its own). A
+// record that would go beyond the size limit is not written: the session
 // ends with what fits, and ends at once when no record can fit any more.
-// The caller holds mu.
-func (o *output) record(b []byte, event bool) error {
+// The size limit counts trace data, not frame headers. The caller holds mu.
+func (o *output) record(idx int, b []byte, event bool) error {
 	if o.err != nil {
 		return o.err
 	}
@@ -127,7 +162,7 @@ func (o *output) record(b []byte, event bool) error {
 	if event && !o.fits(len(b)) {
 		return nil
 	}
-	if _, err := o.w.Write(b); err != nil {
+	if err := o.write(idx, b, !event); err != nil {
 		o.err = fmt.Errorf("writing trace data: %w", err)
 		return o.err
 	}
@@ -154,6 +189,45 @@ func (o *output) fits(n int) bool {
 	return true
 }
 
+// write writes b, framed or not; alone puts it in a frame of its own.
+// The caller holds mu.
+func (o *output) write(idx int, b []byte, alone bool) error {
+	if !o.framed {
+		_, err := o.w.Write(b)
+		return err
+	}
+	if len(o.frame) > 0 && (o.frameIdx != idx || alone || len(o.frame)+len(b) > maxFrame) {
+		if err := o.flushFrame(); err != nil {
+			return err
+		}
+	}
+	if alone || len(b) > maxFrame {
+		return hooks.WriteFrame(o.w, idx, b)
+	}
+	o.frameIdx = idx
+	o.frame = append(o.frame, b...)
+	return nil
+}
+
+// flushFrame writes the frame being filled, if any. The caller holds mu.
+func (o *output) flushFrame() error {
+	if len(o.frame) == 0 {
+		return nil
+	}
+	err := hooks.WriteFrame(o.w, o.frameIdx, o.frame)
+	o.frame = o.frame[:0]
+	return err
+}
+
+// endSession ends the session as a limit does, for why, unless it ended.
+func (o *output) endSession(why string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.ended == "" {
+		o.end(why)
+	}
+}
+
 func (o *output) end(why string) {
 	o.ended = why
 	if o.onLimit != nil {
@@ -176,7 +250,11 @@ func (o *output) close() error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.err == nil {
-		if err := o.w.Flush(); err != nil {
+		err := o.flushFrame()
+		if err == nil {
+			err = o.w.Flush()
+		}
+		if err != nil {
 			o.err = fmt.Errorf("writing trace data: %w", err)
 		}
 	}
@@ -226,6 +304,8 @@ func appendText(b []byte, ev *hooks.Event, details string) []byte {
 // output, so a limit never cuts one in two.
 type rawWriter struct {
 	o       *output
+	idx     int         // the target's session index, for frames
+	dead    func() bool // the target was removed or ended: drop its bytes
 	pcap    bool
 	pending []byte // the start of a record not complete yet
 	err     error  // the stream is not what its format says
@@ -237,6 +317,12 @@ type rawWriter struct {
 
 func newRawWriter(o *output, format string) *rawWriter {
 	return &rawWriter{o: o, pcap: format == hooks.OutputPCAP}
+}
+
+// newTargetRawWriter is a rawWriter for one target's bytes: its records
+// are framed with session index idx, and dropped once dead says so.
+func newTargetRawWriter(o *output, format string, idx int, dead func() bool) *rawWriter {
+	return &rawWriter{o: o, idx: idx, dead: dead, pcap: format == hooks.OutputPCAP}
 }
 
 // Pcap file magic numbers, as the writer's byte order stores them.
@@ -259,7 +345,7 @@ func (r *rawWriter) Write(p []byte) (int, error) {
 	if r.o.err != nil {
 		return 0, r.o.err
 	}
-	if r.o.ended != "" {
+	if r.o.ended != "" || (r.dead != nil && r.dead()) {
 		return len(p), nil
 	}
 	r.pending = append(r.pending, p...)
@@ -279,7 +365,7 @@ func (r *rawWriter) Write(p []byte) (int, error) {
 			r.o.fits(-n)
 			break
 		}
-		if err := r.o.record(r.pending[used:used+n], event); err != nil {
+		if err := r.o.record(r.idx, r.pending[used:used+n], event); err != nil {
 			return 0, err
 		}
 		used += n
@@ -344,7 +430,11 @@ func (r *rawWriter) close() (dropped int, err error) {
 		dropped, r.pending = len(r.pending), nil
 		return dropped, nil
 	}
-	err = r.o.record(append(r.pending, '\n'), true)
+	if r.dead != nil && r.dead() {
+		r.pending = nil
+		return 0, nil
+	}
+	err = r.o.record(r.idx, append(r.pending, '\n'), true)
 	r.pending = nil
 	return 0, err
 }

@@ -1,7 +1,9 @@
 package runner
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -85,19 +87,39 @@ func (c Config) withDefaults() Config {
 //     is done (SIGTERM, SIGINT) or a limit of the request is reached;
 //  5. stop, drain, detach and report "stats".
 //
+// The plugin attaches to the helper once it runs, so what Run reports
+// before the go byte would be lost: every status line but "ready" (which
+// also lands in the container's log) is held until the go byte, then
+// written in order.
+//
+// After the go byte stdin carries control messages, one per line
+// (hooks.Control): Add resolves one more target and hands it to the hook
+// (TargetAdder), then reports "target-added" with its index, or
+// "target-ended" failed; Remove stops the target (TargetRemover) and
+// reports "target-ended" ("removed"). A line that is no control message is
+// a warning. The membership refresh (every RefreshInterval) also finds a
+// target whose processes are all gone: "target-ended" once, and the
+// session goes on for the others; when none is left in a session that is
+// not framed, it ends as a limit would (stats Ended "target ended").
+//
+// With Request.Framed every byte of stdout is in frames (hooks.WriteFrame)
+// tagged with the target's index, each holding whole records of that
+// target; otherwise stdout holds the records as they are.
+//
 // A hook that writes bytes (RawHook: pcap, tcpdump's lines) goes through
-// the same steps; Run cuts its bytes into records. Limits count records:
-// MaxEvents stops after that many; MaxBytes stops before the first record
-// that would go beyond it (a pcap's file header is always written), so
-// stdout never ends in a partial record. The stats then say which limit
-// ended the session (Ended) and the session ends cleanly.
+// the same steps; Run cuts its bytes into records. Limits count records
+// across targets: MaxEvents stops after that many; MaxBytes stops before
+// the first record that would go beyond it (a pcap's file header is always
+// written), so stdout never ends in a partial record. The stats then say
+// which limit ended the session (Ended) and the session ends cleanly.
 //
 // It returns nil after a clean stop. On failure it reports an "error"
 // status and returns the error; the hook is detached on every path.
 func Run(ctx context.Context, req hooks.Request, cfg Config) (err error) {
 	cfg = cfg.withDefaults()
-	st := &statusWriter{w: cfg.Stderr}
+	st := &statusWriter{w: cfg.Stderr, hold: true}
 	defer func() {
+		st.release()
 		if err != nil {
 			st.write(hooks.Status{Kind: hooks.StatusError, Message: err.Error()})
 		}
@@ -115,15 +137,19 @@ func Run(ctx context.Context, req hooks.Request, cfg Config) (err error) {
 		return fmt.Errorf("hook %q of kind %q is not supported by this tracer: use the tracer image of the plugin's release", req.Hook, desc.Kind)
 	}
 
-	targets, err := resolveAll(cfg, req.Targets, st)
+	resolved, indexes, err := resolveAll(cfg, req, st)
 	if err != nil {
 		return err
+	}
+	tg := newSessionTargets(len(req.Targets))
+	for i, r := range resolved {
+		tg.add(r, indexes[i])
 	}
 
 	h, err := attacher.Attach(ctx, Attachment{
 		Request:  req,
 		Hook:     desc,
-		Targets:  targets,
+		Targets:  resolved,
 		Fields:   req.Output == hooks.OutputJSON,
 		ProcRoot: cfg.ProcRoot,
 		Warn:     func(msg string) { st.write(hooks.Status{Kind: hooks.StatusWarning, Message: msg}) },
@@ -141,16 +167,21 @@ func Run(ctx context.Context, req hooks.Request, cfg Config) (err error) {
 	if req.Output == hooks.OutputPCAP && !isRaw {
 		return fmt.Errorf("hook %q writes events, not pcap: use text or json output", req.Hook)
 	}
+	rawTargets, perTarget := h.(TargetRawHook)
+	if isRaw && req.Framed && !perTarget && len(resolved) > 1 {
+		return fmt.Errorf("hook %q cannot write its targets' data apart: trace one target per session", req.Hook)
+	}
+	s := &liveSession{cfg: cfg, req: req, st: st, h: h, tg: tg}
 	// A process forked between the scan and the attach is no child of a
 	// traced task: look once more now that the hook follows forks.
-	var ref *refresher
-	if r, ok := h.(Refresher); ok && cfg.RefreshInterval > 0 {
-		ref = newRefresher(cfg, r, targets, st)
-		ref.once()
+	if cfg.RefreshInterval > 0 {
+		s.ref = newRefresher(cfg, h, tg, st, s.gone)
+		s.ref.once(false)
 	}
-	st.write(hooks.Status{Kind: hooks.StatusReady})
+	st.writeNow(hooks.Status{Kind: hooks.StatusReady})
 
 	in := watchStdin(cfg.Stdin)
+	defer in.close()
 	select {
 	case <-in.goByte:
 	case <-in.eof:
@@ -164,6 +195,7 @@ func Run(ctx context.Context, req hooks.Request, cfg Config) (err error) {
 	case <-ctx.Done():
 		return finish(h, st, 0, &written{raw: isRaw})
 	}
+	st.release()
 	st.write(hooks.Status{Kind: hooks.StatusStarted})
 	start := cfg.Now()
 
@@ -177,29 +209,63 @@ func Run(ctx context.Context, req hooks.Request, cfg Config) (err error) {
 		}
 	}()
 
-	var wg sync.WaitGroup
-	if ref != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ref.loop(streamCtx)
-		}()
-	}
-
 	// A limit stops the session the way the end of stdin does: the hook
 	// drains and stops, and what it still writes is dropped.
 	out := newOutput(cfg.Stdout, req.Output, cfg.FlushInterval)
 	out.setLimits(req.MaxEvents, req.MaxBytes, stop)
+	if req.Framed {
+		out.setFramed(tg.eventIndex)
+	}
+	s.out = out
+
+	var wg sync.WaitGroup
+	if s.ref != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.ref.loop(streamCtx)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.control(streamCtx, in.lines)
+	}()
+
 	var streamErr error
-	if isRaw {
-		rw := newRawWriter(out, req.Output)
-		streamErr = raw.StreamRaw(streamCtx, rw)
-		if dropped, err := rw.close(); err != nil && streamErr == nil {
-			streamErr = err
-		} else if dropped > 0 {
-			st.write(hooks.Status{Kind: hooks.StatusWarning, Message: fmt.Sprintf("the hook's output ended inside a pcap record: its last %d bytes were dropped", dropped)})
+	switch {
+	case isRaw && req.Framed && perTarget:
+		var (
+			mu      sync.Mutex
+			writers = map[int]*rawWriter{}
+		)
+		streamErr = rawTargets.StreamRawTargets(streamCtx, func(slot int) io.Writer {
+			mu.Lock()
+			defer mu.Unlock()
+			if w, ok := writers[slot]; ok {
+				return w
+			}
+			w := newTargetRawWriter(out, req.Output, tg.indexOfSlot(slot), func() bool { return !tg.isLive(slot) })
+			writers[slot] = w
+			return w
+		})
+		mu.Lock()
+		for _, w := range writers {
+			if err := s.closeRaw(w); err != nil && streamErr == nil {
+				streamErr = err
+			}
 		}
-	} else {
+		mu.Unlock()
+	case isRaw:
+		rw := newRawWriter(out, req.Output)
+		if req.Framed {
+			rw = newTargetRawWriter(out, req.Output, tg.indexOfSlot(0), func() bool { return !tg.isLive(0) })
+		}
+		streamErr = raw.StreamRaw(streamCtx, rw)
+		if err := s.closeRaw(rw); err != nil && streamErr == nil {
+			streamErr = err
+		}
+	default:
 		streamErr = h.Stream(streamCtx, out.emit)
 	}
 	stop()
@@ -212,6 +278,135 @@ func Run(ctx context.Context, req hooks.Request, cfg Config) (err error) {
 		return outErr
 	}
 	return finish(h, st, cfg.Now().Sub(start), &written{out: out, raw: isRaw})
+}
+
+// liveSession is what the goroutines of a running session share.
+type liveSession struct {
+	cfg Config
+	req hooks.Request
+	st  *statusWriter
+	h   Hook
+	tg  *sessionTargets
+	ref *refresher
+	out *output // set at the go byte
+}
+
+// closeRaw ends a raw writer's stream and warns of a pcap cut short.
+func (s *liveSession) closeRaw(rw *rawWriter) error {
+	dropped, err := rw.close()
+	if err != nil {
+		return err
+	}
+	if dropped > 0 {
+		s.st.write(hooks.Status{Kind: hooks.StatusWarning, Message: fmt.Sprintf("the hook's output ended inside a pcap record: its last %d bytes were dropped", dropped)})
+	}
+	return nil
+}
+
+// control handles the control messages until ctx is done.
+func (s *liveSession) control(ctx context.Context, lines <-chan []byte) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case line, ok := <-lines:
+			if !ok {
+				return
+			}
+			if len(strings.TrimSpace(string(line))) == 0 {
+				continue
+			}
+			c, err := hooks.DecodeControl(line)
+			if err != nil {
+				s.st.write(hooks.Status{Kind: hooks.StatusWarning, Message: fmt.Sprintf("ignoring a control message: %v", err)})
+				continue
+			}
+			if c.Add != nil {
+				s.add(*c.Add)
+			} else {
+				s.remove(*c.Remove)
+			}
+		}
+	}
+}
+
+// add traces one more target, under the next index.
+func (s *liveSession) add(t hooks.Target) {
+	idx := s.tg.nextIndex()
+	fail := func(msg string) {
+		s.st.write(hooks.Status{Kind: hooks.StatusTargetEnded, Index: &idx, Target: &t, Failed: true, Message: msg})
+	}
+	if !s.req.Framed {
+		fail("a target can only join a framed session")
+		return
+	}
+	adder, ok := s.h.(TargetAdder)
+	if !ok {
+		fail(fmt.Sprintf("hook %q cannot add a target while it runs", s.req.Hook))
+		return
+	}
+	if len(t.RuntimeID()) < 12 {
+		fail(fmt.Sprintf("container id %q is too short to match", t.ContainerID))
+		return
+	}
+	r, err := ResolveMode(s.cfg.ProcRoot, t, s.req.Mode)
+	if err != nil {
+		fail(err.Error())
+		return
+	}
+	slot := s.tg.addPending(r, idx)
+	if s.ref != nil {
+		s.ref.track(slot, r.TIDs)
+	}
+	if err := adder.AddTarget(slot, r); err != nil {
+		s.tg.end(slot)
+		fail(fmt.Sprintf("adding %s: %v", t, err))
+		return
+	}
+	s.tg.settle(slot)
+	s.st.write(hooks.Status{Kind: hooks.StatusTargetAdded, Index: &idx, Target: &t, Method: r.Method, PIDs: r.PIDs})
+}
+
+// remove stops tracing the target with session index idx.
+func (s *liveSession) remove(idx int) {
+	slot, ok := s.tg.slotOf(idx)
+	if !ok {
+		// A target that was not found or failed to join ended already.
+		if !s.tg.known(idx) {
+			s.st.write(hooks.Status{Kind: hooks.StatusWarning, Message: fmt.Sprintf("ignoring a control message: no target %d to remove", idx)})
+		}
+		return
+	}
+	if s.stopTarget(slot) {
+		s.st.write(hooks.Status{Kind: hooks.StatusTargetEnded, Index: &idx, Message: msgRemoved})
+	}
+}
+
+// stopTarget ends slot: its data is dropped from now on and the hook stops
+// collecting it. It returns false when it had ended.
+func (s *liveSession) stopTarget(slot int) bool {
+	if !s.tg.end(slot) {
+		return false
+	}
+	if rm, ok := s.h.(TargetRemover); ok {
+		if err := rm.RemoveTarget(slot); err != nil {
+			s.st.write(hooks.Status{Kind: hooks.StatusWarning, Message: fmt.Sprintf("removing target %d: %v", s.tg.indexOfSlot(slot), err)})
+		}
+	}
+	return true
+}
+
+// gone ends slot whose processes are all gone; a session that is not
+// framed ends when no target is left.
+func (s *liveSession) gone(slot int) {
+	if !s.stopTarget(slot) {
+		return
+	}
+	idx := s.tg.indexOfSlot(slot)
+	s.st.write(hooks.Status{Kind: hooks.StatusTargetEnded, Index: &idx, Message: msgGone})
+	if s.tg.liveCount() == 0 && !s.req.Framed && s.out != nil {
+		s.out.endSession(endedTarget)
+	}
 }
 
 // written is what a session wrote to stdout: out is nil when it never
@@ -245,17 +440,23 @@ func finish(h Hook, st *statusWriter, d time.Duration, w *written) error {
 	return nil
 }
 
-// resolveAll resolves every target. A target that is not found is a warning
-// when others are; the session fails when none is.
-func resolveAll(cfg Config, targets []hooks.Target, st *statusWriter) ([]Resolution, error) {
+// resolveAll resolves every target and returns those found with their
+// index in the request. A target that is not found is a warning when
+// others are (framed: a failed "target-ended" of its index); the session
+// fails when none is.
+func resolveAll(cfg Config, req hooks.Request, st *statusWriter) ([]Resolution, []int, error) {
+	targets, framed := req.Targets, req.Framed
 	var (
-		found []Resolution
-		errs  []error
+		found   []Resolution
+		indexes []int
+		errs    []error
+		missed  []int
 	)
-	for _, t := range targets {
-		r, err := Resolve(cfg.ProcRoot, t)
+	for i, t := range targets {
+		r, err := ResolveMode(cfg.ProcRoot, t, req.Mode)
 		if err != nil {
 			errs = append(errs, err)
+			missed = append(missed, i)
 			continue
 		}
 		msg := fmt.Sprintf("%s, %s in cgroup %s", plural(len(r.PIDs), "process", "processes"), plural(len(r.TIDs), "thread", "threads"),
@@ -263,21 +464,28 @@ func resolveAll(cfg Config, targets []hooks.Target, st *statusWriter) ([]Resolut
 		if m, err := Members(cfg.ProcRoot, cfg.CgroupRoot, r); err == nil {
 			msg += "; processes that join later are found in " + m.Source
 		}
-		st.write(hooks.Status{Kind: hooks.StatusResolved, Target: &r.Target, Method: r.Method, PIDs: r.PIDs, Message: msg})
+		idx := i
+		st.write(hooks.Status{Kind: hooks.StatusResolved, Target: &r.Target, Index: &idx, Method: r.Method, PIDs: r.PIDs, Message: msg})
 		found = append(found, r)
+		indexes = append(indexes, i)
 	}
 	if len(found) == 0 {
-		return nil, errors.Join(errs...)
+		return nil, nil, errors.Join(errs...)
 	}
-	for _, err := range errs {
+	for j, err := range errs {
 		s := hooks.Status{Kind: hooks.StatusWarning, Message: err.Error()}
 		if nf := (*NotFoundError)(nil); errors.As(err, &nf) {
 			t := nf.Target
 			s.Target = &t
 		}
+		if framed {
+			idx := missed[j]
+			t := targets[idx]
+			s = hooks.Status{Kind: hooks.StatusTargetEnded, Index: &idx, Target: &t, Failed: true, Message: err.Error()}
+		}
 		st.write(s)
 	}
-	return found, nil
+	return found, indexes, nil
 }
 
 func plural(n int, one, many string) string {
@@ -298,27 +506,39 @@ func cgroupPaths(cgs []Cgroup) []string {
 	return out
 }
 
-// refresher hands a PID-scoped hook the threads that joined each target
-// since the last look.
+// refresher follows who is in each target: it hands a PID-scoped hook
+// (Refresher) the threads that joined a target since the last look, and
+// tells when a target's processes are all gone.
 type refresher struct {
-	cfg     Config
-	h       Refresher
-	targets []Resolution
-	st      *statusWriter
-	known   []map[int]bool
-	warned  []bool
+	cfg    Config
+	h      Refresher // nil: the hook needs no pids
+	tg     *sessionTargets
+	st     *statusWriter
+	onGone func(slot int)
+
+	mu    sync.Mutex
+	known map[int]map[int]bool // by slot
 }
 
-func newRefresher(cfg Config, h Refresher, targets []Resolution, st *statusWriter) *refresher {
-	r := &refresher{cfg: cfg, h: h, targets: targets, st: st,
-		known: make([]map[int]bool, len(targets)), warned: make([]bool, len(targets))}
-	for i, t := range targets {
-		r.known[i] = make(map[int]bool, len(t.TIDs))
-		for _, tid := range t.TIDs {
-			r.known[i][tid] = true
-		}
+func newRefresher(cfg Config, h Hook, tg *sessionTargets, st *statusWriter, onGone func(slot int)) *refresher {
+	r := &refresher{cfg: cfg, tg: tg, st: st, onGone: onGone, known: map[int]map[int]bool{}}
+	r.h, _ = h.(Refresher)
+	res, _ := tg.snapshot()
+	for slot, t := range res {
+		r.track(slot, t.TIDs)
 	}
 	return r
+}
+
+// track sets the threads the hook follows in slot.
+func (r *refresher) track(slot int, tids []int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := make(map[int]bool, len(tids))
+	for _, tid := range tids {
+		m[tid] = true
+	}
+	r.known[slot] = m
 }
 
 // loop refreshes every cfg.RefreshInterval until ctx is done.
@@ -330,79 +550,154 @@ func (r *refresher) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			r.once()
+			r.once(true)
 		}
 	}
 }
 
-func (r *refresher) once() {
-	for i, tg := range r.targets {
+// once looks at every target still traced; gone says whether a target
+// without processes ends (not before the session started: the plugin is
+// not there to hear it yet, and the stream would find none anyway).
+func (r *refresher) once(gone bool) {
+	res, look := r.tg.snapshot()
+	for slot, tg := range res {
+		if !look[slot] {
+			continue
+		}
 		m, err := Members(r.cfg.ProcRoot, r.cfg.CgroupRoot, tg)
 		if err != nil || len(m.TIDs) == 0 {
-			if !r.warned[i] {
-				r.warned[i] = true
-				r.st.write(hooks.Status{Kind: hooks.StatusWarning, Target: &r.targets[i].Target,
-					Message: fmt.Sprintf("container of %s has no processes left: did it exit?", tg.Target)})
+			if gone {
+				r.onGone(slot)
 			}
 			continue
 		}
-		r.warned[i] = false
+		if r.h == nil {
+			continue
+		}
 		var added []int
 		now := make(map[int]bool, len(m.TIDs))
+		r.mu.Lock()
 		for _, tid := range m.TIDs {
 			now[tid] = true
-			if !r.known[i][tid] {
+			if !r.known[slot][tid] {
 				added = append(added, tid)
 			}
 		}
-		r.known[i] = now
+		r.known[slot] = now
+		r.mu.Unlock()
 		if len(added) == 0 {
 			continue
 		}
-		if err := r.h.AddPIDs(i, added); err != nil {
-			r.st.write(hooks.Status{Kind: hooks.StatusWarning, Target: &r.targets[i].Target,
+		if err := r.h.AddPIDs(slot, added); err != nil {
+			r.st.write(hooks.Status{Kind: hooks.StatusWarning, Target: &res[slot].Target,
 				Message: fmt.Sprintf("following new processes of %s: %v", tg.Target, err)})
 		}
 	}
 }
 
-// statusWriter writes hooks.Status lines from several goroutines.
+// statusWriter writes hooks.Status lines from several goroutines. While
+// hold is set it keeps them, in order, until release.
 type statusWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu   sync.Mutex
+	w    io.Writer
+	hold bool
+	held [][]byte
 }
 
 func (s *statusWriter) write(st hooks.Status) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	// A failing stderr means the plugin is gone; nothing is left to tell.
-	_ = hooks.WriteStatus(s.w, st)
+	b, err := json.Marshal(st)
+	if err != nil {
+		return
+	}
+	s.put(append(b, '\n'), false)
+}
+
+// writeNow writes st at once, even while others are held.
+func (s *statusWriter) writeNow(st hooks.Status) {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return
+	}
+	s.put(append(b, '\n'), true)
 }
 
 // line writes a line a tool printed, as it is, between status lines.
 func (s *statusWriter) line(l string) {
+	s.put([]byte(strings.TrimRight(l, "\n")+"\n"), false)
+}
+
+func (s *statusWriter) put(b []byte, now bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, _ = io.WriteString(s.w, strings.TrimRight(l, "\n")+"\n")
+	if s.hold && !now {
+		s.held = append(s.held, b)
+		return
+	}
+	// A failing stderr means the plugin is gone; nothing is left to tell.
+	_, _ = s.w.Write(b)
+}
+
+// release writes what was held and stops holding.
+func (s *statusWriter) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range s.held {
+		_, _ = s.w.Write(b)
+	}
+	s.held, s.hold = nil, false
 }
 
 // stdinWatch follows the plugin's end of stdin: goByte closes at the first
-// byte, eof when stdin ends (or fails). Bytes after the first are ignored.
+// byte, eof when stdin ends (or fails); the bytes after the first are cut
+// into lines (control messages) for lines.
 type stdinWatch struct {
 	goByte chan struct{}
 	eof    chan struct{}
+	lines  chan []byte
+	quit   chan struct{}
+	once   sync.Once
 }
 
+// maxControlLine bounds a control line; a longer one is dropped whole.
+const maxControlLine = 64 << 10
+
 func watchStdin(r io.Reader) *stdinWatch {
-	w := &stdinWatch{goByte: make(chan struct{}), eof: make(chan struct{})}
+	w := &stdinWatch{goByte: make(chan struct{}), eof: make(chan struct{}),
+		lines: make(chan []byte, 16), quit: make(chan struct{})}
 	go func() {
-		buf := make([]byte, 512)
+		defer close(w.lines)
+		buf := make([]byte, 4096)
 		got := false
+		var pending []byte
+		tooLong := false
 		for {
 			n, err := r.Read(buf)
+			p := buf[:n]
 			if n > 0 && !got {
 				got = true
 				close(w.goByte)
+				p = p[1:]
+			}
+			for len(p) > 0 {
+				i := bytes.IndexByte(p, '\n')
+				if i < 0 {
+					pending = append(pending, p...)
+					if len(pending) > maxControlLine {
+						pending, tooLong = pending[:0], true
+					}
+					break
+				}
+				line := append(pending, p[:i]...)
+				pending, p = nil, p[i+1:]
+				if tooLong {
+					tooLong = false
+					line = []byte("(a line too long)")
+				}
+				select {
+				case w.lines <- line:
+				case <-w.quit:
+					return
+				}
 			}
 			if err != nil {
 				close(w.eof)
@@ -412,3 +707,6 @@ func watchStdin(r io.Reader) *stdinWatch {
 	}()
 	return w
 }
+
+// close lets the watcher go when nobody reads its lines any more.
+func (w *stdinWatch) close() { w.once.Do(func() { close(w.quit) }) }

@@ -180,7 +180,7 @@ func TestRunLifecycle(t *testing.T) {
 			name:         "go byte then end of stdin streams everything, drained events too",
 			req:          request(hooks.OutputText, "containerd://"+id),
 			stdin:        func(context.CancelFunc) io.Reader { return strings.NewReader("g") },
-			wantKinds:    []string{hooks.StatusResolved, hooks.StatusReady, hooks.StatusStarted, hooks.StatusStats},
+			wantKinds:    []string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStarted, hooks.StatusStats},
 			wantStdout:   "1.000001 [001] app-4242 sched_switch: k=v\n2.500000 [000] app_worker-4243 sched_process_exit: k=v\n",
 			wantStreamed: true, wantAttached: true,
 		},
@@ -188,7 +188,7 @@ func TestRunLifecycle(t *testing.T) {
 			name:      "json output",
 			req:       request(hooks.OutputJSON, "containerd://"+id),
 			stdin:     func(context.CancelFunc) io.Reader { return strings.NewReader("g") },
-			wantKinds: []string{hooks.StatusResolved, hooks.StatusReady, hooks.StatusStarted, hooks.StatusStats},
+			wantKinds: []string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStarted, hooks.StatusStats},
 			wantStdout: `{"time":1.000001,"cpu":1,"pid":4242,"comm":"app","event":"sched_switch","node":"n1","namespace":"ns","pod":"web","container":"app"}` + "\n" +
 				`{"time":2.5,"cpu":0,"pid":4243,"comm":"app worker","event":"sched_process_exit","node":"n1","namespace":"ns","pod":"web","container":"app"}` + "\n",
 			wantStreamed: true, wantAttached: true,
@@ -197,7 +197,7 @@ func TestRunLifecycle(t *testing.T) {
 			name:         "end of stdin before the go byte stops without data",
 			req:          request(hooks.OutputText, "containerd://"+id),
 			stdin:        func(context.CancelFunc) io.Reader { return strings.NewReader("") },
-			wantKinds:    []string{hooks.StatusResolved, hooks.StatusReady, hooks.StatusStats},
+			wantKinds:    []string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStats},
 			wantAttached: true,
 		},
 		{
@@ -208,7 +208,7 @@ func TestRunLifecycle(t *testing.T) {
 				return r
 			},
 			cancelAt:     "start",
-			wantKinds:    []string{hooks.StatusResolved, hooks.StatusReady, hooks.StatusStats},
+			wantKinds:    []string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStats},
 			wantAttached: true,
 		},
 		{
@@ -220,7 +220,7 @@ func TestRunLifecycle(t *testing.T) {
 				return r
 			},
 			cancelAt:     "stream",
-			wantKinds:    []string{hooks.StatusResolved, hooks.StatusReady, hooks.StatusStarted, hooks.StatusStats},
+			wantKinds:    []string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStarted, hooks.StatusStats},
 			wantStdout:   "1.000001 [001] app-4242 sched_switch: k=v\n2.500000 [000] app_worker-4243 sched_process_exit: k=v\n",
 			wantStreamed: true, wantAttached: true,
 		},
@@ -235,7 +235,7 @@ func TestRunLifecycle(t *testing.T) {
 			name:         "one of two targets not on this node is a warning",
 			req:          request(hooks.OutputText, "containerd://"+absent, "containerd://"+id),
 			stdin:        func(context.CancelFunc) io.Reader { return strings.NewReader("") },
-			wantKinds:    []string{hooks.StatusResolved, hooks.StatusWarning, hooks.StatusReady, hooks.StatusStats},
+			wantKinds:    []string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusWarning, hooks.StatusStats},
 			wantAttached: true,
 		},
 		{
@@ -252,7 +252,7 @@ func TestRunLifecycle(t *testing.T) {
 			req:          request(hooks.OutputText, "containerd://"+id),
 			stdin:        func(context.CancelFunc) io.Reader { return strings.NewReader("g") },
 			streamErr:    errors.New("reading trace_pipe: input/output error"),
-			wantKinds:    []string{hooks.StatusResolved, hooks.StatusReady, hooks.StatusStarted, hooks.StatusError},
+			wantKinds:    []string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStarted, hooks.StatusError},
 			wantStdout:   "1.000001 [001] app-4242 sched_switch: k=v\n",
 			wantErr:      "tracing: reading trace_pipe: input/output error",
 			wantStreamed: true, wantAttached: true,
@@ -352,12 +352,13 @@ func TestRunStatuses(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	tg := target("containerd://" + id)
+	zero := 0
 	want := []hooks.Status{
-		{Kind: hooks.StatusResolved, Target: &tg, Method: MethodProcCgroup, PIDs: []int{4242},
+		{Kind: hooks.StatusReady},
+		{Kind: hooks.StatusResolved, Target: &tg, Index: &zero, Method: MethodProcCgroup, PIDs: []int{4242},
 			Message: "1 process, 2 threads in cgroup /kubepods/besteffort/pod" + podUID + "/" + id +
 				"; processes that join later are found in " + cgroupDir},
 		{Kind: hooks.StatusWarning, Message: "removed tracefs instance \"x\" left by a helper that is gone"},
-		{Kind: hooks.StatusReady},
 		{Kind: hooks.StatusStarted},
 		{Kind: hooks.StatusStats, Events: 2, Lost: 3, Seconds: 2.5},
 	}
@@ -417,40 +418,48 @@ func TestRunRefresh(t *testing.T) {
 }
 
 // When the container's processes are all gone, the session says so once
-// and goes on.
+// and, its only target gone in a session that is not framed, ends by
+// itself as a limit would.
 func TestRunRefreshContainerGone(t *testing.T) {
 	procRoot, cgroupRoot, cgroupDir := fakeNode(t)
 	stdinR, stdinW := io.Pipe()
+	defer stdinW.Close()
 	var stderr syncBuffer
-	h := &fakeHook{}
+	h := &fakeHook{before: []hooks.Event{ev1}}
 	h.onStream = func() {
 		mustWrite(t, filepath.Join(cgroupDir, "cgroup.procs"), "")
-		go func() {
-			deadline := time.Now().Add(10 * time.Second)
-			for !strings.Contains(stderr.String(), `"warning"`) && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond)
-			}
-			time.Sleep(30 * time.Millisecond) // several more refreshes
-			stdinW.Close()
-		}()
 	}
 	go stdinW.Write([]byte("g"))
-	err := Run(context.Background(), request(hooks.OutputText, "containerd://"+id), Config{
-		ProcRoot: procRoot, CgroupRoot: cgroupRoot,
-		Stdin: stdinR, Stdout: io.Discard, Stderr: &stderr,
-		Attachers:       map[string]Attacher{hooks.KindFtrace: AttacherFunc(func(context.Context, Attachment) (Hook, error) { return h, nil })},
-		RefreshInterval: 5 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatalf("Run: %v", err)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(context.Background(), request(hooks.OutputText, "containerd://"+id), Config{
+			ProcRoot: procRoot, CgroupRoot: cgroupRoot,
+			Stdin: stdinR, Stdout: io.Discard, Stderr: &stderr,
+			Attachers:       map[string]Attacher{hooks.KindFtrace: AttacherFunc(func(context.Context, Attachment) (Hook, error) { return h, nil })},
+			RefreshInterval: 5 * time.Millisecond,
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session did not end when its only target was gone")
 	}
 	statuses := parseStatuses(t, stderr.String())
-	want := []string{hooks.StatusResolved, hooks.StatusReady, hooks.StatusStarted, hooks.StatusWarning, hooks.StatusStats}
+	want := []string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStarted, hooks.StatusTargetEnded, hooks.StatusStats}
 	if diff := cmp.Diff(want, kinds(statuses)); diff != "" {
-		t.Errorf("status kinds mismatch (-want +got):\n%s", diff)
+		t.Fatalf("status kinds mismatch (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff("container of ns/web/app has no processes left: did it exit?", statuses[3].Message); diff != "" {
-		t.Errorf("warning mismatch (-want +got):\n%s", diff)
+	if diff := cmp.Diff(msgGone, statuses[3].Message); diff != "" {
+		t.Errorf("target-ended mismatch (-want +got):\n%s", diff)
+	}
+	if statuses[3].Index == nil || *statuses[3].Index != 0 || statuses[3].Failed {
+		t.Errorf("target-ended: index %v, failed %v; want 0, not failed", statuses[3].Index, statuses[3].Failed)
+	}
+	if diff := cmp.Diff(endedTarget, statuses[4].Ended); diff != "" {
+		t.Errorf("stats Ended mismatch (-want +got):\n%s", diff)
 	}
 }
 

@@ -69,7 +69,7 @@ func TestRunTcpdump(t *testing.T) {
 			t.Fatalf("Run: %v\nstderr:\n%s", s.err, s.stderr.String())
 		}
 		statuses, plain := splitStderr(t, s.stderr.String())
-		if diff := cmp.Diff([]string{"resolved", "ready", "started", "stats"}, kinds(statuses)); diff != "" {
+		if diff := cmp.Diff([]string{"ready", "resolved", "started", "stats"}, kinds(statuses)); diff != "" {
 			t.Errorf("status kinds (-want +got):\n%s", diff)
 		}
 		file := filepath.Join(t.TempDir(), "cap.pcap")
