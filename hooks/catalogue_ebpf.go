@@ -20,9 +20,10 @@ func ebpfNeeds(kernel ...string) Needs {
 			// SYS_PTRACE: stat /proc/<pid>/ns/mnt of another container's
 			// processes (ptrace read access).
 			"SYS_PTRACE",
-			// SYS_RESOURCE: raise RLIMIT_MEMLOCK, which kernels before 5.11
-			// charge for BPF maps (the ring buffer is 16 MiB).
-			"SYS_RESOURCE",
+			// No SYS_RESOURCE: the hooks need BTF and tp_btf, so kernels
+			// from 5.11 on, which charge BPF maps to the memory cgroup
+			// instead of RLIMIT_MEMLOCK. Asking for it breaks nodes whose
+			// bounding set lacks it (runc: "unable to apply caps").
 		},
 		HostPID: true,
 		// bpf, btf (/sys/kernel/btf/vmlinux: CO-RE and tp_btf programs),

@@ -42,6 +42,7 @@ type helperSession struct {
 	targets   []hooks.Target
 	ended     map[int]targetEnd
 	stdin     *io.PipeWriter
+	queue     chan []byte
 	streaming bool
 	closed    bool
 	stats     *hooks.Status
@@ -202,9 +203,10 @@ loop:
 	defer getCancel()
 	pod, getErr := s.o.client.CoreV1().Pods(s.attachNS).Get(getCtx, s.attachPod, metav1.GetOptions{})
 	// A tracer that fails at once can end before the attach connects
-	// ("container not found"): its exit, with its message, is a moment
-	// behind in the pod's status.
-	for wait := time.Now().Add(5 * time.Second); attachErr != nil && getErr == nil && !s.terminated(pod) && time.Now().Before(wait); {
+	// ("container not found"), or before its error line reaches the
+	// stream: its exit, with its message, is a moment behind in the pod's
+	// status.
+	for wait := time.Now().Add(5 * time.Second); (attachErr != nil || stats == nil) && getErr == nil && !s.terminated(pod) && time.Now().Before(wait); {
 		time.Sleep(pollInterval)
 		pod, getErr = s.o.client.CoreV1().Pods(s.attachNS).Get(getCtx, s.attachPod, metav1.GetOptions{})
 	}
@@ -299,27 +301,48 @@ func (s *helperSession) targetOK(i int) (hooks.Target, bool) {
 	return s.targets[i], true
 }
 
-// send writes to the helper's stdin; writes and the close are serialised.
+// send queues b for the helper's stdin. One writer goroutine keeps the
+// order (the helper numbers added targets by arrival), and a pipe write
+// that blocks on a slow stream never holds the session's lock.
 func (s *helperSession) send(b []byte) bool {
 	s.mu.Lock()
-	w, closed := s.stdin, s.closed
-	s.mu.Unlock()
-	if w == nil || closed {
+	defer s.mu.Unlock()
+	if s.stdin == nil || s.closed {
 		return false
 	}
-	// A pipe write blocks until the attach stream reads it; never hold the
-	// lock meanwhile, so stop is never delayed by a slow stream.
-	go func() { _, _ = w.Write(b) }()
-	return true
+	if s.queue == nil {
+		s.queue = make(chan []byte, 256)
+		go func(w *io.PipeWriter, q <-chan []byte) {
+			for msg := range q {
+				if _, err := w.Write(msg); err != nil {
+					return
+				}
+			}
+			_ = w.Close()
+		}(s.stdin, s.queue)
+	}
+	select {
+	case s.queue <- b:
+		return true
+	default:
+		return false
+	}
 }
 
+// closeStdin ends the helper's stdin after what is queued: the end of
+// stdin is the stop signal.
 func (s *helperSession) closeStdin() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.stdin != nil && !s.closed {
-		s.closed = true
-		_ = s.stdin.Close()
+	if s.stdin == nil || s.closed {
+		return
 	}
+	s.closed = true
+	if s.queue != nil {
+		close(s.queue)
+		return
+	}
+	_ = s.stdin.Close()
 }
 
 // add asks the running helper to trace one more target; false when the
