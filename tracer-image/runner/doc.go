@@ -1,10 +1,17 @@
 // Package runner is the helper's lifecycle (Run): find the targets on this
 // node (Resolve, from /proc/<pid>/cgroup), attach the hook through the
-// runtime registered for its kind (Attacher: ftrace today, eBPF and tcpdump
-// next), report "ready", wait for the plugin's go byte on stdin, stream
-// trace data to stdout until stdin ends or the context is cancelled, then
-// stop, drain, detach and report statistics. Status lines (hooks.Status) go
-// to stderr; nothing else does.
+// runtime registered for its kind (Attacher: ftrace, eBPF, tcpdump), report
+// "ready", wait for the plugin's go byte on stdin, stream trace data to
+// stdout until stdin ends or the context is cancelled, then stop, drain,
+// detach and report statistics. Status lines (hooks.Status) go to stderr,
+// with the lines a tool such as tcpdump prints; the ones before the go
+// byte, but "ready", are held until it comes.
+//
+// After the go byte, stdin carries control messages (hooks.Control): a
+// target joins (TargetAdder) or leaves (TargetRemover) the running
+// session. A framed session (hooks.Request.Framed) writes each target's
+// records in frames of its index (hooks.WriteFrame); a target whose
+// processes are gone ends on its own ("target-ended").
 //
 // Text output is one line per event:
 //
