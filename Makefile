@@ -75,6 +75,13 @@ test-privileged: ## kernel tests: root and a real kernel
 e2e: build cluster-up ## end-to-end tests against the local cluster
 	$(E2E_ENV) $(GO) test -count=1 -tags e2e -timeout 40m -v ./test/e2e/ 2>&1 | tee bin/e2e.log | grep -E '^\s*(=== RUN|--- |PASS|FAIL|ok|panic)|e2e_test.go' ; exit $${PIPESTATUS[0]}
 
+.PHONY: bench
+bench: $(if $(filter overhead,$(BENCH)),build,cluster-up) ## benchmarks against baselines run side by side (root, local cluster, ~7 min): make bench [BENCH=overhead|throughput|firstevent] [BENCH_FLAGS=-quick]
+	@[ "$$(id -u)" = 0 ] || { echo "bench needs root (cgroups, namespaces, BPF, tracefs)" >&2; exit 1; }
+	@command -v bpftrace >/dev/null && command -v strace >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends bpftrace strace >/dev/null; }
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -o bin/ktbench ./bench
+	$(E2E_ENV) bin/ktbench -tracer bin/tracer -out bin/bench.md $(BENCH_FLAGS) $(or $(BENCH),all)
+
 .PHONY: verify
 verify: ## gofmt, go vet, go.mod/go.sum tidy, generated docs and bpf2go output up to date
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); [ -z "$$out" ] || { echo "gofmt needed: $$out" >&2; exit 1; }
