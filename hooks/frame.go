@@ -78,6 +78,12 @@ type Control struct {
 	Add *Target `json:"add,omitempty"`
 	// Remove stops tracing the target with this index (its pod went away).
 	Remove *int `json:"remove,omitempty"`
+	// Stop ends the session as the end of stdin does: detach, drain,
+	// report, exit. The plugin stops with this message and keeps stdin open
+	// until the helper has exited, because a container runtime may close an
+	// attach session's output soon after its stdin ends, which would cut
+	// the final report off; the end of stdin stays the dead-man's switch.
+	Stop bool `json:"stop,omitempty"`
 }
 
 // EncodeControl returns c as one line.
@@ -95,8 +101,14 @@ func DecodeControl(line []byte) (Control, error) {
 	if err := jsonUnmarshal(line, &c); err != nil {
 		return c, fmt.Errorf("decoding control message: %w", err)
 	}
-	if (c.Add == nil) == (c.Remove == nil) {
-		return c, errors.New("decoding control message: exactly one of add and remove must be set")
+	set := 0
+	for _, b := range []bool{c.Add != nil, c.Remove != nil, c.Stop} {
+		if b {
+			set++
+		}
+	}
+	if set != 1 {
+		return c, errors.New("decoding control message: exactly one of add, remove and stop must be set")
 	}
 	return c, nil
 }

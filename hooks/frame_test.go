@@ -54,7 +54,7 @@ func TestFrameErrors(t *testing.T) {
 
 func TestControlEncoding(t *testing.T) {
 	idx := 2
-	for _, c := range []Control{{Add: &Target{Pod: "web-4", ContainerID: "containerd://abc"}}, {Remove: &idx}} {
+	for _, c := range []Control{{Add: &Target{Pod: "web-4", ContainerID: "containerd://abc"}}, {Remove: &idx}, {Stop: true}} {
 		line, err := EncodeControl(c)
 		if err != nil {
 			t.Fatal(err)
@@ -68,6 +68,14 @@ func TestControlEncoding(t *testing.T) {
 		}
 		if diff := cmp.Diff(c, got); diff != "" {
 			t.Errorf("control round trip (-want +got):\n%s", diff)
+		}
+	}
+}
+
+func TestDecodeControlRejects(t *testing.T) {
+	for _, line := range []string{`{}`, `{"stop":true,"remove":1}`, `not json`} {
+		if _, err := DecodeControl([]byte(line)); err == nil {
+			t.Errorf("DecodeControl(%s) accepted it", line)
 		}
 	}
 }

@@ -229,7 +229,7 @@ func Run(ctx context.Context, req hooks.Request, cfg Config) (err error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.control(streamCtx, in.lines)
+		s.control(streamCtx, in.lines, stop)
 	}()
 
 	var streamErr error
@@ -303,8 +303,9 @@ func (s *liveSession) closeRaw(rw *rawWriter) error {
 	return nil
 }
 
-// control handles the control messages until ctx is done.
-func (s *liveSession) control(ctx context.Context, lines <-chan []byte) {
+// control handles the control messages until ctx is done; a stop message
+// ends the session as the end of stdin does.
+func (s *liveSession) control(ctx context.Context, lines <-chan []byte, stop func()) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -321,9 +322,13 @@ func (s *liveSession) control(ctx context.Context, lines <-chan []byte) {
 				s.st.write(hooks.Status{Kind: hooks.StatusWarning, Message: fmt.Sprintf("ignoring a control message: %v", err)})
 				continue
 			}
-			if c.Add != nil {
+			switch {
+			case c.Stop:
+				stop()
+				return
+			case c.Add != nil:
 				s.add(*c.Add)
-			} else {
+			default:
 				s.remove(*c.Remove)
 			}
 		}

@@ -185,6 +185,17 @@ func TestRunLifecycle(t *testing.T) {
 			wantStreamed: true, wantAttached: true,
 		},
 		{
+			name: "a stop message ends the session while stdin stays open",
+			req:  request(hooks.OutputText, "containerd://"+id),
+			stdin: func(context.CancelFunc) io.Reader {
+				// Never ends: only the stop message can end the session.
+				return io.MultiReader(strings.NewReader("\n"+`{"stop":true}`+"\n"), blockingReader{})
+			},
+			wantKinds:    []string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStarted, hooks.StatusStats},
+			wantStdout:   "1.000001 [001] app-4242 sched_switch: k=v\n2.500000 [000] app_worker-4243 sched_process_exit: k=v\n",
+			wantStreamed: true, wantAttached: true,
+		},
+		{
 			name:      "json output",
 			req:       request(hooks.OutputJSON, "containerd://"+id),
 			stdin:     func(context.CancelFunc) io.Reader { return strings.NewReader("g") },
@@ -486,3 +497,8 @@ func TestRunRefreshAfterAttach(t *testing.T) {
 		t.Errorf("added pids mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// blockingReader never returns: stdin held open by a plugin.
+type blockingReader struct{}
+
+func (blockingReader) Read([]byte) (int, error) { select {} }
