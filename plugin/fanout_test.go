@@ -62,6 +62,9 @@ func (f *framedHelpers) Attach(ctx context.Context, ns, pod, container string, s
 		if err != nil {
 			return err
 		}
+		if c.Stop {
+			break
+		}
 		if c.Add != nil {
 			idx := len(targets)
 			targets = append(targets, *c.Add)

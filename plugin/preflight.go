@@ -42,6 +42,11 @@ var ErrForbidden = errors.New("forbidden")
 // checkAccess asks the API server whether the user may do each of needs in
 // namespace, so a missing right fails before anything is created.
 func checkAccess(ctx context.Context, client kubernetes.Interface, namespace string, needs []access) error {
+	return checkAccessHint(ctx, client, namespace, needs, "or trace from a namespace where you have it (--helper-namespace)")
+}
+
+// checkAccessHint is checkAccess with the way out that fits the mode.
+func checkAccessHint(ctx context.Context, client kubernetes.Interface, namespace string, needs []access, hint string) error {
 	var denied []string
 	for _, n := range needs {
 		review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
@@ -62,8 +67,8 @@ func checkAccess(ctx context.Context, client kubernetes.Interface, namespace str
 		}
 	}
 	if len(denied) > 0 {
-		return fmt.Errorf("%w: you may not %s in namespace %q: ask a cluster admin for the Role in docs/security.md, or trace from a namespace where you have it (--helper-namespace)",
-			ErrForbidden, strings.Join(denied, ", "), namespace)
+		return fmt.Errorf("%w: you may not %s in namespace %q: ask a cluster admin for the Role in docs/security.md, %s",
+			ErrForbidden, strings.Join(denied, ", "), namespace, hint)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -147,6 +148,11 @@ func (s *helperSession) attachAndStream(ctx context.Context, stop <-chan struct{
 		go func() {
 			err := s.demux(pr)
 			_ = pr.CloseWithError(err)
+			if err != nil {
+				// A broken stream cannot be resynchronised: end the session
+				// rather than hang on it.
+				cancel()
+			}
 			demuxDone <- err
 		}()
 		defer pw.Close()
@@ -174,6 +180,7 @@ func (s *helperSession) attachAndStream(ctx context.Context, stop <-chan struct{
 
 	var attachErr error
 	var stopDeadline <-chan time.Time
+	gaveUp := false
 	stopCh := stop
 loop:
 	for {
@@ -182,10 +189,16 @@ loop:
 			break loop
 		case <-stopCh:
 			stopCh = nil
-			s.closeStdin()
+			// Stop by message, with stdin kept open until the helper has
+			// exited: a runtime may close the attach's output soon after its
+			// stdin ends, which would cut the helper's final report off.
+			if line, err := hooks.EncodeControl(hooks.Control{Stop: true}); err != nil || !s.send(line) {
+				s.closeStdin()
+			}
 			stopDeadline = time.After(s.o.StopTimeout)
 		case <-stopDeadline:
-			s.u.warn("the helper on node %q did not finish within %s of the stop request", s.node, s.o.StopTimeout)
+			s.u.warn("the helper on node %q did not finish within %s of the stop request: giving up on it, its data ends early (raise --stop-timeout on a busy node)", s.node, s.o.StopTimeout)
+			gaveUp = true
 			cancel()
 		}
 	}
@@ -220,6 +233,12 @@ loop:
 	if demuxErr != nil && !errors.Is(demuxErr, io.EOF) {
 		return fmt.Errorf("%s: reading the helper's output: %w", where, demuxErr)
 	}
+	if gaveUp {
+		return fmt.Errorf("%s: gave up waiting for the helper after the stop request: the data ends early", where)
+	}
+	if apierrors.IsNotFound(getErr) && s.ephemeral == nil {
+		return fmt.Errorf("%s: the helper pod was deleted during the trace: the data may be incomplete", where)
+	}
 	if getErr == nil {
 		for _, cs := range containerStatuses(pod) {
 			if cs.Name == s.attachContainer && cs.State.Terminated != nil {
@@ -227,6 +246,9 @@ loop:
 					return fmt.Errorf("%s: %w", where, err)
 				}
 				if stats == nil {
+					if attachErr != nil {
+						return fmt.Errorf("%s: the helper ended without final statistics (the attach stream broke: %v): data may be incomplete", where, attachErr)
+					}
 					return fmt.Errorf("%s: the helper ended without final statistics: data may be incomplete", where)
 				}
 				return nil

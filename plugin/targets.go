@@ -62,8 +62,13 @@ func resolveSources(getter genericclioptions.RESTClientGetter, q targetQuery) ([
 		return nil, errors.New("give either a target or -l, not both")
 	}
 	for _, a := range q.Args {
-		if !strings.Contains(a, "/") {
+		kind, name, ok := strings.Cut(a, "/")
+		if !ok {
 			return nil, fmt.Errorf("target %q has no kind: write pod/%s, deploy/%s, … (see 'kubectl trace --help')", a, a, a)
+		}
+		switch strings.ToLower(kind) {
+		case "node", "nodes", "no":
+			return nil, fmt.Errorf("node/%s: tracing a whole node is not supported yet: trace its pods, for example with -A -l", name)
 		}
 	}
 	infos, err := resource.NewBuilder(getter).
@@ -76,6 +81,9 @@ func resolveSources(getter genericclioptions.RESTClientGetter, q targetQuery) ([
 		var status apierrors.APIStatus
 		if apierrors.IsNotFound(err) && errors.As(err, &status) && status.Status().Details != nil {
 			d := status.Status().Details
+			if d.Kind == "namespaces" {
+				return nil, fmt.Errorf("namespace %q not found: list them with 'kubectl get namespaces'", d.Name)
+			}
 			return nil, fmt.Errorf("%s %q not found in namespace %q: list them with 'kubectl get %s -n %s'",
 				strings.TrimSuffix(d.Kind, "s"), d.Name, q.Namespace, d.Kind, q.Namespace)
 		}
@@ -83,7 +91,7 @@ func resolveSources(getter genericclioptions.RESTClientGetter, q targetQuery) ([
 	}
 	var out []podSource
 	for _, info := range infos {
-		what := strings.ToLower(info.Object.GetObjectKind().GroupVersionKind().Kind) + "/" + info.Name
+		what := strings.ToLower(info.Mapping.GroupVersionKind.Kind) + "/" + info.Name
 		switch obj := info.Object.(type) {
 		case *corev1.Pod:
 			out = append(out, podSource{what: "pod/" + obj.Name, namespace: obj.Namespace, name: obj.Name})
@@ -92,7 +100,7 @@ func resolveSources(getter genericclioptions.RESTClientGetter, q targetQuery) ([
 		default:
 			ns, sel, err := polymorphichelpers.SelectorsForObject(info.Object)
 			if err != nil {
-				return nil, fmt.Errorf("%s: cannot find its pods: %w", what, err)
+				return nil, fmt.Errorf("%s cannot be traced: name a pod, or a workload whose pods to trace (deploy, sts, ds, rs, job, svc), or use -l", what)
 			}
 			if sel.Empty() {
 				return nil, fmt.Errorf("%s has an empty selector, which would trace every pod: name the pods with -l", what)

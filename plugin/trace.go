@@ -89,7 +89,7 @@ func NewTraceOptions(streams genericiooptions.IOStreams) *TraceOptions {
 		Mode:         hooks.ModeNode,
 		Image:        DefaultImage(),
 		StartTimeout: 2 * time.Minute,
-		StopTimeout:  20 * time.Second,
+		StopTimeout:  30 * time.Second,
 		newSessionID: func() string { return rand.String(5) },
 	}
 }
@@ -110,6 +110,7 @@ func (o *TraceOptions) AddFlags(cmd *cobra.Command) {
 	f.StringVar(&o.Image, "image", o.Image, "tracer image the helper runs")
 	f.StringVar(&o.HelperNamespace, "helper-namespace", o.HelperNamespace, "namespace of the helper pod; defaults to the target's namespace")
 	f.DurationVar(&o.StartTimeout, "start-timeout", o.StartTimeout, "how long to wait for the helper to start")
+	f.DurationVar(&o.StopTimeout, "stop-timeout", o.StopTimeout, "how long to wait for the helpers to flush and report after the trace stops")
 	f.BoolVar(&o.DryRun, "dry-run", o.DryRun, "print the helper pod as YAML and create nothing")
 	f.StringVar(&o.Mode, "mode", o.Mode, "where the tracer runs: node (a helper pod on the target's node) or ephemeral (an ephemeral container in the target pod, which stays there afterwards)")
 	_ = cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{hooks.ModeNode, hooks.ModeEphemeral}, cobra.ShellCompDirectiveNoFileComp))
@@ -193,6 +194,9 @@ func (o *TraceOptions) Validate() error {
 	}
 	if o.StartTimeout <= 0 {
 		return fmt.Errorf("--start-timeout %s must be positive", o.StartTimeout)
+	}
+	if o.StopTimeout <= 0 {
+		return fmt.Errorf("--stop-timeout %s must be positive", o.StopTimeout)
 	}
 	if o.Mode != hooks.ModeNode && o.Mode != hooks.ModeEphemeral {
 		return fmt.Errorf("--mode %q: choose node (a helper pod on the node) or ephemeral (a container in the target pod)", o.Mode)
@@ -606,7 +610,10 @@ func NewCmdTrace(streams genericiooptions.IOStreams) *cobra.Command {
 		ValidArgsFunction: completePods(flags),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 && o.Selector == "" {
-				return cmd.Help()
+				if cmd.Flags().NFlag() == 0 {
+					return cmd.Help()
+				}
+				return errors.New("name a target, such as pod/NAME, deploy/NAME or -l app=web (see 'kubectl trace --help')")
 			}
 			if err := o.Validate(); err != nil {
 				return err
@@ -688,7 +695,7 @@ func (o *TraceOptions) preflight(ctx context.Context, plans []plan) error {
 			t := p.targets[0]
 			if !checked[t.Namespace] {
 				checked[t.Namespace] = true
-				if err := checkAccess(ctx, o.client, t.Namespace, ephemeralAccess); err != nil {
+				if err := checkAccessHint(ctx, o.client, t.Namespace, ephemeralAccess, "or use the default node mode, whose helper can run in another namespace"); err != nil {
 					return err
 				}
 			}

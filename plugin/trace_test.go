@@ -54,8 +54,16 @@ func (f *fakeHelper) Attach(ctx context.Context, ns, pod, container string, stdi
 	f.mu.Unlock()
 	_ = hooks.WriteStatus(stderr, hooks.Status{Kind: hooks.StatusStarted})
 	f.script(stdout, stderr)
-	// Stream until the plugin closes stdin.
-	_, _ = io.Copy(io.Discard, in)
+	// Stream until the plugin's stop message (or the end of stdin).
+	for {
+		line, err := in.ReadBytes('\n')
+		if err != nil {
+			break
+		}
+		if c, err := hooks.DecodeControl(line); err == nil && c.Stop {
+			break
+		}
+	}
 	_ = hooks.WriteStatus(stderr, hooks.Status{Kind: hooks.StatusStats, Events: 2, Seconds: 0.1})
 	f.exit(0)
 	return ctx.Err()
