@@ -20,8 +20,13 @@ struct open_args {
 	__u32 target;
 };
 
+/*
+ * A plain hash, not an LRU: an LRU evicts entries before it is full (its
+ * free lists are per CPU), which lost opens without a trace. A full hash
+ * fails the update instead, and that is counted.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32); /* thread id */
 	__type(value, struct open_args);
@@ -79,8 +84,13 @@ int BPF_PROG(kt_open_exit, struct pt_regs *regs, long ret)
 		return 0;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct open_args *a = bpf_map_lookup_elem(&opening, &tid);
-	if (!a)
+	if (!a) {
+		/* A target's open whose entry is missing is an event lost, never
+		 * a silent gap (a thread that joined the target mid-call aside). */
+		if (target_of(bpf_get_current_task_btf()) >= 0)
+			count(COUNTER_DROPPED);
 		return 0;
+	}
 	struct open_event *e = reserve(sizeof(*e));
 	if (e) {
 		fill_hdr(&e->h, bpf_get_current_task_btf(), a->target);

@@ -104,7 +104,9 @@ func (h ebpfHook) Stream(ctx context.Context, emit EmitFunc) error {
 
 func (h ebpfHook) Stats() Stats {
 	st := h.s.Stats()
-	return Stats{Events: st.Events, Lost: st.Lost}
+	// Dropped is in-kernel state that did not fit (an open whose entry
+	// was missing at its exit): events lost as surely as a full ring.
+	return Stats{Events: st.Events, Lost: st.Lost + st.Dropped}
 }
 
 func (h ebpfHook) Close() error { return h.s.Close() }
