@@ -30,6 +30,10 @@ build: ## build bin/kubectl-trace, its completion shim bin/kubectl_complete-trac
 image: build ## build the tracer, pause and workload image tarballs into bin/images
 	$(GO) run ./hack/images -out bin/images -tracer bin/tracer -tag $(TRACER_IMAGE)
 
+.PHONY: image-tar
+image-tar: image ## the tracer image as a tarball for air-gapped clusters: make image-tar TRACER_IMAGE=registry.internal/kubectl-trace-tracer:v0.1.0
+	@echo "bin/images/tracer.tar holds $(TRACER_IMAGE): push it with 'go run github.com/google/go-containerregistry/cmd/crane push bin/images/tracer.tar $(TRACER_IMAGE)' (docs/install.md)"
+
 .PHONY: cluster-up
 cluster-up: image ## start the local single-node cluster (idempotent); kubeconfig in .cluster/kubeconfig
 	hack/cluster/up.sh
