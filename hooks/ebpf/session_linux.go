@@ -342,8 +342,13 @@ func (s *Session) mountNamespaces() (map[uint32]uint32, error) {
 // would make every process there a target: it is refused.
 func (s *Session) targetNamespaces(t Target) ([]uint32, process, error) {
 	refuse := map[uint64]string{}
-	if ino, err := nsInode(filepath.Join(s.opts.ProcRoot, "1", "ns", "mnt")); err == nil {
-		refuse[ino] = "the node's (pid 1)"
+	// PID 1 is the node's init, unless the tracer shares the target's PID
+	// namespace (ephemeral mode): there PID 1 is the target's own first
+	// process, and its mount namespace is exactly the one to trace.
+	if !slices.Contains(t.PIDs, 1) {
+		if ino, err := nsInode(filepath.Join(s.opts.ProcRoot, "1", "ns", "mnt")); err == nil {
+			refuse[ino] = "the node's (pid 1)"
+		}
 	}
 	if ino, err := nsInode("/proc/self/ns/mnt"); err == nil {
 		refuse[ino] = "the tracer's own"
