@@ -73,11 +73,13 @@ test-unit: ## unit tests, no root needed
 .PHONY: test-privileged
 test-privileged: ## kernel tests: root and a real kernel
 	@[ "$$(id -u)" = 0 ] || { echo "test-privileged needs root (real tracefs, cgroups and namespaces)" >&2; exit 1; }
-	$(GO) test -count=1 -tags privileged -v ./hooks/... ./tracer-image/... 2>&1 | tee bin/test-privileged.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)' ; exit $${PIPESTATUS[0]}
+	@mkdir -p bin
+	$(GO) test -count=1 -tags privileged -v ./hooks/... ./tracer-image/... 2>&1 | tee bin/test-privileged.log | grep -E '^\s*(--- |PASS|FAIL|ok|panic)|^\s+\S+_test\.go:[0-9]+: ' ; exit $${PIPESTATUS[0]}
 
 .PHONY: e2e
 e2e: build cluster-up ## end-to-end tests against the local cluster
-	$(E2E_ENV) $(GO) test -count=1 -tags e2e -timeout 40m -v ./test/e2e/ 2>&1 | tee bin/e2e.log | grep -E '^\s*(=== RUN|--- |PASS|FAIL|ok|panic)|e2e_test.go' ; exit $${PIPESTATUS[0]}
+	@mkdir -p bin
+	$(E2E_ENV) $(GO) test -count=1 -tags e2e -timeout 40m -v ./test/e2e/ 2>&1 | tee bin/e2e.log | grep -E '^\s*(--- |PASS|FAIL|ok|panic)|^\s+\S+_test\.go:[0-9]+: ' ; exit $${PIPESTATUS[0]}
 
 .PHONY: bench
 bench: $(if $(filter overhead,$(BENCH)),build,cluster-up) ## benchmarks against baselines run side by side (root, local cluster, ~7 min): make bench [BENCH=overhead|throughput|firstevent] [BENCH_FLAGS=-quick]

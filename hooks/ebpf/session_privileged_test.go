@@ -327,9 +327,11 @@ func TestTCP(t *testing.T) {
 }
 
 func TestSyscallTop(t *testing.T) {
-	const calls = 200000
+	// Enough calls to outlast several 200 ms intervals even on an idle
+	// machine (~300 ns each), so rows are printed more than once.
+	const calls = 2000000
 	_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "syscalls", Count: calls})
-	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "syscalls", Count: 3 * calls}, 0)
+	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "syscalls", Count: calls}, 0)
 	res := trace(t, HookSyscallTop, map[string]string{"interval": "200ms", "top": "50"}, []Target{tg}, func() {
 		tp.Go(t)
 		op.Go(t)
