@@ -71,10 +71,10 @@ test-unit: ## unit tests, no root needed
 	$(GO) test -count=1 ./...
 
 .PHONY: test-privileged
-test-privileged: ## kernel tests: root and a real kernel
+test-privileged: ## kernel tests: root and a real kernel (one package at a time: they check kernel-wide state, such as BPF programs and tracefs instances)
 	@[ "$$(id -u)" = 0 ] || { echo "test-privileged needs root (real tracefs, cgroups and namespaces)" >&2; exit 1; }
 	@mkdir -p bin
-	$(GO) test -count=1 -tags privileged -v ./hooks/... ./tracer-image/... 2>&1 | tee bin/test-privileged.log | grep -E '^\s*(--- |PASS|FAIL|ok|panic)|^\s+\S+_test\.go:[0-9]+: ' ; exit $${PIPESTATUS[0]}
+	$(GO) test -count=1 -p 1 -tags privileged -v ./hooks/... ./tracer-image/... 2>&1 | tee bin/test-privileged.log | grep -E '^\s*(--- |PASS|FAIL|ok|panic)|^\s+\S+_test\.go:[0-9]+: ' ; exit $${PIPESTATUS[0]}
 
 .PHONY: e2e
 e2e: build cluster-up ## end-to-end tests against the local cluster
