@@ -426,12 +426,16 @@ func (o *TraceOptions) Run(ctx context.Context) error {
 		}, func(uid, ns, name string) {
 			mu.Lock()
 			ss := append([]*helperSession(nil), sessions...)
+			traced := known[uid]
 			delete(known, uid)
 			mu.Unlock()
+			// Announced whether the helper noticed first (its processes
+			// gone) or the API server did.
+			if traced {
+				u.step("- pod %s/%s left", ns, name)
+			}
 			for _, s := range ss {
-				if _, ok := s.remove(uid, "pod deleted"); ok {
-					u.step("- pod %s/%s left", ns, name)
-				}
+				s.remove(uid, "pod deleted")
 			}
 		})
 	}
