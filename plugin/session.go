@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
 // targetEnd is how one target's stream ended.
@@ -246,6 +248,18 @@ loop:
 					return fmt.Errorf("%s: %w", where, err)
 				}
 				if stats == nil {
+					// The attach stream can end before the helper's last
+					// stderr line is through (a loaded node); the line is in
+					// the container's log as well.
+					if st := s.statsFromLog(getCtx); st != nil {
+						stats = st
+						s.mu.Lock()
+						s.stats = st
+						s.mu.Unlock()
+						return nil
+					}
+				}
+				if stats == nil {
 					if attachErr != nil {
 						return fmt.Errorf("%s: the helper ended without final statistics (the attach stream broke: %v): data may be incomplete", where, attachErr)
 					}
@@ -262,6 +276,23 @@ loop:
 		return fmt.Errorf("%s: the stream ended before the helper reported final statistics", where)
 	}
 	return nil
+}
+
+// statsFromLog finds the helper's final statistics in its container log.
+func (s *helperSession) statsFromLog(ctx context.Context) *hooks.Status {
+	raw, err := s.o.client.CoreV1().Pods(s.attachNS).GetLogs(s.attachPod, &corev1.PodLogOptions{
+		Container: s.attachContainer, TailLines: ptr.To(int64(50)),
+	}).DoRaw(ctx)
+	if err != nil {
+		return nil
+	}
+	var found *hooks.Status
+	for _, line := range bytes.Split(raw, []byte{'\n'}) {
+		if st, ok := hooks.ParseStatus(line); ok && st.Kind == hooks.StatusStats {
+			found = &st
+		}
+	}
+	return found
 }
 
 // terminated says whether the tracer container has ended.
