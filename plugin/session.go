@@ -183,6 +183,7 @@ func (s *helperSession) attachAndStream(ctx context.Context, stop <-chan struct{
 	var attachErr error
 	var stopDeadline <-chan time.Time
 	gaveUp := false
+	stopSent := false
 	stopCh := stop
 loop:
 	for {
@@ -191,6 +192,7 @@ loop:
 			break loop
 		case <-stopCh:
 			stopCh = nil
+			stopSent = true
 			// Stop by message, with stdin kept open until the helper has
 			// exited: a runtime may close the attach's output soon after its
 			// stdin ends, which would cut the helper's final report off.
@@ -247,10 +249,11 @@ loop:
 				if err := terminatedError(pod, cs.State.Terminated); err != nil {
 					return fmt.Errorf("%s: %w", where, err)
 				}
-				if stats == nil {
+				if stats == nil && stopSent && attachErr == nil {
 					// The attach stream can end before the helper's last
 					// stderr line is through (a loaded node); the line is in
-					// the container's log as well.
+					// the container's log as well. Only after our own stop:
+					// a stream that broke first lost data on the way.
 					if st := s.statsFromLog(getCtx); st != nil {
 						stats = st
 						s.mu.Lock()
