@@ -34,20 +34,8 @@ func parseTargetArg(arg string) (kind, name string, err error) {
 	return kind, name, nil
 }
 
-// resolvePod finds the container to trace and checks that it runs.
-// defaulted is set when the container was chosen for the user.
-func resolvePod(ctx context.Context, client kubernetes.Interface, namespace, name, container string) (t hooks.Target, defaulted string, err error) {
-	pod, err := client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return t, "", fmt.Errorf("pod %q not found in namespace %q: list the pods with 'kubectl get pods -n %s'", name, namespace, namespace)
-	}
-	if err != nil {
-		return t, "", fmt.Errorf("getting pod %s/%s: %w", namespace, name, err)
-	}
-	return targetFromPod(pod, container)
-}
-
-// targetFromPod is resolvePod's pure part.
+// targetFromPod finds the container to trace in a pod and checks that it
+// runs; defaulted says so when the container was chosen for the user.
 func targetFromPod(pod *corev1.Pod, container string) (t hooks.Target, defaulted string, err error) {
 	ref := pod.Namespace + "/" + pod.Name
 	names := make([]string, 0, len(pod.Spec.Containers))

@@ -18,21 +18,21 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
-// needHost skips when this host lacks what the tracer image copies from it
+// needHost fails when this host lacks what the tracer image copies from it
 // (Debian packages tcpdump, util-linux, iproute2 and busybox-static;
 // hack/cluster/build.sh apt installs them).
 func needHost(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("ldd"); err != nil {
-		t.Skip("ldd not found: the tracer image needs a glibc host")
+		t.Fatal("ldd not found: the tracer image needs a glibc host")
 	}
 	for _, tool := range tracerTools {
 		if _, err := findHost(tool); err != nil {
-			t.Skipf("host lacks %s: run hack/cluster/build.sh apt", tool)
+			t.Fatalf("host lacks %s: run hack/cluster/build.sh apt", tool)
 		}
 	}
 	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Skip("host lacks /bin/busybox: run hack/cluster/build.sh apt")
+		t.Fatal("host lacks /bin/busybox: run hack/cluster/build.sh apt")
 	}
 }
 
