@@ -56,7 +56,7 @@ if [ -z "$NODE1" ] || ! alive kube-apiserver || ! "${KUBECTL[@]}" get --raw /rea
   die "the cluster is not up: run hack/cluster/up.sh (make cluster-up) first"
 fi
 [ "$NAME" != "$NODE1" ] || die "$NAME is node 1's name"
-APISERVER=$(sed -n 's/^ *server: *//p' "$KTC/admin.kubeconfig" | head -1)
+APISERVER=$(sed -n 's/^ *server: *//p' "$KTC/admin.kubeconfig" | sed -n 1p)
 
 innet() { nsenter --net="$N_NETNS" "$@"; }
 
@@ -95,7 +95,7 @@ import_images() {
     [ -e "$f" ] || continue
     imported_already "$f" "$N_RUN" || import_image "$f" "$N_RUN"
   done
-  ctr_at "$N_RUN" images ls -q | grep -qx ktrace.local/pause:v1 ||
+  ctr_at "$N_RUN" images ls -q | grep -x ktrace.local/pause:v1 >/dev/null ||
     die "sandbox image ktrace.local/pause:v1 missing in $NAME after import (make image)"
 }
 

@@ -13,7 +13,7 @@ APT_PKGS="etcd-server containerd runc containernetworking-plugins iptables connt
 do_apt() {
   local missing=()
   for p in $APT_PKGS; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep 'install ok installed' >/dev/null || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return
   stamp "apt-get install ${missing[*]}"

@@ -198,7 +198,7 @@ remove() {
     ip link del "$N_VETH" 2>/dev/null && stamp "$N_NAME: deleted veth $N_VETH"
     for _ in $(seq 20); do ip link show "$N_VETH" >/dev/null 2>&1 || break; sleep 0.1; done
     ip link show "$N_VETH" >/dev/null 2>&1 && stamp "$N_NAME: WARNING: veth $N_VETH is still there"
-    ip route show "$N_POD_CIDR" 2>/dev/null | grep -q . && ip route del "$N_POD_CIDR" 2>/dev/null
+    ip route show "$N_POD_CIDR" 2>/dev/null | grep . >/dev/null && ip route del "$N_POD_CIDR" 2>/dev/null
   fi
   # 11. its cgroup root in every hierarchy, depth first
   for _ in 1 2 3 4 5 6 7 8 9 10; do
@@ -232,7 +232,7 @@ remove() {
     local sel="involvedObject.kind=Node,involvedObject.name=$N_NAME"
     if [ $deleted_at -gt 0 ]; then
       while [ $((SECONDS - deleted_at)) -lt 5 ] &&
-        ! k get events -n default --field-selector "$sel,reason=RemovingNode" -o name 2>/dev/null | grep -q .; do
+        ! k get events -n default --field-selector "$sel,reason=RemovingNode" -o name 2>/dev/null | grep . >/dev/null; do
         sleep 0.2
       done
     fi

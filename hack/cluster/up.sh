@@ -31,8 +31,10 @@ NODE_NAME=${NODE_NAME:-$(hostname | tr '[:upper:]' '[:lower:]')}
 # bind to the address of the interface holding the default route.
 default_ip() {
   local dev
-  dev=$(ip -4 route show default | awk '{for (i = 1; i < NF; i++) if ($i == "dev") {print $(i + 1); exit}}')
-  [ -n "$dev" ] && ip -4 -o addr show dev "$dev" scope global | awk '{split($4, a, "/"); print a[1]; exit}'
+  # awk reads to the end rather than exit early: under pipefail an early exit
+  # can kill the writer with SIGPIPE and fail the whole pipeline.
+  dev=$(ip -4 route show default | awk '!d {for (i = 1; i < NF; i++) if ($i == "dev") {d = $(i + 1)}} END {print d}')
+  [ -n "$dev" ] && ip -4 -o addr show dev "$dev" scope global | awk '!a {split($4, f, "/"); a = f[1]} END {print a}'
 }
 NODE_IP=${NODE_IP:-$(default_ip)}
 [ -n "$NODE_IP" ] || die "no default route to take the node IP from: set NODE_IP"
@@ -336,7 +338,9 @@ start kube-apiserver "$K8S_BIN/kube-apiserver" \
 
 wait_for containerd 30 ctr_k8s version
 import_images
-ctr_k8s images ls -q | grep -qx ktrace.local/pause:v1 ||
+# grep without -q reads all of ctr's output: with -q it exits at the first
+# match and, under pipefail, a SIGPIPE in ctr failed the check (CI, stop 7).
+ctr_k8s images ls -q | grep -x ktrace.local/pause:v1 >/dev/null ||
   die "sandbox image ktrace.local/pause:v1 missing after import: rebuild with go run ./hack/images -out $IMAGES_DIR"
 
 wait_for kube-apiserver 90 curl -sf --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
