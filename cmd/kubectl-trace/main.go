@@ -4,6 +4,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,8 +18,16 @@ import (
 func main() {
 	// client-go logs through klog, and reports benign ends of streams (a
 	// closed connection after an exec finished) as errors; the plugin says
-	// what matters itself. KUBECTL_TRACE_DEBUG=1 keeps klog's output.
-	if os.Getenv("KUBECTL_TRACE_DEBUG") == "" {
+	// what matters itself. KUBECTL_TRACE_DEBUG=1 keeps klog's output, and a
+	// higher number is klog's verbosity (6 shows every API request and its
+	// latency), as kubectl's -v would.
+	if debug := os.Getenv("KUBECTL_TRACE_DEBUG"); debug != "" {
+		fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+		klog.InitFlags(fs)
+		if err := fs.Set("v", debug); err != nil {
+			fmt.Fprintf(os.Stderr, "warning: KUBECTL_TRACE_DEBUG=%q is not a klog verbosity (a number)\n", debug)
+		}
+	} else {
 		klog.LogToStderr(false)
 		klog.SetOutput(io.Discard)
 		// Contextual logging (runtime.HandleError) goes through the
