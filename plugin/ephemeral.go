@@ -80,43 +80,37 @@ func waitEphemeral(ctx context.Context, client kubernetes.Interface, namespace, 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	last := ""
-	for {
-		p, err := client.CoreV1().Pods(namespace).Get(ctx, pod, metav1.GetOptions{})
-		if err == nil {
-			for _, cs := range p.Status.EphemeralContainerStatuses {
-				if cs.Name != name {
-					continue
+	err := followPod(ctx, client, namespace, pod, func(p *corev1.Pod, _ bool) (bool, error) {
+		for _, cs := range p.Status.EphemeralContainerStatuses {
+			if cs.Name != name {
+				continue
+			}
+			switch {
+			case cs.State.Running != nil:
+				return true, nil
+			case cs.State.Terminated != nil:
+				if err := terminatedError(p, cs.State.Terminated); err != nil {
+					return true, err
 				}
-				switch {
-				case cs.State.Running != nil:
-					return nil
-				case cs.State.Terminated != nil:
-					if err := terminatedError(p, cs.State.Terminated); err != nil {
-						return err
-					}
-					return fmt.Errorf("ephemeral container %s in pod %s/%s ended before it was attached", name, namespace, pod)
-				case cs.State.Waiting != nil:
-					if hint, bad := startFailureReasons[cs.State.Waiting.Reason]; bad {
-						return fmt.Errorf("ephemeral container %s in pod %s/%s: %s: %s (%s)", name, namespace, pod,
-							cs.State.Waiting.Reason, hint, strings.TrimSpace(cs.State.Waiting.Message))
-					}
-					if cs.State.Waiting.Reason != last {
-						last = cs.State.Waiting.Reason
-						u.step("ephemeral container %s in pod %s/%s: %s", name, namespace, pod, last)
-					}
+				return true, fmt.Errorf("ephemeral container %s in pod %s/%s ended before it was attached", name, namespace, pod)
+			case cs.State.Waiting != nil:
+				if hint, bad := startFailureReasons[cs.State.Waiting.Reason]; bad {
+					return true, fmt.Errorf("ephemeral container %s in pod %s/%s: %s: %s (%s)", name, namespace, pod,
+						cs.State.Waiting.Reason, hint, strings.TrimSpace(cs.State.Waiting.Message))
+				}
+				if cs.State.Waiting.Reason != last {
+					last = cs.State.Waiting.Reason
+					u.step("ephemeral container %s in pod %s/%s: %s", name, namespace, pod, last)
 				}
 			}
 		}
-		select {
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("ephemeral container %s in pod %s/%s did not start within %s: see 'kubectl describe pod %s -n %s', or raise --start-timeout",
-					name, namespace, pod, timeout, pod, namespace)
-			}
-			return ctx.Err()
-		case <-time.After(pollInterval):
-		}
+		return false, nil
+	})
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("ephemeral container %s in pod %s/%s did not start within %s: see 'kubectl describe pod %s -n %s', or raise --start-timeout",
+			name, namespace, pod, timeout, pod, namespace)
 	}
+	return err
 }
 
 // checkEphemeralSecurity evaluates the target pod with the tracer added

@@ -122,6 +122,7 @@ func TestFanOutOneHelperPerNodeAndJoiningPods(t *testing.T) {
 	client := fake.NewClientset(objs...)
 	helpers := &framedHelpers{client: client, exited: map[string]bool{}, adds: map[string][]string{}}
 	client.PrependReactor("get", "pods", helpers.reactor)
+	noPodWatch(client)
 	client.PrependReactor("create", "selfsubjectaccessreviews", allowAll)
 
 	var out, errOut bytes.Buffer

@@ -38,35 +38,32 @@ func waitRunning(ctx context.Context, client kubernetes.Interface, namespace, na
 	defer cancel()
 	seenEvents := map[string]bool{}
 	lastState := ""
-	for {
-		pod, err := client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			return fmt.Errorf("getting helper pod %s/%s: %w", namespace, name, err)
-		}
-		printEvents(ctx, client, pod, seenEvents, progress)
+	var stateErr error
+	err := followPod(ctx, client, namespace, name, func(pod *corev1.Pod, tick bool) (bool, error) {
 		state, done, err := helperState(pod)
+		if tick || err != nil {
+			// Events explain a slow or failed start; a pod that starts
+			// within a tick needs none, and saves the round trip.
+			printEvents(ctx, client, pod, seenEvents, progress)
+		}
 		if err != nil || done {
-			return err
+			stateErr = err
+			return true, err
 		}
 		if state != lastState {
 			progress.step("helper pod %s/%s: %s", namespace, name, state)
 			lastState = state
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(pollInterval):
-			continue
-		}
-		break
-	}
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return false, nil
+	})
+	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("helper pod %s/%s did not start within %s (last state: %s): see 'kubectl describe pod %s -n %s', or raise --start-timeout",
 			namespace, name, timeout, lastState, name, namespace)
 	}
-	return ctx.Err()
+	if err != nil && err != stateErr && ctx.Err() == nil {
+		return fmt.Errorf("waiting for helper pod %s/%s: %w", namespace, name, err)
+	}
+	return err
 }
 
 // helperState reads a helper pod's status: a short description, whether the

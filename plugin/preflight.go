@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -47,22 +48,39 @@ func checkAccess(ctx context.Context, client kubernetes.Interface, namespace str
 
 // checkAccessHint is checkAccess with the way out that fits the mode.
 func checkAccessHint(ctx context.Context, client kubernetes.Interface, namespace string, needs []access, hint string) error {
+	// The reviews go out together: one at a time they were a round trip
+	// each on the way to the first event.
+	allowed := make([]bool, len(needs))
+	errs := make([]error, len(needs))
+	var wg sync.WaitGroup
+	for i, n := range needs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+				ResourceAttributes: &authorizationv1.ResourceAttributes{
+					Namespace: namespace, Verb: n.verb, Resource: n.resource, Subresource: n.subresource,
+				},
+			}}
+			got, err := client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			allowed[i] = got.Status.Allowed
+		}()
+	}
+	wg.Wait()
 	var denied []string
-	for _, n := range needs {
-		review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-			ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: namespace, Verb: n.verb, Resource: n.resource, Subresource: n.subresource,
-			},
-		}}
-		got, err := client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
-		if err != nil {
+	for i, n := range needs {
+		if err := errs[i]; err != nil {
 			if apierrors.IsForbidden(err) || apierrors.IsNotFound(err) {
 				// The server will not say; the real requests will.
 				return nil
 			}
 			return fmt.Errorf("checking whether you may %s in namespace %q: %w", n, namespace, err)
 		}
-		if !got.Status.Allowed {
+		if !allowed[i] {
 			denied = append(denied, n.String())
 		}
 	}
@@ -125,8 +143,13 @@ func checkPodSecurity(ctx context.Context, client kubernetes.Interface, pod *cor
 
 // preflight runs every check that can fail before the helper is created.
 func preflight(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod) error {
+	// Both checks are reads: they run together, and the access error, the
+	// more basic one, wins when both fail.
+	psa := make(chan error, 1)
+	go func() { psa <- checkPodSecurity(ctx, client, pod) }()
 	if err := checkAccess(ctx, client, pod.Namespace, nodeModeAccess); err != nil {
+		<-psa
 		return err
 	}
-	return checkPodSecurity(ctx, client, pod)
+	return <-psa
 }

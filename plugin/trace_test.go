@@ -106,6 +106,7 @@ func newTestOptions(t *testing.T, helper *fakeHelper, objs ...runtime.Object) (*
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{corev1.LabelOSStable: "linux"}}}
 	client := fake.NewClientset(append(objs, node)...)
 	client.PrependReactor("get", "pods", helper.reactor(client))
+	noPodWatch(client)
 	client.PrependReactor("create", "selfsubjectaccessreviews", allowAll)
 	var out, errOut bytes.Buffer
 	o := NewTraceOptions(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
