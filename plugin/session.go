@@ -89,51 +89,36 @@ func (s *helperSession) run(hard context.Context, stop <-chan struct{}) error {
 func (s *helperSession) stream(hard context.Context, stop <-chan struct{}) error {
 	ctx, cancel := context.WithCancel(hard)
 	defer cancel()
-	if s.ephemeral != nil {
-		return s.streamEphemeral(ctx, stop, cancel)
-	}
-	s.u.step("creating helper pod %s/%s on node %q for %d target(s)", s.pod.Namespace, s.pod.Name, s.node, len(s.targets))
-	if _, err := s.o.client.CoreV1().Pods(s.pod.Namespace).Create(ctx, s.pod, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("creating helper pod on node %q: %w", s.node, err)
-	}
+	// The wait for the container to run goes on beside the first attach
+	// attempts (attachWhenStarted), and ends when one connects.
 	waitCtx, waitCancel := context.WithCancel(ctx)
-	waitDone := make(chan struct{})
-	var stoppedEarly atomic.Bool
-	go func() {
-		select {
-		case <-stop:
-			stoppedEarly.Store(true)
-			waitCancel()
-		case <-waitDone:
+	defer waitCancel()
+	starting := make(chan error, 1)
+	if s.ephemeral != nil {
+		t := s.targets[0]
+		s.u.step("adding ephemeral container %s to pod %s/%s", s.ephemeral.Name, t.Namespace, t.Pod)
+		if err := addEphemeral(ctx, s.o.client, t.Namespace, t.Pod, *s.ephemeral); err != nil {
+			return err
 		}
-	}()
-	err := waitRunning(waitCtx, s.o.client, s.pod.Namespace, s.pod.Name, s.o.StartTimeout, s.u)
-	close(waitDone)
-	waitCancel()
-	if stoppedEarly.Load() {
-		return errors.New("stopped while the helper was starting")
+		go func() {
+			starting <- waitEphemeral(waitCtx, s.o.client, t.Namespace, t.Pod, s.ephemeral.Name, s.o.StartTimeout, s.u)
+		}()
+	} else {
+		s.u.step("creating helper pod %s/%s on node %q for %d target(s)", s.pod.Namespace, s.pod.Name, s.node, len(s.targets))
+		if _, err := s.o.client.CoreV1().Pods(s.pod.Namespace).Create(ctx, s.pod, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("creating helper pod on node %q: %w", s.node, err)
+		}
+		go func() {
+			starting <- waitRunning(waitCtx, s.o.client, s.pod.Namespace, s.pod.Name, s.o.StartTimeout, s.u)
+		}()
 	}
-	if err != nil {
-		return err
-	}
-	return s.attachAndStream(ctx, stop, cancel)
+	return s.attachAndStream(ctx, stop, cancel, starting, waitCancel)
 }
 
-// streamEphemeral adds the tracer to the target pod and streams from it.
-func (s *helperSession) streamEphemeral(ctx context.Context, stop <-chan struct{}, cancel context.CancelFunc) error {
-	t := s.targets[0]
-	s.u.step("adding ephemeral container %s to pod %s/%s", s.ephemeral.Name, t.Namespace, t.Pod)
-	if err := addEphemeral(ctx, s.o.client, t.Namespace, t.Pod, *s.ephemeral); err != nil {
-		return err
-	}
-	if err := waitEphemeral(ctx, s.o.client, t.Namespace, t.Pod, s.ephemeral.Name, s.o.StartTimeout, s.u); err != nil {
-		return err
-	}
-	return s.attachAndStream(ctx, stop, cancel)
-}
-
-// attachAndStream attaches to the running tracer and relays until the end.
-func (s *helperSession) attachAndStream(ctx context.Context, stop <-chan struct{}, cancel context.CancelFunc) error {
+// attachAndStream attaches to the tracer and relays until the end. starting
+// answers once whether the tracer's container runs (nil) or never will;
+// connected is called when an attach connects.
+func (s *helperSession) attachAndStream(ctx context.Context, stop <-chan struct{}, cancel context.CancelFunc, starting <-chan error, connected func()) error {
 	status := newStatusWriter(s.u, s.o.Hook)
 	status.onTarget = s.targetStatus
 	stdinR, stdinW := io.Pipe()
@@ -166,8 +151,17 @@ func (s *helperSession) attachAndStream(ctx context.Context, stop <-chan struct{
 	}
 
 	attachDone := make(chan error, 1)
+	var isConnected atomic.Bool
+	var connectOnce sync.Once
+	heard := func() {
+		connectOnce.Do(func() {
+			isConnected.Store(true)
+			connected()
+			close(s.started)
+		})
+	}
 	go func() {
-		err := s.o.attacher.Attach(ctx, s.attachNS, s.attachPod, s.attachContainer, stdinR, stdout, status)
+		err := s.attachWhenStarted(ctx, starting, stdinR, onWrite(stdout, heard), onWrite(status, heard))
 		if pw, ok := stdout.(*io.PipeWriter); ok {
 			_ = pw.Close()
 		}
@@ -178,7 +172,6 @@ func (s *helperSession) attachAndStream(ctx context.Context, stop <-chan struct{
 	s.mu.Lock()
 	s.streaming = true
 	s.mu.Unlock()
-	close(s.started)
 
 	var attachErr error
 	var stopDeadline <-chan time.Time
@@ -191,6 +184,14 @@ loop:
 		case attachErr = <-attachDone:
 			break loop
 		case <-stopCh:
+			if !isConnected.Load() {
+				// Nothing runs yet that could report: stop waiting for it.
+				cancel()
+				<-attachDone
+				s.closeStdin()
+				<-demuxDone
+				return errors.New("stopped while the helper was starting")
+			}
 			stopCh = nil
 			stopSent = true
 			// Stop by message, with stdin kept open until the helper has
@@ -208,6 +209,10 @@ loop:
 	}
 	s.closeStdin()
 	demuxErr := <-demuxDone
+	var notStarted startError
+	if errors.As(attachErr, &notStarted) {
+		return notStarted.err
+	}
 	status.flush()
 	stats, helperErrs := status.result()
 	s.mu.Lock()
@@ -279,6 +284,135 @@ loop:
 		return fmt.Errorf("%s: the stream ended before the helper reported final statistics", where)
 	}
 	return nil
+}
+
+// attachRetry paces attach attempts while the tracer's container starts.
+const attachRetry = 100 * time.Millisecond
+
+// startError is a start-up failure seen while attach attempts went on.
+type startError struct{ err error }
+
+func (e startError) Error() string { return e.err.Error() }
+func (e startError) Unwrap() error { return e.err }
+
+// attachWhenStarted attaches to the tracer, and while starting has not
+// said that its container runs (then once more), repeats an attempt that
+// failed before the tracer said anything. The kubelet attaches to whatever
+// the container runtime runs, while the pod's status says so only after
+// its next relist, up to a second later: attaching first takes that second
+// off the time to the first event. A failed attempt may have read stdin
+// (the API server takes the stream before it reaches the kubelet); what it
+// read never reached the tracer, which answers the go byte at once, and
+// goes to the next attempt.
+func (s *helperSession) attachWhenStarted(ctx context.Context, starting <-chan error, stdin io.Reader, stdout, stderr *firstWrite) error {
+	relay := newStdinRelay(stdin)
+	for {
+		in := relay.attempt()
+		err := s.o.attacher.Attach(ctx, s.attachNS, s.attachPod, s.attachContainer, in, stdout, stderr)
+		if err == nil || stdout.heard.Load() || stderr.heard.Load() || starting == nil || ctx.Err() != nil {
+			return err
+		}
+		// The executor's stdin copy may still wait in a read: it must not
+		// take what the next attempt is to send.
+		relay.giveBack(in)
+		select {
+		case startErr := <-starting:
+			if startErr != nil {
+				return startError{startErr}
+			}
+			starting = nil
+		case <-time.After(attachRetry):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// stdinRelay hands stdin to one attach attempt at a time, and takes back
+// what a failed attempt read.
+type stdinRelay struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	buf  []byte
+	err  error // the source's end, once buf is drained
+}
+
+func newStdinRelay(r io.Reader) *stdinRelay {
+	relay := &stdinRelay{}
+	relay.cond = sync.NewCond(&relay.mu)
+	go func() {
+		b := make([]byte, 32<<10)
+		for {
+			n, err := r.Read(b)
+			relay.mu.Lock()
+			relay.buf = append(relay.buf, b[:n]...)
+			if err != nil {
+				relay.err = err
+			}
+			relay.cond.Broadcast()
+			relay.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return relay
+}
+
+// relayReader is one attempt's stdin.
+type relayReader struct {
+	relay  *stdinRelay
+	closed bool // guarded by relay.mu
+	read   []byte
+}
+
+func (s *stdinRelay) attempt() *relayReader { return &relayReader{relay: s} }
+
+func (a *relayReader) Read(p []byte) (int, error) {
+	s := a.relay
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.buf) == 0 && s.err == nil && !a.closed {
+		s.cond.Wait()
+	}
+	switch {
+	case a.closed:
+		return 0, io.EOF
+	case len(s.buf) == 0:
+		return 0, s.err
+	}
+	n := copy(p, s.buf)
+	s.buf = s.buf[n:]
+	a.read = append(a.read, p[:n]...)
+	return n, nil
+}
+
+// giveBack ends a failed attempt's stdin and puts what it read back in
+// front of what is still to come.
+func (s *stdinRelay) giveBack(a *relayReader) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a.closed = true
+	s.buf = append(a.read, s.buf...)
+	a.read = nil
+	s.cond.Broadcast()
+}
+
+// firstWrite calls heard on the first write: the tracer has spoken.
+type firstWrite struct {
+	w     io.Writer
+	heard atomic.Bool
+	fn    func()
+}
+
+func onWrite(w io.Writer, fn func()) *firstWrite { return &firstWrite{w: w, fn: fn} }
+
+func (f *firstWrite) Write(p []byte) (int, error) {
+	if len(p) > 0 && !f.heard.Load() {
+		f.heard.Store(true)
+		f.fn()
+	}
+	return f.w.Write(p)
 }
 
 // statsFromLog finds the helper's final statistics in its container log.

@@ -190,18 +190,22 @@ func TestFaultTracerKilledOnNode(t *testing.T) {
 // relTracerPID finds the helper's tracer process on the node.
 func relTracerPID(t *testing.T, helper string) int {
 	t.Helper()
-	p, err := client.CoreV1().Pods(namespace).Get(context.Background(), helper, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The plugin attaches as soon as the runtime runs the tracer, before the
+	// kubelet's next relist puts the container id in the pod's status.
 	var id string
-	for _, cs := range p.Status.ContainerStatuses {
-		if cs.Name == "tracer" {
-			_, id, _ = strings.Cut(cs.ContainerID, "://")
+	for deadline := time.Now().Add(10 * time.Second); id == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		p, err := client.CoreV1().Pods(namespace).Get(context.Background(), helper, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.Name == "tracer" {
+				_, id, _ = strings.Cut(cs.ContainerID, "://")
+			}
 		}
 	}
 	if id == "" {
-		t.Fatalf("helper %s has no tracer container id", helper)
+		t.Fatalf("helper %s has no tracer container id 10s after the plugin attached", helper)
 	}
 	for _, pid := range relPIDsOfContainer(id) {
 		if relComm(pid) == "tracer" {
