@@ -93,7 +93,8 @@ type Stats struct {
 	// Lost is how many events the ring buffer had no room for.
 	Lost uint64
 	// MemcgMismatch counts the events of tasks in a target's mount
-	// namespace but outside its memory cgroup.
+	// namespace but outside its memory cgroup (syscall-top with latency:
+	// the times such a task's target was looked up; include/common.h).
 	MemcgMismatch uint64
 	// Dropped counts in-kernel state that did not fit its map (a socket
 	// not remembered, a row of another target).
@@ -171,6 +172,9 @@ type hookDef struct {
 	// sized is the map sized targets*slots before load.
 	sized string
 	slots int
+	// programs, when set, names the programs to load for the arguments;
+	// the others are left out.
+	programs func(args map[string]string) ([]string, error)
 }
 
 var defs = map[string]*hookDef{
@@ -178,7 +182,7 @@ var defs = map[string]*hookDef{
 	HookOpen:       {load: loadOpen, decode: decodeOpen},
 	HookTCP:        {load: loadTcp, decode: decodeTCP},
 	HookOOMKill:    {load: loadOomkill, decode: decodeOOM},
-	HookSyscallTop: {load: loadSyscalltop, flush: flushSyscalls, sized: "stats", slots: syscallSlots},
+	HookSyscallTop: {load: loadSyscalltop, flush: flushSyscalls, sized: "stats", slots: syscallSlots, programs: syscallTopPrograms},
 	HookRunqlat:    {load: loadRunqlat, flush: flushRunq, sized: "hist", slots: runqSlots},
 }
 
@@ -247,6 +251,17 @@ func Open(opts Options) (_ *Session, err error) {
 	spec, err := def.load()
 	if err != nil {
 		return nil, err
+	}
+	if def.programs != nil {
+		keep, err := def.programs(opts.Args)
+		if err != nil {
+			return nil, err
+		}
+		for name := range spec.Programs {
+			if !slices.Contains(keep, name) {
+				delete(spec.Programs, name)
+			}
+		}
 	}
 	vars := map[string]uint32{
 		"memcg_check":  boolU32(memcgs != nil),
@@ -457,6 +472,11 @@ func (s *Session) AddTarget(target int, t Target) error {
 		s.mntns[ino] = uint32(target)
 		added = append(added, ino)
 	}
+	// After the maps: a task that reads the new generation finds them.
+	if err := s.bumpTargetGen(); err != nil {
+		undo()
+		return fmt.Errorf("adding target %s: %w", t.Target, err)
+	}
 	if s.memcgOn {
 		found := false
 		for _, dir := range t.MemCgroupDirs {
@@ -512,8 +532,28 @@ func (s *Session) RemoveTarget(target int) error {
 			delete(s.memcgs, id)
 		}
 	}
+	if err := s.bumpTargetGen(); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("removing target %s: %w", s.targets[target].Target, errors.Join(errs...))
+	}
+	return nil
+}
+
+// bumpTargetGen tells the programs that remember a task's target (in task
+// storage) that the targets changed, so that they look it up again.
+func (s *Session) bumpTargetGen() error {
+	v := s.coll.Variables["target_gen"]
+	if v == nil {
+		return nil
+	}
+	var gen uint32
+	if err := v.Get(&gen); err != nil {
+		return fmt.Errorf("reading the target generation: %w", err)
+	}
+	if err := v.Set(gen + 1); err != nil {
+		return fmt.Errorf("bumping the target generation: %w", err)
 	}
 	return nil
 }
@@ -592,7 +632,7 @@ func (s *Session) Stream(ctx context.Context, emit EmitFunc) error {
 		if s.opts.MemcgFilter {
 			what = "dropped"
 		}
-		s.opts.Warn(fmt.Sprintf("%d events came from tasks in a target's mount namespace but outside its memory cgroup (%s): something shares the container's mount namespace", n, what))
+		s.opts.Warn(fmt.Sprintf("%d events (or task lookups, for syscall-top) came from tasks in a target's mount namespace but outside its memory cgroup (%s): something shares the container's mount namespace", n, what))
 	}
 	return nil
 }

@@ -16,6 +16,13 @@
  * hybrid nodes it returns the root of the (empty) v2 hierarchy for every
  * task.
  *
+ * Both are checked every time target_of runs: on every event, except in
+ * syscall-top's latency mode, which remembers each task's target in task
+ * storage and calls target_of again only when the task's mount namespace
+ * or the set of targets changed. There a task that moves to another memory
+ * cgroup later keeps its verdict, and COUNTER_MEMCG_MISMATCH counts
+ * lookups of tasks, not calls.
+ *
  * Node-wide sessions set match_all: every task is target 0, with neither
  * the mount namespace lookup nor the memory cgroup cross-check.
  */
@@ -74,18 +81,21 @@ static __always_inline void count(__u32 which)
 		(*v)++;
 }
 
+/*
+ * task_memcg: direct loads through BTF pointers (a fault reads as 0), not
+ * bpf_probe_read_kernel calls: it runs whenever the filter does.
+ */
 static __always_inline __u64 task_memcg(struct task_struct *t)
 {
 	int idx = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
-	struct css_set *cs = BPF_CORE_READ(t, cgroups);
-	struct cgroup_subsys_state *css = NULL;
+	struct cgroup_subsys_state *css;
 
-	if (!cs || idx < 0 || idx >= 16)
+	if (idx < 0 || idx >= 16)
 		return 0;
-	bpf_core_read(&css, sizeof(css), &cs->subsys[idx]);
+	css = t->cgroups->subsys[idx];
 	if (!css)
 		return 0;
-	return BPF_CORE_READ(css, cgroup, kn, id);
+	return css->cgroup->kn->id;
 }
 
 /* target_of returns the index of the target t belongs to, or -1. */
