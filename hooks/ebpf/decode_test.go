@@ -40,12 +40,12 @@ func TestHookDefs(t *testing.T) {
 		if err != nil {
 			t.Fatalf("hook %q: %v", name, err)
 		}
-		for _, v := range []string{"memcg_check", "memcg_filter", "wakeup_bytes"} {
+		for _, v := range []string{"memcg_check", "memcg_filter", "match_all", "wakeup_bytes"} {
 			if spec.Variables[v] == nil {
 				t.Errorf("hook %q: no variable %s", name, v)
 			}
 		}
-		for _, m := range []string{"target_mntns", "target_memcg", "counters"} {
+		for _, m := range []string{"target_mntns", "counters"} {
 			if spec.Maps[m] == nil {
 				t.Errorf("hook %q: no map %s", name, m)
 			}

@@ -32,13 +32,19 @@ type execExecEvent struct {
 	Args      [512]int8
 }
 
+type execTargetValue struct {
+	_      structs.HostLayout
+	Target uint32
+	Pad    uint32
+	Memcg  uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	execMapCounters        = "counters"
 	execMapEvents          = "events"
-	execMapTargetMemcg     = "target_memcg"
 	execMapTargetMntns     = "target_mntns"
 	execProgKtExec         = "kt_exec"
 	execVarMatchAll        = "match_all"
@@ -99,7 +105,6 @@ type execProgramSpecs struct {
 type execMapSpecs struct {
 	Counters    *ebpf.MapSpec `ebpf:"counters"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
-	TargetMemcg *ebpf.MapSpec `ebpf:"target_memcg"`
 	TargetMntns *ebpf.MapSpec `ebpf:"target_mntns"`
 }
 
@@ -136,7 +141,6 @@ func (o *execObjects) Close() error {
 type execMaps struct {
 	Counters    *ebpf.Map `ebpf:"counters"`
 	Events      *ebpf.Map `ebpf:"events"`
-	TargetMemcg *ebpf.Map `ebpf:"target_memcg"`
 	TargetMntns *ebpf.Map `ebpf:"target_mntns"`
 }
 
@@ -144,7 +148,6 @@ func (m *execMaps) Close() error {
 	return _ExecClose(
 		m.Counters,
 		m.Events,
-		m.TargetMemcg,
 		m.TargetMntns,
 	)
 }

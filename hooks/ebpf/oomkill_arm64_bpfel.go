@@ -33,13 +33,19 @@ type oomkillOomEvent struct {
 	Pages       int64
 }
 
+type oomkillTargetValue struct {
+	_      structs.HostLayout
+	Target uint32
+	Pad    uint32
+	Memcg  uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	oomkillMapCounters       = "counters"
 	oomkillMapEvents         = "events"
-	oomkillMapTargetMemcg    = "target_memcg"
 	oomkillMapTargetMntns    = "target_mntns"
 	oomkillProgKtOomkill     = "kt_oomkill"
 	oomkillVarMatchAll       = "match_all"
@@ -100,7 +106,6 @@ type oomkillProgramSpecs struct {
 type oomkillMapSpecs struct {
 	Counters    *ebpf.MapSpec `ebpf:"counters"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
-	TargetMemcg *ebpf.MapSpec `ebpf:"target_memcg"`
 	TargetMntns *ebpf.MapSpec `ebpf:"target_mntns"`
 }
 
@@ -137,7 +142,6 @@ func (o *oomkillObjects) Close() error {
 type oomkillMaps struct {
 	Counters    *ebpf.Map `ebpf:"counters"`
 	Events      *ebpf.Map `ebpf:"events"`
-	TargetMemcg *ebpf.Map `ebpf:"target_memcg"`
 	TargetMntns *ebpf.Map `ebpf:"target_mntns"`
 }
 
@@ -145,7 +149,6 @@ func (m *oomkillMaps) Close() error {
 	return _OomkillClose(
 		m.Counters,
 		m.Events,
-		m.TargetMemcg,
 		m.TargetMntns,
 	)
 }

@@ -39,6 +39,13 @@ type openOpenEvent struct {
 	Path    [256]int8
 }
 
+type openTargetValue struct {
+	_      structs.HostLayout
+	Target uint32
+	Pad    uint32
+	Memcg  uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -46,7 +53,6 @@ const (
 	openMapCounters        = "counters"
 	openMapEvents          = "events"
 	openMapOpening         = "opening"
-	openMapTargetMemcg     = "target_memcg"
 	openMapTargetMntns     = "target_mntns"
 	openProgKtOpenEnter    = "kt_open_enter"
 	openProgKtOpenExit     = "kt_open_exit"
@@ -110,7 +116,6 @@ type openMapSpecs struct {
 	Counters    *ebpf.MapSpec `ebpf:"counters"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Opening     *ebpf.MapSpec `ebpf:"opening"`
-	TargetMemcg *ebpf.MapSpec `ebpf:"target_memcg"`
 	TargetMntns *ebpf.MapSpec `ebpf:"target_mntns"`
 }
 
@@ -148,7 +153,6 @@ type openMaps struct {
 	Counters    *ebpf.Map `ebpf:"counters"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Opening     *ebpf.Map `ebpf:"opening"`
-	TargetMemcg *ebpf.Map `ebpf:"target_memcg"`
 	TargetMntns *ebpf.Map `ebpf:"target_mntns"`
 }
 
@@ -157,7 +161,6 @@ func (m *openMaps) Close() error {
 		m.Counters,
 		m.Events,
 		m.Opening,
-		m.TargetMemcg,
 		m.TargetMntns,
 	)
 }

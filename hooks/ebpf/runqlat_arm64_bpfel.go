@@ -20,6 +20,13 @@ type runqlatQueued struct {
 	Pad    uint32
 }
 
+type runqlatTargetValue struct {
+	_      structs.HostLayout
+	Target uint32
+	Pad    uint32
+	Memcg  uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -27,7 +34,6 @@ const (
 	runqlatMapCounters       = "counters"
 	runqlatMapHist           = "hist"
 	runqlatMapQueuedAt       = "queued_at"
-	runqlatMapTargetMemcg    = "target_memcg"
 	runqlatMapTargetMntns    = "target_mntns"
 	runqlatProgKtRqSwitch    = "kt_rq_switch"
 	runqlatProgKtRqWakeup    = "kt_rq_wakeup"
@@ -92,7 +98,6 @@ type runqlatMapSpecs struct {
 	Counters    *ebpf.MapSpec `ebpf:"counters"`
 	Hist        *ebpf.MapSpec `ebpf:"hist"`
 	QueuedAt    *ebpf.MapSpec `ebpf:"queued_at"`
-	TargetMemcg *ebpf.MapSpec `ebpf:"target_memcg"`
 	TargetMntns *ebpf.MapSpec `ebpf:"target_mntns"`
 }
 
@@ -129,7 +134,6 @@ type runqlatMaps struct {
 	Counters    *ebpf.Map `ebpf:"counters"`
 	Hist        *ebpf.Map `ebpf:"hist"`
 	QueuedAt    *ebpf.Map `ebpf:"queued_at"`
-	TargetMemcg *ebpf.Map `ebpf:"target_memcg"`
 	TargetMntns *ebpf.Map `ebpf:"target_mntns"`
 }
 
@@ -138,7 +142,6 @@ func (m *runqlatMaps) Close() error {
 		m.Counters,
 		m.Hist,
 		m.QueuedAt,
-		m.TargetMemcg,
 		m.TargetMntns,
 	)
 }

@@ -131,7 +131,6 @@ type Session struct {
 	first    []process // per target: the process aggregated rows name
 	removed  []bool
 	mntns    map[uint32]uint32 // mount namespace inode -> target, as in the map
-	memcgs   map[uint64]uint32 // memory cgroup id -> target, as in the map
 	interval time.Duration
 	top      int
 	warns    []string
@@ -240,7 +239,7 @@ func Open(opts Options) (_ *Session, err error) {
 		}
 		memcgs = s.memoryCgroups()
 	}
-	s.mntns, s.memcgs, s.memcgOn = mntns, memcgs, memcgs != nil
+	s.mntns, s.memcgOn = mntns, memcgs != nil
 
 	memlockOnce.Do(func() {
 		// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
@@ -289,14 +288,13 @@ func Open(opts Options) (_ *Session, err error) {
 		}
 		return nil, fmt.Errorf("loading BPF programs: %w: check that the kernel has BTF (/sys/kernel/btf/vmlinux) and the helper CAP_BPF and CAP_PERFMON", err)
 	}
-	for ns, i := range mntns {
-		if err := s.coll.Maps["target_mntns"].Put(ns, i); err != nil {
-			return nil, fmt.Errorf("adding mount namespace %d: %w", ns, err)
-		}
-	}
+	memcgOf := map[uint32]uint64{}
 	for id, i := range memcgs {
-		if err := s.coll.Maps["target_memcg"].Put(id, i); err != nil {
-			return nil, fmt.Errorf("adding memory cgroup %d: %w", id, err)
+		memcgOf[i] = id
+	}
+	for ns, i := range mntns {
+		if err := s.coll.Maps["target_mntns"].Put(ns, targetValue{Target: i, Memcg: memcgOf[i]}); err != nil {
+			return nil, fmt.Errorf("adding mount namespace %d: %w", ns, err)
 		}
 	}
 	if def.decode != nil {
@@ -418,8 +416,8 @@ func (s *Session) targetNamespaces(t Target) ([]uint32, process, error) {
 
 // AddTarget scopes the running hook to one more target, with index
 // target, the next one or beyond (an index skipped stays unused): its
-// mount namespaces join the map (and its memory cgroup, when the programs
-// compare them). A hook that sums per target takes Options.SpareTargets
+// mount namespaces join the map, with its memory cgroup when the programs
+// compare them. A hook that sums per target takes Options.SpareTargets
 // more at most. It is safe to call while Stream runs.
 func (s *Session) AddTarget(target int, t Target) error {
 	s.tmu.Lock()
@@ -456,6 +454,22 @@ func (s *Session) AddTarget(target int, t Target) error {
 	s.targets = append(s.targets, t)
 	s.first = append(s.first, first)
 	s.removed = append(s.removed, false)
+	val := targetValue{Target: uint32(target)}
+	if s.memcgOn {
+		for _, dir := range t.MemCgroupDirs {
+			if ino, err := nsInode(dir); err == nil {
+				val.Memcg = ino
+				break
+			}
+		}
+		if val.Memcg == 0 {
+			what := "counted as outside its memory cgroup"
+			if s.opts.MemcgFilter {
+				what = "dropped"
+			}
+			s.opts.Warn(fmt.Sprintf("memory cgroup of %s not found: its events are %s", t.Target, what))
+		}
+	}
 	var added []uint32
 	undo := func() {
 		for _, ino := range added {
@@ -465,42 +479,31 @@ func (s *Session) AddTarget(target int, t Target) error {
 		s.removed[target] = true
 	}
 	for _, ino := range nss {
-		if err := s.coll.Maps["target_mntns"].Put(ino, uint32(target)); err != nil {
+		if err := s.coll.Maps["target_mntns"].Put(ino, val); err != nil {
 			undo()
 			return fmt.Errorf("adding target %s: mount namespace %d: %w", t.Target, ino, err)
 		}
 		s.mntns[ino] = uint32(target)
 		added = append(added, ino)
 	}
-	// After the maps: a task that reads the new generation finds them.
+	// After the map: a task that reads the new generation finds it.
 	if err := s.bumpTargetGen(); err != nil {
 		undo()
 		return fmt.Errorf("adding target %s: %w", t.Target, err)
 	}
-	if s.memcgOn {
-		found := false
-		for _, dir := range t.MemCgroupDirs {
-			if ino, err := nsInode(dir); err == nil {
-				if err := s.coll.Maps["target_memcg"].Put(ino, uint32(target)); err == nil {
-					s.memcgs[ino] = uint32(target)
-					found = true
-				}
-				break
-			}
-		}
-		if !found {
-			what := "counted as outside its memory cgroup"
-			if s.opts.MemcgFilter {
-				what = "dropped"
-			}
-			s.opts.Warn(fmt.Sprintf("memory cgroup of %s not found: its events are %s", t.Target, what))
-		}
-	}
 	return nil
 }
 
-// RemoveTarget stops collecting target: its mount namespaces and memory
-// cgroup leave the maps, and what the ring or the sums still hold of it is
+// targetValue is a value of the map target_mntns: include/common.h's
+// struct target_value.
+type targetValue struct {
+	Target uint32
+	_      uint32
+	Memcg  uint64 // 0: unknown, every task of the target mismatches
+}
+
+// RemoveTarget stops collecting target: its mount namespaces leave the
+// map, and what the ring or the sums still hold of it is
 // dropped. It is safe to call while Stream runs.
 func (s *Session) RemoveTarget(target int) error {
 	s.tmu.Lock()
@@ -522,14 +525,6 @@ func (s *Session) RemoveTarget(target int) error {
 				errs = append(errs, err)
 			}
 			delete(s.mntns, ino)
-		}
-	}
-	for id, i := range s.memcgs {
-		if int(i) == target {
-			if err := s.coll.Maps["target_memcg"].Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-				errs = append(errs, err)
-			}
-			delete(s.memcgs, id)
 		}
 	}
 	if err := s.bumpTargetGen(); err != nil {

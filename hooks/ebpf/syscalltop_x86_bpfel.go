@@ -19,6 +19,13 @@ type syscalltopSysstat struct {
 	TotalNs uint64
 }
 
+type syscalltopTargetValue struct {
+	_      structs.HostLayout
+	Target uint32
+	Pad    uint32
+	Memcg  uint64
+}
+
 type syscalltopTaskState struct {
 	_      structs.HostLayout
 	Ts     uint64
@@ -34,7 +41,6 @@ type syscalltopTaskState struct {
 const (
 	syscalltopMapCounters    = "counters"
 	syscalltopMapStats       = "stats"
-	syscalltopMapTargetMemcg = "target_memcg"
 	syscalltopMapTargetMntns = "target_mntns"
 	syscalltopMapTstate      = "tstate"
 	syscalltopProgKtSysCount = "kt_sys_count"
@@ -100,7 +106,6 @@ type syscalltopProgramSpecs struct {
 type syscalltopMapSpecs struct {
 	Counters    *ebpf.MapSpec `ebpf:"counters"`
 	Stats       *ebpf.MapSpec `ebpf:"stats"`
-	TargetMemcg *ebpf.MapSpec `ebpf:"target_memcg"`
 	TargetMntns *ebpf.MapSpec `ebpf:"target_mntns"`
 	Tstate      *ebpf.MapSpec `ebpf:"tstate"`
 }
@@ -138,7 +143,6 @@ func (o *syscalltopObjects) Close() error {
 type syscalltopMaps struct {
 	Counters    *ebpf.Map `ebpf:"counters"`
 	Stats       *ebpf.Map `ebpf:"stats"`
-	TargetMemcg *ebpf.Map `ebpf:"target_memcg"`
 	TargetMntns *ebpf.Map `ebpf:"target_mntns"`
 	Tstate      *ebpf.Map `ebpf:"tstate"`
 }
@@ -147,7 +151,6 @@ func (m *syscalltopMaps) Close() error {
 	return _SyscalltopClose(
 		m.Counters,
 		m.Stats,
-		m.TargetMemcg,
 		m.TargetMntns,
 		m.Tstate,
 	)

@@ -32,6 +32,13 @@ type tcpSockinfo struct {
 	}
 }
 
+type tcpTargetValue struct {
+	_      structs.HostLayout
+	Target uint32
+	Pad    uint32
+	Memcg  uint64
+}
+
 type tcpTcpEvent struct {
 	_ structs.HostLayout
 	H struct {
@@ -64,7 +71,6 @@ const (
 	tcpMapCounters       = "counters"
 	tcpMapEvents         = "events"
 	tcpMapSocks          = "socks"
-	tcpMapTargetMemcg    = "target_memcg"
 	tcpMapTargetMntns    = "target_mntns"
 	tcpProgKtTcpAccept   = "kt_tcp_accept"
 	tcpProgKtTcpState    = "kt_tcp_state"
@@ -128,7 +134,6 @@ type tcpMapSpecs struct {
 	Counters    *ebpf.MapSpec `ebpf:"counters"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Socks       *ebpf.MapSpec `ebpf:"socks"`
-	TargetMemcg *ebpf.MapSpec `ebpf:"target_memcg"`
 	TargetMntns *ebpf.MapSpec `ebpf:"target_mntns"`
 }
 
@@ -166,7 +171,6 @@ type tcpMaps struct {
 	Counters    *ebpf.Map `ebpf:"counters"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Socks       *ebpf.Map `ebpf:"socks"`
-	TargetMemcg *ebpf.Map `ebpf:"target_memcg"`
 	TargetMntns *ebpf.Map `ebpf:"target_mntns"`
 }
 
@@ -175,7 +179,6 @@ func (m *tcpMaps) Close() error {
 		m.Counters,
 		m.Events,
 		m.Socks,
-		m.TargetMemcg,
 		m.TargetMntns,
 	)
 }
