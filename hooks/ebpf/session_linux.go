@@ -97,7 +97,9 @@ type Stats struct {
 	// the times such a task's target was looked up; include/common.h).
 	MemcgMismatch uint64
 	// Dropped counts in-kernel state that did not fit its map (a socket
-	// not remembered, a row of another target).
+	// not remembered, a row of another target, a task storage not
+	// allocated) and system calls whose number is past syscall-top's
+	// table.
 	Dropped uint64
 }
 
@@ -503,8 +505,8 @@ type targetValue struct {
 }
 
 // RemoveTarget stops collecting target: its mount namespaces leave the
-// map, and what the ring or the sums still hold of it is
-// dropped. It is safe to call while Stream runs.
+// map, and what the ring or the sums still hold of it is dropped. It is
+// safe to call while Stream runs.
 func (s *Session) RemoveTarget(target int) error {
 	s.tmu.Lock()
 	defer s.tmu.Unlock()
