@@ -28,6 +28,9 @@ type method struct {
 	new  func(c config) tracer
 	// slow methods make fewer calls (strace: a ptrace stop per call).
 	slow bool
+	// baseline names the bpftrace method that does the same work, which
+	// the method is compared with; "" is bpftrace's count.
+	baseline string
 }
 
 func helperMethod(name, kind, hook string, args map[string]string) method {
@@ -39,10 +42,20 @@ func helperMethod(name, kind, hook string, args map[string]string) method {
 var (
 	mUntraced = method{name: "untraced", new: func(config) tracer { return untraced{} }}
 	mBpftrace = method{name: "bpftrace count (raw_syscalls:sys_enter, @[id] = count())", kind: "baseline",
-		new: func(config) tracer { return &bpftraceCount{} }}
+		new: func(config) tracer { return &bpftraceCount{script: bpftraceCountScript, counts: "@"} }}
+	// mBpftraceLatency does what syscall-top's latency mode does: the
+	// entry time per thread in a hash, count and summed latency per
+	// number on exit.
+	mBpftraceLatency = method{name: "bpftrace latency (sys_enter: @s[tid] = nsecs; sys_exit: count, sum per id)", kind: "baseline",
+		new: func(config) tracer { return &bpftraceCount{script: bpftraceLatencyScript, counts: "@c"} }}
 	mStrace = method{name: "strace -f -c", kind: "baseline", slow: true,
 		new: func(config) tracer { return &straceCount{} }}
 )
+
+func withBaseline(m, baseline method) method {
+	m.baseline = baseline.name
+	return m
+}
 
 // workload is one overhead table: a load mode and the methods run on it.
 type workload struct {
@@ -59,13 +72,15 @@ func overheadWorkloads(quick bool) []workload {
 			mode:  "getppid", n: 1_000_000, slow: 50_000,
 			methods: []method{
 				mUntraced,
-				helperMethod("ebpf syscall-top (interval 1s)", "counting", "syscall-top", nil),
+				withBaseline(helperMethod("ebpf syscall-top (latency, interval 1s)", "counting", "syscall-top", nil), mBpftraceLatency),
+				helperMethod("ebpf syscall-top (count only: latency=false)", "counting", "syscall-top", map[string]string{"latency": "false"}),
 				helperMethod("ebpf open", "streaming", "open", nil),
 				helperMethod("ebpf tcp", "streaming", "tcp", nil),
 				helperMethod("ebpf exec (control: no syscall hook)", "streaming", "exec", nil),
 				helperMethod("ftrace syscalls (all)", "streaming", "syscalls", nil),
 				helperMethod("ftrace sched (control)", "streaming", "sched", nil),
 				mBpftrace,
+				mBpftraceLatency,
 				mStrace,
 			},
 		},
@@ -115,8 +130,11 @@ func runOverhead(c config) (string, error) {
 		if c.only != "" {
 			keep := []method{mUntraced}
 			for _, m := range w.methods[1:] {
-				if strings.Contains(m.name, c.only) {
-					keep = append(keep, m)
+				for _, o := range strings.Split(c.only, ",") {
+					if o != "" && strings.Contains(m.name, o) {
+						keep = append(keep, m)
+						break
+					}
 				}
 			}
 			if len(keep) == 1 {
@@ -238,10 +256,11 @@ func overheadTable(w workload, results [][]run, rounds int) string {
 		base = append(base, r.nsPerOp)
 	}
 	baseMed := base.median()
-	var bpfAdded float64
+	// What each bpftrace baseline adds, by name.
+	bpfAdded := map[string]float64{}
 	for i, m := range w.methods {
-		if m.name == mBpftrace.name && len(results[i]) > 0 {
-			bpfAdded = nsSamples(results[i]).median() - baseMed
+		if m.kind == "baseline" && strings.HasPrefix(m.name, "bpftrace") && len(results[i]) > 0 {
+			bpfAdded[m.name] = nsSamples(results[i]).median() - baseMed
 		}
 	}
 	var rows [][]string
@@ -262,9 +281,20 @@ func overheadTable(w workload, results [][]run, rounds int) string {
 				ratios = append(ratios, r.nsPerOp/base[k])
 			}
 		}
+		baseline := m.baseline
+		if baseline == "" {
+			baseline = mBpftrace.name
+		}
+		if _, ok := bpfAdded[m.name]; ok {
+			baseline = m.name
+		}
+		baseAdded := bpfAdded[baseline]
 		vsBpf := "-"
-		if m.kind != "" && bpfAdded > 0 {
-			vsBpf = fmt.Sprintf("%.2f", added/bpfAdded)
+		if m.kind != "" && baseAdded > 0 {
+			vsBpf = fmt.Sprintf("%.2f", added/baseAdded)
+			if baseline != mBpftrace.name {
+				vsBpf += " (" + shortName(baseline) + ")"
+			}
 		}
 		var cpu, ev, wall samples
 		var lost uint64
@@ -281,12 +311,12 @@ func overheadTable(w workload, results [][]run, rounds int) string {
 		rows = append(rows, []string{m.name, fmt.Sprintf("%.0f", med), ns.spread("%.0f"),
 			fmt.Sprintf("%+.0f", added), fmt.Sprintf("%.2f (%s)", ratios.median(), ratios.spread("%.2f")), vsBpf,
 			fmt.Sprintf("%.0f", wall.median()), events, fmt.Sprintf("%.2f", cpu.median())})
-		if bpfAdded > 0 {
+		if baseAdded > 0 {
 			switch m.kind {
 			case "counting":
-				verdicts = append(verdicts, verdict(m.name+": adds at most half of bpftrace's overhead", added, 0.5*bpfAdded))
+				verdicts = append(verdicts, verdict(m.name+": adds at most half of "+shortName(baseline)+"'s overhead", added, 0.5*baseAdded))
 			case "streaming":
-				verdicts = append(verdicts, verdict(m.name+": adds less than bpftrace counting", added, bpfAdded))
+				verdicts = append(verdicts, verdict(m.name+": adds less than bpftrace counting", added, baseAdded))
 			}
 		}
 	}
@@ -296,7 +326,7 @@ func overheadTable(w workload, results [][]run, rounds int) string {
 	if w.slow > 0 {
 		calls += fmt.Sprintf(" (%d for strace)", w.slow)
 	}
-	fmt.Fprintf(&b, "%d interleaved rounds; %s; ns/call = the workload thread's CPU time (user+system) per call, timed inside the workload, median and min–max; wall = elapsed ns per call (median), inflated by whatever else runs; ratio = median of the per-round ratios to the untraced run of the same round (min–max); \"vs bpftrace\" = added ns / bpftrace's added ns; events = the tracer's events (median) / the most lost in a run; CPU = the tracer's own user+system seconds a run.\n\n",
+	fmt.Fprintf(&b, "%d interleaved rounds; %s; ns/call = the workload thread's CPU time (user+system) per call, timed inside the workload, median and min–max; wall = elapsed ns per call (median), inflated by whatever else runs; ratio = median of the per-round ratios to the untraced run of the same round (min–max); \"vs bpftrace\" = added ns / the added ns of the bpftrace baseline doing the same work (bpftrace count unless named); events = the tracer's events (median) / the most lost in a run; CPU = the tracer's own user+system seconds a run.\n\n",
 		rounds, calls)
 	b.WriteString(table([]string{"method", "ns/call", "min–max", "added ns", "ratio to untraced", "vs bpftrace", "wall ns/call", "events / lost", "tracer CPU s"}, rows))
 	if len(verdicts) > 0 {
@@ -306,6 +336,12 @@ func overheadTable(w workload, results [][]run, rounds int) string {
 		}
 	}
 	return b.String()
+}
+
+// shortName is a method's name without its parenthesis: "bpftrace latency".
+func shortName(name string) string {
+	n, _, _ := strings.Cut(name, " (")
+	return n
 }
 
 func nsSamples(rs []run) samples {

@@ -194,10 +194,14 @@ func syscallTopCounts(out []byte) map[string]uint64 {
 	return m
 }
 
-// bpftraceCount is the baseline of the issue: bpftrace counting the
-// workload's system calls by number in a map, the cheapest thing bpftrace
-// does per event.
+// bpftraceCount runs a bpftrace baseline that counts the workload's system
+// calls by number in the map named counts: the baseline of the issue
+// (bpftraceCountScript, the cheapest thing bpftrace does per event), or
+// the same with latency (bpftraceLatencyScript).
 type bpftraceCount struct {
+	script func(pid int) string
+	counts string // the map of counts by number: "@", "@c"
+
 	cmd    *exec.Cmd
 	out    bytes.Buffer // stdout, guarded by mu
 	stderr *lineCounter
@@ -205,14 +209,23 @@ type bpftraceCount struct {
 	done   chan struct{}
 }
 
-// bpftraceScript counts the system calls of pid by number; BEGIN says when
-// it is attached.
-func bpftraceScript(pid int) string {
+// bpftraceCountScript counts the system calls of pid by number; BEGIN says
+// when it is attached.
+func bpftraceCountScript(pid int) string {
 	return fmt.Sprintf(`BEGIN { printf("ready\n"); } tracepoint:raw_syscalls:sys_enter /pid == %d/ { @[args->id] = count(); }`, pid)
 }
 
+// bpftraceLatencyScript counts and times the system calls of pid by
+// number, as syscall-top's latency mode does: the entry time per thread,
+// count and sum on exit.
+func bpftraceLatencyScript(pid int) string {
+	return fmt.Sprintf(`BEGIN { printf("ready\n"); } `+
+		`tracepoint:raw_syscalls:sys_enter /pid == %[1]d/ { @s[tid] = nsecs; } `+
+		`tracepoint:raw_syscalls:sys_exit /pid == %[1]d && @s[tid]/ { @c[args->id] = count(); @t[args->id] = sum(nsecs - @s[tid]); delete(@s[tid]); }`, pid)
+}
+
 func (b *bpftraceCount) start(ctx context.Context, pid int, _ *fakeContainer) error {
-	b.cmd = exec.CommandContext(ctx, "bpftrace", "-e", bpftraceScript(pid))
+	b.cmd = exec.CommandContext(ctx, "bpftrace", "-e", b.script(pid))
 	b.cmd.Cancel = func() error { return b.cmd.Process.Signal(os.Interrupt) }
 	b.cmd.WaitDelay = 10 * time.Second
 	stdout, err := b.cmd.StdoutPipe()
@@ -256,8 +269,6 @@ func (b *bpftraceCount) start(ctx context.Context, pid int, _ *fakeContainer) er
 	}
 }
 
-var bpftraceRow = regexp.MustCompile(`@\[(\d+)\]: (\d+)`)
-
 func (b *bpftraceCount) stop() (seen, error) {
 	b.cmd.Process.Signal(os.Interrupt)
 	<-b.done
@@ -265,7 +276,8 @@ func (b *bpftraceCount) stop() (seen, error) {
 	s := seen{cpu: cpuSeconds(b.cmd.ProcessState), counted: map[string]uint64{}}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, m := range bpftraceRow.FindAllStringSubmatch(b.out.String(), -1) {
+	row := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(b.counts) + `\[(\d+)\]: (\d+)$`)
+	for _, m := range row.FindAllStringSubmatch(b.out.String(), -1) {
 		nr, _ := strconv.Atoi(m[1])
 		n, _ := strconv.ParseUint(m[2], 10, 64)
 		s.counted[syscallName(nr)] += n

@@ -114,13 +114,14 @@ var ebpfHooks = []Descriptor{
 		Params: []Param{
 			{Name: "interval", Default: "1s", Help: "print the rows of each interval this long; 0 prints once, at the end", Check: checkInterval},
 			{Name: "top", Default: "10", Help: "rows per target and interval, the most frequent first", Check: checkTop},
+			{Name: "latency", Default: "true", Help: "time every call (a program on entry and one on exit); false only counts the calls (one program on entry, about half the overhead per call)", Check: checkBool},
 		},
 		Fields: []Field{
 			{Name: "syscall", Help: "system call name (syscall_<nr> when unknown)"},
 			{Name: "nr", Help: "system call number of the node's architecture"},
-			{Name: "count", Help: "calls completed in the interval"},
-			{Name: "total_ns", Help: "time spent in those calls, nanoseconds"},
-			{Name: "avg_ns", Help: "total_ns / count"},
+			{Name: "count", Help: "calls completed in the interval (with latency=false: calls entered)"},
+			{Name: "total_ns", Help: "time spent in those calls, nanoseconds; not with latency=false"},
+			{Name: "avg_ns", Help: "total_ns / count; not with latency=false"},
 		},
 		Needs: ebpfNeeds("tp_btf"),
 	},

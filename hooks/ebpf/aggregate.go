@@ -1,6 +1,7 @@
 package ebpf
 
 import (
+	"fmt"
 	"slices"
 )
 
@@ -10,6 +11,36 @@ const (
 	syscallSlots = 1024
 	runqSlots    = 32
 )
+
+// syscallLatency reads syscall-top's latency parameter: true (the
+// default) times every call, false only counts.
+func syscallLatency(args map[string]string) (bool, error) {
+	v, ok := args["latency"]
+	if !ok {
+		return true, nil
+	}
+	switch v {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, fmt.Errorf("latency %q is not true or false", v)
+}
+
+// syscallTopPrograms names the programs of syscall-top's mode: counting
+// needs one program on entry and no per-call state, timing one on entry
+// and one on exit (syscalltop.c).
+func syscallTopPrograms(args map[string]string) ([]string, error) {
+	latency, err := syscallLatency(args)
+	if err != nil {
+		return nil, err
+	}
+	if latency {
+		return []string{"kt_sys_enter", "kt_sys_exit"}, nil
+	}
+	return []string{"kt_sys_count"}, nil
+}
 
 // sysTotals is one syscall's count and summed latency, over all CPUs.
 type sysTotals struct {

@@ -1,6 +1,8 @@
 package ebpf
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -61,5 +63,24 @@ func TestHistRows(t *testing.T) {
 	}
 	if got := histRows(nil, cur); len(got) != 6 || got[3].count != 4 {
 		t.Errorf("histRows from nothing = %v", got)
+	}
+}
+
+func TestSyscallTopPrograms(t *testing.T) {
+	for _, tt := range []struct {
+		args map[string]string
+		want []string
+	}{
+		{nil, []string{"kt_sys_enter", "kt_sys_exit"}},
+		{map[string]string{"latency": "true"}, []string{"kt_sys_enter", "kt_sys_exit"}},
+		{map[string]string{"latency": "false"}, []string{"kt_sys_count"}},
+	} {
+		got, err := syscallTopPrograms(tt.args)
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("syscallTopPrograms(%v) = %v, %v; want %v", tt.args, got, err, tt.want)
+		}
+	}
+	if _, err := syscallTopPrograms(map[string]string{"latency": "1"}); err == nil || !strings.Contains(err.Error(), "true or false") {
+		t.Errorf("latency=1: error %v, want one saying true or false", err)
 	}
 }

@@ -40,12 +40,12 @@ func TestHookDefs(t *testing.T) {
 		if err != nil {
 			t.Fatalf("hook %q: %v", name, err)
 		}
-		for _, v := range []string{"memcg_check", "memcg_filter", "wakeup_bytes"} {
+		for _, v := range []string{"memcg_check", "memcg_filter", "match_all", "wakeup_bytes"} {
 			if spec.Variables[v] == nil {
 				t.Errorf("hook %q: no variable %s", name, v)
 			}
 		}
-		for _, m := range []string{"target_mntns", "target_memcg", "counters"} {
+		for _, m := range []string{"target_mntns", "counters"} {
 			if spec.Maps[m] == nil {
 				t.Errorf("hook %q: no map %s", name, m)
 			}
@@ -210,8 +210,10 @@ func TestCatalogueParams(t *testing.T) {
 		want    map[string]string
 		wantErr string
 	}{
-		{hook: HookSyscallTop, want: map[string]string{"interval": "1s", "top": "10"}},
-		{hook: HookSyscallTop, args: map[string]string{"interval": "0", "top": "3"}, want: map[string]string{"interval": "0", "top": "3"}},
+		{hook: HookSyscallTop, want: map[string]string{"interval": "1s", "top": "10", "latency": "true"}},
+		{hook: HookSyscallTop, args: map[string]string{"interval": "0", "top": "3"}, want: map[string]string{"interval": "0", "top": "3", "latency": "true"}},
+		{hook: HookSyscallTop, args: map[string]string{"latency": "false"}, want: map[string]string{"interval": "1s", "top": "10", "latency": "false"}},
+		{hook: HookSyscallTop, args: map[string]string{"latency": "no"}, wantErr: "want true or false"},
 		{hook: HookSyscallTop, args: map[string]string{"interval": "10ms"}, wantErr: "at least 100ms"},
 		{hook: HookSyscallTop, args: map[string]string{"interval": "often"}, wantErr: "want a duration"},
 		{hook: HookSyscallTop, args: map[string]string{"top": "0"}, wantErr: "from 1 to 500"},
@@ -237,6 +239,11 @@ func TestCatalogueParams(t *testing.T) {
 		}
 		if _, _, err := parseArgs(got); err != nil {
 			t.Errorf("%s: the loader rejects what the catalogue accepts: %v", tt.hook, err)
+		}
+		if tt.hook == HookSyscallTop {
+			if _, err := syscallTopPrograms(got); err != nil {
+				t.Errorf("%s: the loader rejects what the catalogue accepts: %v", tt.hook, err)
+			}
 		}
 	}
 }

@@ -19,7 +19,8 @@
 //   - open: sys_enter and sys_exit, for open, creat, openat and openat2;
 //   - tcp: inet_sock_set_state (connect, close) and sys_exit of accept
 //     and accept4;
-//   - syscall-top: sys_enter and sys_exit, summed in the kernel;
+//   - syscall-top: sys_enter and sys_exit (the entry time in task
+//     storage), summed in the kernel; with latency=false sys_enter only;
 //   - runqlat: sched_wakeup, sched_wakeup_new, sched_switch, a log2
 //     histogram summed in the kernel;
 //   - oomkill: mark_victim.

@@ -32,15 +32,22 @@ type execExecEvent struct {
 	Args      [512]int8
 }
 
+type execTargetValue struct {
+	_      structs.HostLayout
+	Target uint32
+	Pad    uint32
+	Memcg  uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	execMapCounters        = "counters"
 	execMapEvents          = "events"
-	execMapTargetMemcg     = "target_memcg"
 	execMapTargetMntns     = "target_mntns"
 	execProgKtExec         = "kt_exec"
+	execVarMatchAll        = "match_all"
 	execVarMemcgCheck      = "memcg_check"
 	execVarMemcgFilter     = "memcg_filter"
 	execVarUnusedExecEvent = "unused_exec_event"
@@ -98,7 +105,6 @@ type execProgramSpecs struct {
 type execMapSpecs struct {
 	Counters    *ebpf.MapSpec `ebpf:"counters"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
-	TargetMemcg *ebpf.MapSpec `ebpf:"target_memcg"`
 	TargetMntns *ebpf.MapSpec `ebpf:"target_mntns"`
 }
 
@@ -106,6 +112,7 @@ type execMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type execVariableSpecs struct {
+	MatchAll        *ebpf.VariableSpec `ebpf:"match_all"`
 	MemcgCheck      *ebpf.VariableSpec `ebpf:"memcg_check"`
 	MemcgFilter     *ebpf.VariableSpec `ebpf:"memcg_filter"`
 	UnusedExecEvent *ebpf.VariableSpec `ebpf:"unused_exec_event"`
@@ -134,7 +141,6 @@ func (o *execObjects) Close() error {
 type execMaps struct {
 	Counters    *ebpf.Map `ebpf:"counters"`
 	Events      *ebpf.Map `ebpf:"events"`
-	TargetMemcg *ebpf.Map `ebpf:"target_memcg"`
 	TargetMntns *ebpf.Map `ebpf:"target_mntns"`
 }
 
@@ -142,7 +148,6 @@ func (m *execMaps) Close() error {
 	return _ExecClose(
 		m.Counters,
 		m.Events,
-		m.TargetMemcg,
 		m.TargetMntns,
 	)
 }
@@ -151,6 +156,7 @@ func (m *execMaps) Close() error {
 //
 // It can be passed to loadExecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execVariables struct {
+	MatchAll        *ebpf.Variable `ebpf:"match_all"`
 	MemcgCheck      *ebpf.Variable `ebpf:"memcg_check"`
 	MemcgFilter     *ebpf.Variable `ebpf:"memcg_filter"`
 	UnusedExecEvent *ebpf.Variable `ebpf:"unused_exec_event"`

@@ -30,6 +30,11 @@ func flushSyscalls(s *Session, emit EmitFunc) error {
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("reading syscall sums: %w", err)
 	}
+	// Count only: no times were taken, and a 0 would read as a fast call.
+	latency, err := syscallLatency(s.opts.Args)
+	if err != nil {
+		return err
+	}
 	rows := topRows(s.sysPrev, cur, s.numTargets(), s.top)
 	s.sysPrev = cur
 	for t, rs := range rows {
@@ -38,8 +43,10 @@ func flushSyscalls(s *Session, emit EmitFunc) error {
 			s.rec.add("syscall", syscallName(runtime.GOARCH, r.nr))
 			s.rec.int("nr", int64(r.nr))
 			s.rec.uint("count", r.count)
-			s.rec.uint("total_ns", r.totalNs)
-			s.rec.uint("avg_ns", r.totalNs/r.count)
+			if latency {
+				s.rec.uint("total_ns", r.totalNs)
+				s.rec.uint("avg_ns", r.totalNs/r.count)
+			}
 			if err := s.emit(emit, s.rowHeader(t, ts), "syscall"); err != nil {
 				return err
 			}

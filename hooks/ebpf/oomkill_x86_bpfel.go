@@ -33,15 +33,22 @@ type oomkillOomEvent struct {
 	Pages       int64
 }
 
+type oomkillTargetValue struct {
+	_      structs.HostLayout
+	Target uint32
+	Pad    uint32
+	Memcg  uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	oomkillMapCounters       = "counters"
 	oomkillMapEvents         = "events"
-	oomkillMapTargetMemcg    = "target_memcg"
 	oomkillMapTargetMntns    = "target_mntns"
 	oomkillProgKtOomkill     = "kt_oomkill"
+	oomkillVarMatchAll       = "match_all"
 	oomkillVarMemcgCheck     = "memcg_check"
 	oomkillVarMemcgFilter    = "memcg_filter"
 	oomkillVarUnusedOomEvent = "unused_oom_event"
@@ -99,7 +106,6 @@ type oomkillProgramSpecs struct {
 type oomkillMapSpecs struct {
 	Counters    *ebpf.MapSpec `ebpf:"counters"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
-	TargetMemcg *ebpf.MapSpec `ebpf:"target_memcg"`
 	TargetMntns *ebpf.MapSpec `ebpf:"target_mntns"`
 }
 
@@ -107,6 +113,7 @@ type oomkillMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type oomkillVariableSpecs struct {
+	MatchAll       *ebpf.VariableSpec `ebpf:"match_all"`
 	MemcgCheck     *ebpf.VariableSpec `ebpf:"memcg_check"`
 	MemcgFilter    *ebpf.VariableSpec `ebpf:"memcg_filter"`
 	UnusedOomEvent *ebpf.VariableSpec `ebpf:"unused_oom_event"`
@@ -135,7 +142,6 @@ func (o *oomkillObjects) Close() error {
 type oomkillMaps struct {
 	Counters    *ebpf.Map `ebpf:"counters"`
 	Events      *ebpf.Map `ebpf:"events"`
-	TargetMemcg *ebpf.Map `ebpf:"target_memcg"`
 	TargetMntns *ebpf.Map `ebpf:"target_mntns"`
 }
 
@@ -143,7 +149,6 @@ func (m *oomkillMaps) Close() error {
 	return _OomkillClose(
 		m.Counters,
 		m.Events,
-		m.TargetMemcg,
 		m.TargetMntns,
 	)
 }
@@ -152,6 +157,7 @@ func (m *oomkillMaps) Close() error {
 //
 // It can be passed to loadOomkillObjects or ebpf.CollectionSpec.LoadAndAssign.
 type oomkillVariables struct {
+	MatchAll       *ebpf.Variable `ebpf:"match_all"`
 	MemcgCheck     *ebpf.Variable `ebpf:"memcg_check"`
 	MemcgFilter    *ebpf.Variable `ebpf:"memcg_filter"`
 	UnusedOomEvent *ebpf.Variable `ebpf:"unused_oom_event"`

@@ -39,6 +39,13 @@ type openOpenEvent struct {
 	Path    [256]int8
 }
 
+type openTargetValue struct {
+	_      structs.HostLayout
+	Target uint32
+	Pad    uint32
+	Memcg  uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -46,10 +53,10 @@ const (
 	openMapCounters        = "counters"
 	openMapEvents          = "events"
 	openMapOpening         = "opening"
-	openMapTargetMemcg     = "target_memcg"
 	openMapTargetMntns     = "target_mntns"
 	openProgKtOpenEnter    = "kt_open_enter"
 	openProgKtOpenExit     = "kt_open_exit"
+	openVarMatchAll        = "match_all"
 	openVarMemcgCheck      = "memcg_check"
 	openVarMemcgFilter     = "memcg_filter"
 	openVarUnusedOpenEvent = "unused_open_event"
@@ -109,7 +116,6 @@ type openMapSpecs struct {
 	Counters    *ebpf.MapSpec `ebpf:"counters"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Opening     *ebpf.MapSpec `ebpf:"opening"`
-	TargetMemcg *ebpf.MapSpec `ebpf:"target_memcg"`
 	TargetMntns *ebpf.MapSpec `ebpf:"target_mntns"`
 }
 
@@ -117,6 +123,7 @@ type openMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type openVariableSpecs struct {
+	MatchAll        *ebpf.VariableSpec `ebpf:"match_all"`
 	MemcgCheck      *ebpf.VariableSpec `ebpf:"memcg_check"`
 	MemcgFilter     *ebpf.VariableSpec `ebpf:"memcg_filter"`
 	UnusedOpenEvent *ebpf.VariableSpec `ebpf:"unused_open_event"`
@@ -146,7 +153,6 @@ type openMaps struct {
 	Counters    *ebpf.Map `ebpf:"counters"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Opening     *ebpf.Map `ebpf:"opening"`
-	TargetMemcg *ebpf.Map `ebpf:"target_memcg"`
 	TargetMntns *ebpf.Map `ebpf:"target_mntns"`
 }
 
@@ -155,7 +161,6 @@ func (m *openMaps) Close() error {
 		m.Counters,
 		m.Events,
 		m.Opening,
-		m.TargetMemcg,
 		m.TargetMntns,
 	)
 }
@@ -164,6 +169,7 @@ func (m *openMaps) Close() error {
 //
 // It can be passed to loadOpenObjects or ebpf.CollectionSpec.LoadAndAssign.
 type openVariables struct {
+	MatchAll        *ebpf.Variable `ebpf:"match_all"`
 	MemcgCheck      *ebpf.Variable `ebpf:"memcg_check"`
 	MemcgFilter     *ebpf.Variable `ebpf:"memcg_filter"`
 	UnusedOpenEvent *ebpf.Variable `ebpf:"unused_open_event"`

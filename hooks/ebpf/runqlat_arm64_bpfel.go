@@ -20,6 +20,13 @@ type runqlatQueued struct {
 	Pad    uint32
 }
 
+type runqlatTargetValue struct {
+	_      structs.HostLayout
+	Target uint32
+	Pad    uint32
+	Memcg  uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -27,11 +34,11 @@ const (
 	runqlatMapCounters       = "counters"
 	runqlatMapHist           = "hist"
 	runqlatMapQueuedAt       = "queued_at"
-	runqlatMapTargetMemcg    = "target_memcg"
 	runqlatMapTargetMntns    = "target_mntns"
 	runqlatProgKtRqSwitch    = "kt_rq_switch"
 	runqlatProgKtRqWakeup    = "kt_rq_wakeup"
 	runqlatProgKtRqWakeupNew = "kt_rq_wakeup_new"
+	runqlatVarMatchAll       = "match_all"
 	runqlatVarMemcgCheck     = "memcg_check"
 	runqlatVarMemcgFilter    = "memcg_filter"
 	runqlatVarWakeupBytes    = "wakeup_bytes"
@@ -91,7 +98,6 @@ type runqlatMapSpecs struct {
 	Counters    *ebpf.MapSpec `ebpf:"counters"`
 	Hist        *ebpf.MapSpec `ebpf:"hist"`
 	QueuedAt    *ebpf.MapSpec `ebpf:"queued_at"`
-	TargetMemcg *ebpf.MapSpec `ebpf:"target_memcg"`
 	TargetMntns *ebpf.MapSpec `ebpf:"target_mntns"`
 }
 
@@ -99,6 +105,7 @@ type runqlatMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type runqlatVariableSpecs struct {
+	MatchAll    *ebpf.VariableSpec `ebpf:"match_all"`
 	MemcgCheck  *ebpf.VariableSpec `ebpf:"memcg_check"`
 	MemcgFilter *ebpf.VariableSpec `ebpf:"memcg_filter"`
 	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
@@ -127,7 +134,6 @@ type runqlatMaps struct {
 	Counters    *ebpf.Map `ebpf:"counters"`
 	Hist        *ebpf.Map `ebpf:"hist"`
 	QueuedAt    *ebpf.Map `ebpf:"queued_at"`
-	TargetMemcg *ebpf.Map `ebpf:"target_memcg"`
 	TargetMntns *ebpf.Map `ebpf:"target_mntns"`
 }
 
@@ -136,7 +142,6 @@ func (m *runqlatMaps) Close() error {
 		m.Counters,
 		m.Hist,
 		m.QueuedAt,
-		m.TargetMemcg,
 		m.TargetMntns,
 	)
 }
@@ -145,6 +150,7 @@ func (m *runqlatMaps) Close() error {
 //
 // It can be passed to loadRunqlatObjects or ebpf.CollectionSpec.LoadAndAssign.
 type runqlatVariables struct {
+	MatchAll    *ebpf.Variable `ebpf:"match_all"`
 	MemcgCheck  *ebpf.Variable `ebpf:"memcg_check"`
 	MemcgFilter *ebpf.Variable `ebpf:"memcg_filter"`
 	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`

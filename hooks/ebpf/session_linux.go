@@ -54,6 +54,13 @@ type Options struct {
 	RingBytes int
 	// PollInterval: 0 means DefaultPollInterval.
 	PollInterval time.Duration
+	// AllTasks traces every task of the node (node-wide tracing): the
+	// programs match every task as target 0, with no mount namespace
+	// lookup and no memory cgroup cross-check. Targets then holds exactly
+	// one target, which only names the events (its PIDs and
+	// MemCgroupDirs are not used); AddTarget is refused. Rows of the
+	// hooks that sum name no process (pid 0).
+	AllTasks bool
 	// MemcgFilter drops the events of tasks that are in a target's mount
 	// namespace but not in its memory cgroup, instead of only counting
 	// them (Stats.MemcgMismatch).
@@ -86,10 +93,13 @@ type Stats struct {
 	// Lost is how many events the ring buffer had no room for.
 	Lost uint64
 	// MemcgMismatch counts the events of tasks in a target's mount
-	// namespace but outside its memory cgroup.
+	// namespace but outside its memory cgroup (syscall-top with latency:
+	// the times such a task's target was looked up; include/common.h).
 	MemcgMismatch uint64
 	// Dropped counts in-kernel state that did not fit its map (a socket
-	// not remembered, a row of another target).
+	// not remembered, a row of another target, a task storage not
+	// allocated) and system calls whose number is past syscall-top's
+	// table.
 	Dropped uint64
 }
 
@@ -123,7 +133,6 @@ type Session struct {
 	first    []process // per target: the process aggregated rows name
 	removed  []bool
 	mntns    map[uint32]uint32 // mount namespace inode -> target, as in the map
-	memcgs   map[uint64]uint32 // memory cgroup id -> target, as in the map
 	interval time.Duration
 	top      int
 	warns    []string
@@ -164,6 +173,9 @@ type hookDef struct {
 	// sized is the map sized targets*slots before load.
 	sized string
 	slots int
+	// programs, when set, names the programs to load for the arguments;
+	// the others are left out.
+	programs func(args map[string]string) ([]string, error)
 }
 
 var defs = map[string]*hookDef{
@@ -171,7 +183,7 @@ var defs = map[string]*hookDef{
 	HookOpen:       {load: loadOpen, decode: decodeOpen},
 	HookTCP:        {load: loadTcp, decode: decodeTCP},
 	HookOOMKill:    {load: loadOomkill, decode: decodeOOM},
-	HookSyscallTop: {load: loadSyscalltop, flush: flushSyscalls, sized: "stats", slots: syscallSlots},
+	HookSyscallTop: {load: loadSyscalltop, flush: flushSyscalls, sized: "stats", slots: syscallSlots, programs: syscallTopPrograms},
 	HookRunqlat:    {load: loadRunqlat, flush: flushRunq, sized: "hist", slots: runqSlots},
 }
 
@@ -203,6 +215,9 @@ func Open(opts Options) (_ *Session, err error) {
 	if opts.RingBytes < page || opts.RingBytes&(opts.RingBytes-1) != 0 {
 		return nil, fmt.Errorf("opening ebpf hook %q: ring buffer size %d is not a power of two of at least a page (%d)", opts.Hook, opts.RingBytes, page)
 	}
+	if opts.AllTasks && len(opts.Targets) != 1 {
+		return nil, fmt.Errorf("opening ebpf hook %q: tracing all tasks takes exactly one target, which names the node's events; got %d", opts.Hook, len(opts.Targets))
+	}
 	s := &Session{opts: opts, def: def, targets: slices.Clone(opts.Targets), removed: make([]bool, len(opts.Targets))}
 	if s.interval, s.top, err = parseArgs(opts.Args); err != nil {
 		return nil, fmt.Errorf("opening ebpf hook %q: %w", opts.Hook, err)
@@ -214,12 +229,19 @@ func Open(opts Options) (_ *Session, err error) {
 		}
 	}()
 
-	mntns, err := s.mountNamespaces()
-	if err != nil {
-		return nil, err
+	var (
+		mntns  = map[uint32]uint32{}
+		memcgs map[uint64]uint32
+	)
+	if opts.AllTasks {
+		s.first = []process{{}}
+	} else {
+		if mntns, err = s.mountNamespaces(); err != nil {
+			return nil, err
+		}
+		memcgs = s.memoryCgroups()
 	}
-	memcgs := s.memoryCgroups()
-	s.mntns, s.memcgs, s.memcgOn = mntns, memcgs, memcgs != nil
+	s.mntns, s.memcgOn = mntns, memcgs != nil
 
 	memlockOnce.Do(func() {
 		// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
@@ -231,9 +253,21 @@ func Open(opts Options) (_ *Session, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if def.programs != nil {
+		keep, err := def.programs(opts.Args)
+		if err != nil {
+			return nil, err
+		}
+		for name := range spec.Programs {
+			if !slices.Contains(keep, name) {
+				delete(spec.Programs, name)
+			}
+		}
+	}
 	vars := map[string]uint32{
 		"memcg_check":  boolU32(memcgs != nil),
 		"memcg_filter": boolU32(memcgs != nil && opts.MemcgFilter),
+		"match_all":    boolU32(opts.AllTasks),
 		"wakeup_bytes": uint32(min(opts.RingBytes/4, maxWakeupBytes)),
 	}
 	for name, v := range vars {
@@ -256,14 +290,13 @@ func Open(opts Options) (_ *Session, err error) {
 		}
 		return nil, fmt.Errorf("loading BPF programs: %w: check that the kernel has BTF (/sys/kernel/btf/vmlinux) and the helper CAP_BPF and CAP_PERFMON", err)
 	}
-	for ns, i := range mntns {
-		if err := s.coll.Maps["target_mntns"].Put(ns, i); err != nil {
-			return nil, fmt.Errorf("adding mount namespace %d: %w", ns, err)
-		}
-	}
+	memcgOf := map[uint32]uint64{}
 	for id, i := range memcgs {
-		if err := s.coll.Maps["target_memcg"].Put(id, i); err != nil {
-			return nil, fmt.Errorf("adding memory cgroup %d: %w", id, err)
+		memcgOf[i] = id
+	}
+	for ns, i := range mntns {
+		if err := s.coll.Maps["target_mntns"].Put(ns, targetValue{Target: i, Memcg: memcgOf[i]}); err != nil {
+			return nil, fmt.Errorf("adding mount namespace %d: %w", ns, err)
 		}
 	}
 	if def.decode != nil {
@@ -385,14 +418,17 @@ func (s *Session) targetNamespaces(t Target) ([]uint32, process, error) {
 
 // AddTarget scopes the running hook to one more target, with index
 // target, the next one or beyond (an index skipped stays unused): its
-// mount namespaces join the map (and its memory cgroup, when the programs
-// compare them). A hook that sums per target takes Options.SpareTargets
+// mount namespaces join the map, with its memory cgroup when the programs
+// compare them. A hook that sums per target takes Options.SpareTargets
 // more at most. It is safe to call while Stream runs.
 func (s *Session) AddTarget(target int, t Target) error {
 	s.tmu.Lock()
 	defer s.tmu.Unlock()
 	if s.closing.Load() {
 		return fmt.Errorf("adding target %s: the session is closed", t.Target)
+	}
+	if s.opts.AllTasks {
+		return fmt.Errorf("adding target %s: the session traces every task of the node already", t.Target)
 	}
 	if target < len(s.targets) {
 		return fmt.Errorf("adding target %s: index %d is taken", t.Target, target)
@@ -420,6 +456,22 @@ func (s *Session) AddTarget(target int, t Target) error {
 	s.targets = append(s.targets, t)
 	s.first = append(s.first, first)
 	s.removed = append(s.removed, false)
+	val := targetValue{Target: uint32(target)}
+	if s.memcgOn {
+		for _, dir := range t.MemCgroupDirs {
+			if ino, err := nsInode(dir); err == nil {
+				val.Memcg = ino
+				break
+			}
+		}
+		if val.Memcg == 0 {
+			what := "counted as outside its memory cgroup"
+			if s.opts.MemcgFilter {
+				what = "dropped"
+			}
+			s.opts.Warn(fmt.Sprintf("memory cgroup of %s not found: its events are %s", t.Target, what))
+		}
+	}
 	var added []uint32
 	undo := func() {
 		for _, ino := range added {
@@ -429,38 +481,32 @@ func (s *Session) AddTarget(target int, t Target) error {
 		s.removed[target] = true
 	}
 	for _, ino := range nss {
-		if err := s.coll.Maps["target_mntns"].Put(ino, uint32(target)); err != nil {
+		if err := s.coll.Maps["target_mntns"].Put(ino, val); err != nil {
 			undo()
 			return fmt.Errorf("adding target %s: mount namespace %d: %w", t.Target, ino, err)
 		}
 		s.mntns[ino] = uint32(target)
 		added = append(added, ino)
 	}
-	if s.memcgOn {
-		found := false
-		for _, dir := range t.MemCgroupDirs {
-			if ino, err := nsInode(dir); err == nil {
-				if err := s.coll.Maps["target_memcg"].Put(ino, uint32(target)); err == nil {
-					s.memcgs[ino] = uint32(target)
-					found = true
-				}
-				break
-			}
-		}
-		if !found {
-			what := "counted as outside its memory cgroup"
-			if s.opts.MemcgFilter {
-				what = "dropped"
-			}
-			s.opts.Warn(fmt.Sprintf("memory cgroup of %s not found: its events are %s", t.Target, what))
-		}
+	// After the map: a task that reads the new generation finds it.
+	if err := s.bumpTargetGen(); err != nil {
+		undo()
+		return fmt.Errorf("adding target %s: %w", t.Target, err)
 	}
 	return nil
 }
 
-// RemoveTarget stops collecting target: its mount namespaces and memory
-// cgroup leave the maps, and what the ring or the sums still hold of it is
-// dropped. It is safe to call while Stream runs.
+// targetValue is a value of the map target_mntns: include/common.h's
+// struct target_value.
+type targetValue struct {
+	Target uint32
+	_      uint32
+	Memcg  uint64 // 0: unknown, every task of the target mismatches
+}
+
+// RemoveTarget stops collecting target: its mount namespaces leave the
+// map, and what the ring or the sums still hold of it is dropped. It is
+// safe to call while Stream runs.
 func (s *Session) RemoveTarget(target int) error {
 	s.tmu.Lock()
 	defer s.tmu.Unlock()
@@ -483,16 +529,28 @@ func (s *Session) RemoveTarget(target int) error {
 			delete(s.mntns, ino)
 		}
 	}
-	for id, i := range s.memcgs {
-		if int(i) == target {
-			if err := s.coll.Maps["target_memcg"].Delete(id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-				errs = append(errs, err)
-			}
-			delete(s.memcgs, id)
-		}
+	if err := s.bumpTargetGen(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("removing target %s: %w", s.targets[target].Target, errors.Join(errs...))
+	}
+	return nil
+}
+
+// bumpTargetGen tells the programs that remember a task's target (in task
+// storage) that the targets changed, so that they look it up again.
+func (s *Session) bumpTargetGen() error {
+	v := s.coll.Variables["target_gen"]
+	if v == nil {
+		return nil
+	}
+	var gen uint32
+	if err := v.Get(&gen); err != nil {
+		return fmt.Errorf("reading the target generation: %w", err)
+	}
+	if err := v.Set(gen + 1); err != nil {
+		return fmt.Errorf("bumping the target generation: %w", err)
 	}
 	return nil
 }
@@ -571,7 +629,7 @@ func (s *Session) Stream(ctx context.Context, emit EmitFunc) error {
 		if s.opts.MemcgFilter {
 			what = "dropped"
 		}
-		s.opts.Warn(fmt.Sprintf("%d events came from tasks in a target's mount namespace but outside its memory cgroup (%s): something shares the container's mount namespace", n, what))
+		s.opts.Warn(fmt.Sprintf("%d events (or task lookups, for syscall-top) came from tasks in a target's mount namespace but outside its memory cgroup (%s): something shares the container's mount namespace", n, what))
 	}
 	return nil
 }

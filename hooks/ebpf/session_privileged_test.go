@@ -40,6 +40,8 @@ type traced struct {
 	// delays are how long each event streamed before the stop took from
 	// the kernel's timestamp to the emit function.
 	delays []time.Duration
+	// loaded are the names of the programs the session loaded, sorted.
+	loaded []string
 }
 
 // traceConfig changes what trace does.
@@ -47,6 +49,8 @@ type traceConfig struct {
 	opts          func(*Options)
 	allowMismatch bool // events outside the target's memory cgroup are expected
 	allowLost     bool
+	// opened, when set, receives the session once open.
+	opened func(*Session)
 }
 
 // trace opens hook on the targets, runs during() while streaming, stops
@@ -91,11 +95,19 @@ func traceWith(t *testing.T, cfg traceConfig, hook string, args map[string]strin
 		t.Fatalf("Open: %v", err)
 	}
 	defer s.Close()
+	if cfg.opened != nil {
+		cfg.opened(s)
+	}
 	res.warns = append(res.warns, s.Warnings()...)
 	loaded := ebpftest.OurPrograms(t, "kt_")
 	if len(loaded) == 0 {
 		t.Error("no kt_ program loaded while the session is open")
 	}
+	for _, l := range loaded {
+		name, _, _ := strings.Cut(l, "#")
+		res.loaded = append(res.loaded, name)
+	}
+	slices.Sort(res.loaded)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	start := time.Now()
@@ -326,46 +338,158 @@ func TestTCP(t *testing.T) {
 	checkFields(t, HookTCP, res.events, "duration_us")
 }
 
+// syscallTopModes are syscall-top's two modes and the programs of each.
+var syscallTopModes = []struct {
+	latency  string
+	programs []string
+}{
+	{"true", []string{"kt_sys_enter", "kt_sys_exit"}},
+	{"false", []string{"kt_sys_count"}},
+}
+
 func TestSyscallTop(t *testing.T) {
 	// Enough calls to outlast several 200 ms intervals even on an idle
 	// machine (~300 ns each), so rows are printed more than once.
 	const calls = 2000000
-	_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "syscalls", Count: calls})
-	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "syscalls", Count: calls}, 0)
-	res := trace(t, HookSyscallTop, map[string]string{"interval": "200ms", "top": "50"}, []Target{tg}, func() {
-		tp.Go(t)
-		op.Go(t)
-		tp.Line(t) // done
-		op.Line(t)
-		time.Sleep(500 * time.Millisecond)
-	})
-	var getppid uint64
-	times := map[float64]bool{}
-	for _, e := range res.events {
-		f := e.ev.Fields
-		times[e.ev.Time] = true
-		if e.ev.Event != "syscall" || e.ev.PID != tp.PID() || e.ev.Comm != "kttarget" {
-			t.Errorf("row %+v", e)
-		}
-		if f["syscall"] == "getppid" {
-			n, _ := strconv.ParseUint(f["count"], 10, 64)
-			getppid += n
-			if avg, _ := strconv.ParseUint(f["avg_ns"], 10, 64); avg == 0 {
-				t.Errorf("row without latency: %+v", e)
+	for _, mode := range syscallTopModes {
+		t.Run("latency="+mode.latency, func(t *testing.T) {
+			_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "syscalls", Count: calls})
+			op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "syscalls", Count: calls}, 0)
+			res := trace(t, HookSyscallTop, map[string]string{"interval": "200ms", "top": "50", "latency": mode.latency}, []Target{tg}, func() {
+				tp.Go(t)
+				op.Go(t)
+				tp.Line(t) // done
+				op.Line(t)
+				time.Sleep(500 * time.Millisecond)
+			})
+			if !slices.Equal(res.loaded, mode.programs) {
+				t.Errorf("programs loaded %v, want %v", res.loaded, mode.programs)
 			}
+			var getppid uint64
+			times := map[float64]bool{}
+			for _, e := range res.events {
+				f := e.ev.Fields
+				times[e.ev.Time] = true
+				if e.ev.Event != "syscall" || e.ev.PID != tp.PID() || e.ev.Comm != "kttarget" {
+					t.Errorf("row %+v", e)
+				}
+				_, timed := f["avg_ns"]
+				if _, total := f["total_ns"]; timed != total || timed != (mode.latency == "true") {
+					t.Errorf("row with latency=%s: %+v", mode.latency, e)
+				}
+				if f["syscall"] == "getppid" {
+					n, _ := strconv.ParseUint(f["count"], 10, 64)
+					getppid += n
+					if avg, _ := strconv.ParseUint(f["avg_ns"], 10, 64); timed && avg == 0 {
+						t.Errorf("row without latency: %+v", e)
+					}
+				}
+			}
+			// The Go runtime does not call getppid: every call is the
+			// workload's, and the outsider's would show.
+			if getppid != calls {
+				t.Errorf("getppid count %d, want exactly %d", getppid, calls)
+			}
+			if len(times) < 2 {
+				t.Errorf("rows at %d times, want several (interval 200ms)", len(times))
+			}
+			if res.stats.Dropped != 0 {
+				t.Errorf("dropped %d, want none", res.stats.Dropped)
+			}
+			checkFields(t, HookSyscallTop, res.events, "total_ns", "avg_ns")
+			if len(res.events) > 0 {
+				t.Logf("e.g. %s", res.events[0].details)
+			}
+		})
+	}
+}
+
+// syscall-top remembers a task's target in task storage (latency mode):
+// a target removed and added again under another index (a pod that went
+// and came back) gets the calls made after its return, none lost.
+func TestSyscallTopTargetAgain(t *testing.T) {
+	const calls = 100000
+	c, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "syscall-rounds", Count: calls})
+	again := tg
+	again.Target = c.Target()
+	again.Pod = "again"
+	var s *Session
+	res := traceWith(t, traceConfig{opts: func(o *Options) { o.SpareTargets = 1 }, opened: func(o *Session) { s = o }},
+		HookSyscallTop, map[string]string{"interval": "100ms", "top": "50"}, []Target{tg}, func() {
+			tp.Go(t)
+			tp.Line(t) // done: the task has its storage, with target 0
+			time.Sleep(400 * time.Millisecond)
+			if err := s.RemoveTarget(0); err != nil {
+				t.Errorf("RemoveTarget: %v", err)
+			}
+			if err := s.AddTarget(1, again); err != nil {
+				t.Errorf("AddTarget: %v", err)
+			}
+			tp.Go(t)
+			tp.Line(t)
+			time.Sleep(300 * time.Millisecond)
+		})
+	byPod := map[string]uint64{}
+	for _, e := range res.events {
+		if e.ev.Fields["syscall"] == "getppid" {
+			n, _ := strconv.ParseUint(e.ev.Fields["count"], 10, 64)
+			byPod[e.ev.Pod] += n
 		}
 	}
-	// The Go runtime does not call getppid: every call is the workload's,
-	// and the outsider's would show.
-	if getppid != calls {
-		t.Errorf("getppid count %d, want exactly %d", getppid, calls)
+	if byPod[tg.Pod] != calls || byPod["again"] != calls || len(byPod) != 2 {
+		t.Errorf("getppid counts by pod %v, want %d for %s and for again", byPod, calls, tg.Pod)
 	}
-	if len(times) < 2 {
-		t.Errorf("rows at %d times, want several (interval 200ms)", len(times))
+	if res.stats.Dropped != 0 {
+		t.Errorf("dropped %d, want none", res.stats.Dropped)
 	}
-	checkFields(t, HookSyscallTop, res.events)
-	if len(res.events) > 0 {
-		t.Logf("e.g. %s", res.events[0].details)
+}
+
+// The memory cgroup cross-check of syscall-top, in both modes: a process
+// that enters the target's mount namespace but stays outside its cgroup
+// is counted as a mismatch; its calls count as the target's, or are
+// dropped with MemcgFilter.
+func TestSyscallTopMemcg(t *testing.T) {
+	const calls, intruderCalls = 100000, 30000
+	for _, mode := range syscallTopModes {
+		for _, filter := range []bool{false, true} {
+			t.Run(fmt.Sprintf("latency=%s/filter=%v", mode.latency, filter), func(t *testing.T) {
+				_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "syscalls", Count: calls})
+				in := ebpftest.StartInMountNamespace(t, "ktintruder", ebpftest.Work{Kind: "syscalls", Count: intruderCalls}, tp.PID())
+				res := traceWith(t, traceConfig{opts: func(o *Options) { o.MemcgFilter = filter }, allowMismatch: true},
+					HookSyscallTop, map[string]string{"interval": "0", "top": "50", "latency": mode.latency}, []Target{tg}, func() {
+						tp.Go(t)
+						in.Go(t)
+						tp.Line(t)
+						in.Line(t)
+					})
+				var getppid uint64
+				for _, e := range res.events {
+					if e.ev.Fields["syscall"] == "getppid" {
+						n, _ := strconv.ParseUint(e.ev.Fields["count"], 10, 64)
+						getppid += n
+					}
+				}
+				want := uint64(calls + intruderCalls)
+				if filter {
+					want = calls
+				}
+				if getppid != want {
+					t.Errorf("getppid count %d, want %d", getppid, want)
+				}
+				// Count only checks every call; latency checks each task
+				// when its target is first looked up.
+				least := uint64(intruderCalls)
+				if mode.latency == "true" {
+					least = 1
+				}
+				if res.stats.MemcgMismatch < least {
+					t.Errorf("memory cgroup mismatches %d, want >= %d", res.stats.MemcgMismatch, least)
+				}
+				if len(res.warns) != 1 || !strings.Contains(res.warns[0], "outside its memory cgroup") {
+					t.Errorf("warnings %q, want one about the memory cgroup", res.warns)
+				}
+			})
+		}
 	}
 }
 
@@ -526,5 +650,49 @@ func TestOpenThroughput(t *testing.T) {
 		opens/took.Seconds(), n, res.stats.Lost, 100*float64(res.stats.Lost)/opens)
 	if n > opens || uint64(n)+res.stats.Lost < opens {
 		t.Errorf("%d events + %d lost, want %d opens accounted for", n, res.stats.Lost, opens)
+	}
+}
+
+// AllTasks (node-wide tracing): a process in no target's mount namespace
+// is traced as target 0, and the session takes no more targets.
+func TestAllTasks(t *testing.T) {
+	outside := ebpftest.CopyBinary(t, "/bin/true", "ktexec-all")
+	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "exec", Path: outside, Args: []string{"node"}, Every: 20 * time.Millisecond}, 0)
+	node := Target{Target: hooks.Target{Node: "n1"}}
+	var addErr error
+	res := traceWith(t, traceConfig{opts: func(o *Options) { o.AllTasks = true }}, HookExec, nil, []Target{node}, func() {
+		op.Go(t)
+		time.Sleep(time.Second)
+	})
+	n := 0
+	for _, e := range res.events {
+		if e.ev.Node != "n1" || e.ev.Pod != "" {
+			t.Errorf("event not named by the node target: %+v", e)
+		}
+		if e.ev.Fields["filename"] == outside && e.ev.Fields["ppid"] == strconv.Itoa(op.PID()) {
+			n++
+		}
+	}
+	if n < 10 {
+		t.Errorf("%d execs of the outsider traced with AllTasks, want >= 10 (one per 20 ms)", n)
+	}
+	if len(res.warns) != 0 {
+		t.Errorf("warnings %q, want none", res.warns)
+	}
+
+	s, err := Open(Options{Hook: HookExec, AllTasks: true, Targets: []Target{node}})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	addErr = s.AddTarget(1, Target{Target: hooks.Target{Namespace: "a", Pod: "b", Container: "c"}, PIDs: []int{op.PID()}})
+	s.Close()
+	if addErr == nil || !strings.Contains(addErr.Error(), "every task") {
+		t.Errorf("AddTarget with AllTasks: %v, want a refusal", addErr)
+	}
+	if _, err := Open(Options{Hook: HookExec, AllTasks: true, Targets: []Target{node, node}}); err == nil || !strings.Contains(err.Error(), "exactly one target") {
+		t.Errorf("Open with AllTasks and two targets: %v, want a refusal", err)
+	}
+	if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+		t.Errorf("programs left: %v", left)
 	}
 }

@@ -13,18 +13,26 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type syscalltopStart struct {
-	_      structs.HostLayout
-	Ts     uint64
-	Nr     uint32
-	Target uint32
-}
-
 type syscalltopSysstat struct {
 	_       structs.HostLayout
 	Count   uint64
 	TotalNs uint64
-	MaxNs   uint64
+}
+
+type syscalltopTargetValue struct {
+	_      structs.HostLayout
+	Target uint32
+	Pad    uint32
+	Memcg  uint64
+}
+
+type syscalltopTaskState struct {
+	_      structs.HostLayout
+	Ts     uint64
+	Nr     uint32
+	Target int32
+	Mntns  uint32
+	Gen    uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -32,14 +40,16 @@ type syscalltopSysstat struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	syscalltopMapCounters    = "counters"
-	syscalltopMapInflight    = "inflight"
 	syscalltopMapStats       = "stats"
-	syscalltopMapTargetMemcg = "target_memcg"
 	syscalltopMapTargetMntns = "target_mntns"
+	syscalltopMapTstate      = "tstate"
+	syscalltopProgKtSysCount = "kt_sys_count"
 	syscalltopProgKtSysEnter = "kt_sys_enter"
 	syscalltopProgKtSysExit  = "kt_sys_exit"
+	syscalltopVarMatchAll    = "match_all"
 	syscalltopVarMemcgCheck  = "memcg_check"
 	syscalltopVarMemcgFilter = "memcg_filter"
+	syscalltopVarTargetGen   = "target_gen"
 	syscalltopVarWakeupBytes = "wakeup_bytes"
 )
 
@@ -85,6 +95,7 @@ type syscalltopSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type syscalltopProgramSpecs struct {
+	KtSysCount *ebpf.ProgramSpec `ebpf:"kt_sys_count"`
 	KtSysEnter *ebpf.ProgramSpec `ebpf:"kt_sys_enter"`
 	KtSysExit  *ebpf.ProgramSpec `ebpf:"kt_sys_exit"`
 }
@@ -94,18 +105,19 @@ type syscalltopProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type syscalltopMapSpecs struct {
 	Counters    *ebpf.MapSpec `ebpf:"counters"`
-	Inflight    *ebpf.MapSpec `ebpf:"inflight"`
 	Stats       *ebpf.MapSpec `ebpf:"stats"`
-	TargetMemcg *ebpf.MapSpec `ebpf:"target_memcg"`
 	TargetMntns *ebpf.MapSpec `ebpf:"target_mntns"`
+	Tstate      *ebpf.MapSpec `ebpf:"tstate"`
 }
 
 // syscalltopVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type syscalltopVariableSpecs struct {
+	MatchAll    *ebpf.VariableSpec `ebpf:"match_all"`
 	MemcgCheck  *ebpf.VariableSpec `ebpf:"memcg_check"`
 	MemcgFilter *ebpf.VariableSpec `ebpf:"memcg_filter"`
+	TargetGen   *ebpf.VariableSpec `ebpf:"target_gen"`
 	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
@@ -130,19 +142,17 @@ func (o *syscalltopObjects) Close() error {
 // It can be passed to loadSyscalltopObjects or ebpf.CollectionSpec.LoadAndAssign.
 type syscalltopMaps struct {
 	Counters    *ebpf.Map `ebpf:"counters"`
-	Inflight    *ebpf.Map `ebpf:"inflight"`
 	Stats       *ebpf.Map `ebpf:"stats"`
-	TargetMemcg *ebpf.Map `ebpf:"target_memcg"`
 	TargetMntns *ebpf.Map `ebpf:"target_mntns"`
+	Tstate      *ebpf.Map `ebpf:"tstate"`
 }
 
 func (m *syscalltopMaps) Close() error {
 	return _SyscalltopClose(
 		m.Counters,
-		m.Inflight,
 		m.Stats,
-		m.TargetMemcg,
 		m.TargetMntns,
+		m.Tstate,
 	)
 }
 
@@ -150,8 +160,10 @@ func (m *syscalltopMaps) Close() error {
 //
 // It can be passed to loadSyscalltopObjects or ebpf.CollectionSpec.LoadAndAssign.
 type syscalltopVariables struct {
+	MatchAll    *ebpf.Variable `ebpf:"match_all"`
 	MemcgCheck  *ebpf.Variable `ebpf:"memcg_check"`
 	MemcgFilter *ebpf.Variable `ebpf:"memcg_filter"`
+	TargetGen   *ebpf.Variable `ebpf:"target_gen"`
 	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
@@ -159,12 +171,14 @@ type syscalltopVariables struct {
 //
 // It can be passed to loadSyscalltopObjects or ebpf.CollectionSpec.LoadAndAssign.
 type syscalltopPrograms struct {
+	KtSysCount *ebpf.Program `ebpf:"kt_sys_count"`
 	KtSysEnter *ebpf.Program `ebpf:"kt_sys_enter"`
 	KtSysExit  *ebpf.Program `ebpf:"kt_sys_exit"`
 }
 
 func (p *syscalltopPrograms) Close() error {
 	return _SyscalltopClose(
+		p.KtSysCount,
 		p.KtSysEnter,
 		p.KtSysExit,
 	)

@@ -32,6 +32,13 @@ type tcpSockinfo struct {
 	}
 }
 
+type tcpTargetValue struct {
+	_      structs.HostLayout
+	Target uint32
+	Pad    uint32
+	Memcg  uint64
+}
+
 type tcpTcpEvent struct {
 	_ structs.HostLayout
 	H struct {
@@ -64,10 +71,10 @@ const (
 	tcpMapCounters       = "counters"
 	tcpMapEvents         = "events"
 	tcpMapSocks          = "socks"
-	tcpMapTargetMemcg    = "target_memcg"
 	tcpMapTargetMntns    = "target_mntns"
 	tcpProgKtTcpAccept   = "kt_tcp_accept"
 	tcpProgKtTcpState    = "kt_tcp_state"
+	tcpVarMatchAll       = "match_all"
 	tcpVarMemcgCheck     = "memcg_check"
 	tcpVarMemcgFilter    = "memcg_filter"
 	tcpVarUnusedTcpEvent = "unused_tcp_event"
@@ -127,7 +134,6 @@ type tcpMapSpecs struct {
 	Counters    *ebpf.MapSpec `ebpf:"counters"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Socks       *ebpf.MapSpec `ebpf:"socks"`
-	TargetMemcg *ebpf.MapSpec `ebpf:"target_memcg"`
 	TargetMntns *ebpf.MapSpec `ebpf:"target_mntns"`
 }
 
@@ -135,6 +141,7 @@ type tcpMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcpVariableSpecs struct {
+	MatchAll       *ebpf.VariableSpec `ebpf:"match_all"`
 	MemcgCheck     *ebpf.VariableSpec `ebpf:"memcg_check"`
 	MemcgFilter    *ebpf.VariableSpec `ebpf:"memcg_filter"`
 	UnusedTcpEvent *ebpf.VariableSpec `ebpf:"unused_tcp_event"`
@@ -164,7 +171,6 @@ type tcpMaps struct {
 	Counters    *ebpf.Map `ebpf:"counters"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Socks       *ebpf.Map `ebpf:"socks"`
-	TargetMemcg *ebpf.Map `ebpf:"target_memcg"`
 	TargetMntns *ebpf.Map `ebpf:"target_mntns"`
 }
 
@@ -173,7 +179,6 @@ func (m *tcpMaps) Close() error {
 		m.Counters,
 		m.Events,
 		m.Socks,
-		m.TargetMemcg,
 		m.TargetMntns,
 	)
 }
@@ -182,6 +187,7 @@ func (m *tcpMaps) Close() error {
 //
 // It can be passed to loadTcpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcpVariables struct {
+	MatchAll       *ebpf.Variable `ebpf:"match_all"`
 	MemcgCheck     *ebpf.Variable `ebpf:"memcg_check"`
 	MemcgFilter    *ebpf.Variable `ebpf:"memcg_filter"`
 	UnusedTcpEvent *ebpf.Variable `ebpf:"unused_tcp_event"`

@@ -194,49 +194,56 @@ func TestRunEBPFExec(t *testing.T) {
 	}
 }
 
-// syscall-top through Run, as text: rows every interval, the target's
-// getppid calls counted exactly.
+// syscall-top through Run, as text, in both modes: rows every interval,
+// the target's getppid calls counted exactly, times only with latency.
 func TestRunEBPFSyscallTopText(t *testing.T) {
 	const calls = 50000
-	c := ebpftest.NewContainer(t)
-	p := ebpftest.Start(t, "kttarget", ebpftest.Work{Kind: "syscalls", Count: calls}, syscall.CLONE_NEWNS|syscall.CLONE_NEWNET)
-	c.Add(t, p.PID())
-	outsider := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "syscalls", Count: calls}, 0)
-	req := ebpfRequest("syscall-top", hooks.OutputText, map[string]string{"interval": "300ms", "top": "5"}, c.Target())
-	stdout, statuses, err := ebpfRun(t, req, func() {
-		p.Go(t)
-		outsider.Go(t)
-		p.Line(t)
-		outsider.Line(t)
-		time.Sleep(700 * time.Millisecond)
-	})
-	if err != nil {
-		t.Fatalf("Run: %v\nstatuses: %+v", err, statuses)
-	}
-	var getppid int
-	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	for _, line := range lines {
-		// <time> [000] kttarget-<pid> syscall: syscall=… nr=… count=…
-		f := strings.Fields(line)
-		if len(f) < 5 || f[2] != "kttarget-"+strconv.Itoa(p.PID()) || f[3] != "syscall:" {
-			t.Errorf("line %q", line)
-			continue
-		}
-		if f[4] == "syscall=getppid" {
-			for _, kv := range f[5:] {
-				if v, ok := strings.CutPrefix(kv, "count="); ok {
-					n, _ := strconv.Atoi(v)
-					getppid += n
+	for _, latency := range []string{"true", "false"} {
+		t.Run("latency="+latency, func(t *testing.T) {
+			c := ebpftest.NewContainer(t)
+			p := ebpftest.Start(t, "kttarget", ebpftest.Work{Kind: "syscalls", Count: calls}, syscall.CLONE_NEWNS|syscall.CLONE_NEWNET)
+			c.Add(t, p.PID())
+			outsider := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "syscalls", Count: calls}, 0)
+			req := ebpfRequest("syscall-top", hooks.OutputText, map[string]string{"interval": "300ms", "top": "5", "latency": latency}, c.Target())
+			stdout, statuses, err := ebpfRun(t, req, func() {
+				p.Go(t)
+				outsider.Go(t)
+				p.Line(t)
+				outsider.Line(t)
+				time.Sleep(700 * time.Millisecond)
+			})
+			if err != nil {
+				t.Fatalf("Run: %v\nstatuses: %+v", err, statuses)
+			}
+			var getppid int
+			lines := strings.Split(strings.TrimSpace(stdout), "\n")
+			for _, line := range lines {
+				// <time> [000] kttarget-<pid> syscall: syscall=… nr=… count=…
+				f := strings.Fields(line)
+				if len(f) < 5 || f[2] != "kttarget-"+strconv.Itoa(p.PID()) || f[3] != "syscall:" {
+					t.Errorf("line %q", line)
+					continue
+				}
+				if strings.Contains(line, " avg_ns=") != (latency == "true") {
+					t.Errorf("line %q with latency=%s", line, latency)
+				}
+				if f[4] == "syscall=getppid" {
+					for _, kv := range f[5:] {
+						if v, ok := strings.CutPrefix(kv, "count="); ok {
+							n, _ := strconv.Atoi(v)
+							getppid += n
+						}
+					}
 				}
 			}
-		}
-	}
-	t.Logf("%d rows, e.g. %q", len(lines), lines[0])
-	if getppid != calls {
-		t.Errorf("getppid calls %d, want %d", getppid, calls)
-	}
-	if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
-		t.Errorf("programs left: %v", left)
+			t.Logf("%d rows, e.g. %q", len(lines), lines[0])
+			if getppid != calls {
+				t.Errorf("getppid calls %d, want %d", getppid, calls)
+			}
+			if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+				t.Errorf("programs left: %v", left)
+			}
+		})
 	}
 }
 

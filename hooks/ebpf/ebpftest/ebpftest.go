@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -197,7 +198,9 @@ type Work struct {
 	// Paths in a loop (Count > 0: Count times without pause, then says
 	// "done"); "tcp" listens on 127.0.0.1:Port and connects to it,
 	// accepts and closes, in a loop; "syscalls" calls getppid Count times,
-	// then idles; "spin" spins Count threads; "alloc" allocates and touches
+	// then idles; "syscall-rounds" calls getppid Count times from one
+	// thread, says "done", and again on each further Go until stdin ends;
+	// "spin" spins Count threads; "alloc" allocates and touches
 	// memory until it is killed.
 	Kind  string
 	Path  string
@@ -334,6 +337,19 @@ func runWork(w Work) error {
 	in := bufio.NewReader(os.Stdin)
 	if line, err := in.ReadString('\n'); err != nil || strings.TrimSpace(line) != "go" {
 		return fmt.Errorf("waiting for go: %q, %v", line, err)
+	}
+	if w.Kind == "syscall-rounds" {
+		// One thread: the same task makes every round's calls.
+		runtime.LockOSThread()
+		for {
+			for i := 0; i < w.Count; i++ {
+				syscall.Getppid()
+			}
+			fmt.Println("done")
+			if _, err := in.ReadString('\n'); err != nil {
+				return nil
+			}
+		}
 	}
 	// End of stdin ends the loops.
 	stop := make(chan struct{})

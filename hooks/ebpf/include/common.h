@@ -4,17 +4,28 @@
  * filter, the loss counters and the ring buffer with batched wake-ups.
  *
  * Target filter. A task belongs to target i when its mount namespace
- * (task->nsproxy->mnt_ns->ns.inum) is a key of target_mntns with value i;
+ * (task->nsproxy->mnt_ns->ns.inum) is a key of target_mntns with target i;
  * user space fills the map from stat(/proc/<pid>/ns/mnt) of each resolved
  * target. Every container has a mount namespace of its own, whatever the
  * cgroup layout, and `kubectl exec` joins it. The memory cgroup
  * (task->cgroups->subsys[memory_cgrp_id]->cgroup->kn->id, the inode of the
  * container's memory cgroup directory, right on cgroup v1 and v2) is the
  * cross-check: a task of the target's mount namespace outside the target's
- * memory cgroup is counted (COUNTER_MEMCG_MISMATCH), and dropped when
- * memcg_filter is set. bpf_get_current_cgroup_id() is not used: on v1 and
+ * memory cgroup (the memcg of the same map value; 0 when user space found
+ * none) is counted (COUNTER_MEMCG_MISMATCH), and dropped when memcg_filter
+ * is set. One map lookup does both. bpf_get_current_cgroup_id() is not used: on v1 and
  * hybrid nodes it returns the root of the (empty) v2 hierarchy for every
  * task.
+ *
+ * Both are checked every time target_of runs: on every event, except in
+ * syscall-top's latency mode, which remembers each task's target in task
+ * storage and calls target_of again only when the task's mount namespace
+ * or the set of targets changed. There a task that moves to another memory
+ * cgroup later keeps its verdict, and COUNTER_MEMCG_MISMATCH counts
+ * lookups of tasks, not calls.
+ *
+ * Node-wide sessions set match_all: every task is target 0, with neither
+ * the mount namespace lookup nor the memory cgroup cross-check.
  */
 #ifndef __KT_COMMON_H__
 #define __KT_COMMON_H__
@@ -31,24 +42,26 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 volatile const __u32 memcg_check = 0;
 /* memcg_filter: drop, not only count, events whose memory cgroup is not the target's. */
 volatile const __u32 memcg_filter = 0;
+/* match_all: every task of the node is target 0 (node-wide tracing). */
+volatile const __u32 match_all = 0;
 /* Submit with BPF_RB_NO_WAKEUP until this many bytes wait in the ring; the reader polls. */
 volatile const __u32 wakeup_bytes = 256 << 10;
 
 #define MAX_TARGETS 64
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);   /* mount namespace inode */
-	__type(value, __u32); /* target index */
-} target_mntns SEC(".maps");
+/* Go: targetValue. */
+struct target_value {
+	__u32 target; /* target index */
+	__u32 pad;
+	__u64 memcg; /* the target's memory cgroup id (kernfs node id = directory inode); 0: unknown */
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
-	__type(key, __u64);   /* memory cgroup id (kernfs node id = directory inode) */
-	__type(value, __u32); /* target index */
-} target_memcg SEC(".maps");
+	__type(key, __u32); /* mount namespace inode */
+	__type(value, struct target_value);
+} target_mntns SEC(".maps");
 
 #define COUNTER_LOST 0           /* ring buffer reservations that failed */
 #define COUNTER_MEMCG_MISMATCH 1 /* target mntns, but another memory cgroup */
@@ -69,39 +82,40 @@ static __always_inline void count(__u32 which)
 		(*v)++;
 }
 
+/*
+ * task_memcg: direct loads through BTF pointers (a fault reads as 0), not
+ * bpf_probe_read_kernel calls: it runs whenever the filter does.
+ */
 static __always_inline __u64 task_memcg(struct task_struct *t)
 {
 	int idx = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
-	struct css_set *cs = BPF_CORE_READ(t, cgroups);
-	struct cgroup_subsys_state *css = NULL;
+	struct cgroup_subsys_state *css;
 
-	if (!cs || idx < 0 || idx >= 16)
+	if (idx < 0 || idx >= 16)
 		return 0;
-	bpf_core_read(&css, sizeof(css), &cs->subsys[idx]);
+	css = t->cgroups->subsys[idx];
 	if (!css)
 		return 0;
-	return BPF_CORE_READ(css, cgroup, kn, id);
+	return css->cgroup->kn->id;
 }
 
 /* target_of returns the index of the target t belongs to, or -1. */
 static __always_inline int target_of(struct task_struct *t)
 {
+	if (match_all)
+		return 0;
 	/* Direct loads (BTF pointers, faults read as 0): the hot path. */
 	__u32 ns = t->nsproxy->mnt_ns->ns.inum;
-	__u32 *idx = bpf_map_lookup_elem(&target_mntns, &ns);
+	struct target_value *v = bpf_map_lookup_elem(&target_mntns, &ns);
 
-	if (!idx)
+	if (!v)
 		return -1;
-	if (memcg_check) {
-		__u64 cg = task_memcg(t);
-		__u32 *cidx = bpf_map_lookup_elem(&target_memcg, &cg);
-		if (!cidx || *cidx != *idx) {
-			count(COUNTER_MEMCG_MISMATCH);
-			if (memcg_filter)
-				return -1;
-		}
+	if (memcg_check && (!v->memcg || task_memcg(t) != v->memcg)) {
+		count(COUNTER_MEMCG_MISMATCH);
+		if (memcg_filter)
+			return -1;
 	}
-	return (int)*idx;
+	return (int)v->target;
 }
 
 /* Header of every ring buffer record; Go: decodeHeader. */
