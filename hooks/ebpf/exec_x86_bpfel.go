@@ -41,6 +41,7 @@ const (
 	execMapTargetMemcg     = "target_memcg"
 	execMapTargetMntns     = "target_mntns"
 	execProgKtExec         = "kt_exec"
+	execVarMatchAll        = "match_all"
 	execVarMemcgCheck      = "memcg_check"
 	execVarMemcgFilter     = "memcg_filter"
 	execVarUnusedExecEvent = "unused_exec_event"
@@ -106,6 +107,7 @@ type execMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type execVariableSpecs struct {
+	MatchAll        *ebpf.VariableSpec `ebpf:"match_all"`
 	MemcgCheck      *ebpf.VariableSpec `ebpf:"memcg_check"`
 	MemcgFilter     *ebpf.VariableSpec `ebpf:"memcg_filter"`
 	UnusedExecEvent *ebpf.VariableSpec `ebpf:"unused_exec_event"`
@@ -151,6 +153,7 @@ func (m *execMaps) Close() error {
 //
 // It can be passed to loadExecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execVariables struct {
+	MatchAll        *ebpf.Variable `ebpf:"match_all"`
 	MemcgCheck      *ebpf.Variable `ebpf:"memcg_check"`
 	MemcgFilter     *ebpf.Variable `ebpf:"memcg_filter"`
 	UnusedExecEvent *ebpf.Variable `ebpf:"unused_exec_event"`

@@ -42,6 +42,7 @@ const (
 	oomkillMapTargetMemcg    = "target_memcg"
 	oomkillMapTargetMntns    = "target_mntns"
 	oomkillProgKtOomkill     = "kt_oomkill"
+	oomkillVarMatchAll       = "match_all"
 	oomkillVarMemcgCheck     = "memcg_check"
 	oomkillVarMemcgFilter    = "memcg_filter"
 	oomkillVarUnusedOomEvent = "unused_oom_event"
@@ -107,6 +108,7 @@ type oomkillMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type oomkillVariableSpecs struct {
+	MatchAll       *ebpf.VariableSpec `ebpf:"match_all"`
 	MemcgCheck     *ebpf.VariableSpec `ebpf:"memcg_check"`
 	MemcgFilter    *ebpf.VariableSpec `ebpf:"memcg_filter"`
 	UnusedOomEvent *ebpf.VariableSpec `ebpf:"unused_oom_event"`
@@ -152,6 +154,7 @@ func (m *oomkillMaps) Close() error {
 //
 // It can be passed to loadOomkillObjects or ebpf.CollectionSpec.LoadAndAssign.
 type oomkillVariables struct {
+	MatchAll       *ebpf.Variable `ebpf:"match_all"`
 	MemcgCheck     *ebpf.Variable `ebpf:"memcg_check"`
 	MemcgFilter    *ebpf.Variable `ebpf:"memcg_filter"`
 	UnusedOomEvent *ebpf.Variable `ebpf:"unused_oom_event"`

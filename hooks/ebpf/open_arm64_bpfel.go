@@ -50,6 +50,7 @@ const (
 	openMapTargetMntns     = "target_mntns"
 	openProgKtOpenEnter    = "kt_open_enter"
 	openProgKtOpenExit     = "kt_open_exit"
+	openVarMatchAll        = "match_all"
 	openVarMemcgCheck      = "memcg_check"
 	openVarMemcgFilter     = "memcg_filter"
 	openVarUnusedOpenEvent = "unused_open_event"
@@ -117,6 +118,7 @@ type openMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type openVariableSpecs struct {
+	MatchAll        *ebpf.VariableSpec `ebpf:"match_all"`
 	MemcgCheck      *ebpf.VariableSpec `ebpf:"memcg_check"`
 	MemcgFilter     *ebpf.VariableSpec `ebpf:"memcg_filter"`
 	UnusedOpenEvent *ebpf.VariableSpec `ebpf:"unused_open_event"`
@@ -164,6 +166,7 @@ func (m *openMaps) Close() error {
 //
 // It can be passed to loadOpenObjects or ebpf.CollectionSpec.LoadAndAssign.
 type openVariables struct {
+	MatchAll        *ebpf.Variable `ebpf:"match_all"`
 	MemcgCheck      *ebpf.Variable `ebpf:"memcg_check"`
 	MemcgFilter     *ebpf.Variable `ebpf:"memcg_filter"`
 	UnusedOpenEvent *ebpf.Variable `ebpf:"unused_open_event"`

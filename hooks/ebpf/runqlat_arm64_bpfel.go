@@ -32,6 +32,7 @@ const (
 	runqlatProgKtRqSwitch    = "kt_rq_switch"
 	runqlatProgKtRqWakeup    = "kt_rq_wakeup"
 	runqlatProgKtRqWakeupNew = "kt_rq_wakeup_new"
+	runqlatVarMatchAll       = "match_all"
 	runqlatVarMemcgCheck     = "memcg_check"
 	runqlatVarMemcgFilter    = "memcg_filter"
 	runqlatVarWakeupBytes    = "wakeup_bytes"
@@ -99,6 +100,7 @@ type runqlatMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type runqlatVariableSpecs struct {
+	MatchAll    *ebpf.VariableSpec `ebpf:"match_all"`
 	MemcgCheck  *ebpf.VariableSpec `ebpf:"memcg_check"`
 	MemcgFilter *ebpf.VariableSpec `ebpf:"memcg_filter"`
 	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
@@ -145,6 +147,7 @@ func (m *runqlatMaps) Close() error {
 //
 // It can be passed to loadRunqlatObjects or ebpf.CollectionSpec.LoadAndAssign.
 type runqlatVariables struct {
+	MatchAll    *ebpf.Variable `ebpf:"match_all"`
 	MemcgCheck  *ebpf.Variable `ebpf:"memcg_check"`
 	MemcgFilter *ebpf.Variable `ebpf:"memcg_filter"`
 	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`

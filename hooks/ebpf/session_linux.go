@@ -54,6 +54,13 @@ type Options struct {
 	RingBytes int
 	// PollInterval: 0 means DefaultPollInterval.
 	PollInterval time.Duration
+	// AllTasks traces every task of the node (node-wide tracing): the
+	// programs match every task as target 0, with no mount namespace
+	// lookup and no memory cgroup cross-check. Targets then holds exactly
+	// one target, which only names the events (its PIDs and
+	// MemCgroupDirs are not used); AddTarget is refused. Rows of the
+	// hooks that sum name no process (pid 0).
+	AllTasks bool
 	// MemcgFilter drops the events of tasks that are in a target's mount
 	// namespace but not in its memory cgroup, instead of only counting
 	// them (Stats.MemcgMismatch).
@@ -203,6 +210,9 @@ func Open(opts Options) (_ *Session, err error) {
 	if opts.RingBytes < page || opts.RingBytes&(opts.RingBytes-1) != 0 {
 		return nil, fmt.Errorf("opening ebpf hook %q: ring buffer size %d is not a power of two of at least a page (%d)", opts.Hook, opts.RingBytes, page)
 	}
+	if opts.AllTasks && len(opts.Targets) != 1 {
+		return nil, fmt.Errorf("opening ebpf hook %q: tracing all tasks takes exactly one target, which names the node's events; got %d", opts.Hook, len(opts.Targets))
+	}
 	s := &Session{opts: opts, def: def, targets: slices.Clone(opts.Targets), removed: make([]bool, len(opts.Targets))}
 	if s.interval, s.top, err = parseArgs(opts.Args); err != nil {
 		return nil, fmt.Errorf("opening ebpf hook %q: %w", opts.Hook, err)
@@ -214,11 +224,18 @@ func Open(opts Options) (_ *Session, err error) {
 		}
 	}()
 
-	mntns, err := s.mountNamespaces()
-	if err != nil {
-		return nil, err
+	var (
+		mntns  = map[uint32]uint32{}
+		memcgs map[uint64]uint32
+	)
+	if opts.AllTasks {
+		s.first = []process{{}}
+	} else {
+		if mntns, err = s.mountNamespaces(); err != nil {
+			return nil, err
+		}
+		memcgs = s.memoryCgroups()
 	}
-	memcgs := s.memoryCgroups()
 	s.mntns, s.memcgs, s.memcgOn = mntns, memcgs, memcgs != nil
 
 	memlockOnce.Do(func() {
@@ -234,6 +251,7 @@ func Open(opts Options) (_ *Session, err error) {
 	vars := map[string]uint32{
 		"memcg_check":  boolU32(memcgs != nil),
 		"memcg_filter": boolU32(memcgs != nil && opts.MemcgFilter),
+		"match_all":    boolU32(opts.AllTasks),
 		"wakeup_bytes": uint32(min(opts.RingBytes/4, maxWakeupBytes)),
 	}
 	for name, v := range vars {
@@ -393,6 +411,9 @@ func (s *Session) AddTarget(target int, t Target) error {
 	defer s.tmu.Unlock()
 	if s.closing.Load() {
 		return fmt.Errorf("adding target %s: the session is closed", t.Target)
+	}
+	if s.opts.AllTasks {
+		return fmt.Errorf("adding target %s: the session traces every task of the node already", t.Target)
 	}
 	if target < len(s.targets) {
 		return fmt.Errorf("adding target %s: index %d is taken", t.Target, target)

@@ -528,3 +528,47 @@ func TestOpenThroughput(t *testing.T) {
 		t.Errorf("%d events + %d lost, want %d opens accounted for", n, res.stats.Lost, opens)
 	}
 }
+
+// AllTasks (node-wide tracing): a process in no target's mount namespace
+// is traced as target 0, and the session takes no more targets.
+func TestAllTasks(t *testing.T) {
+	outside := ebpftest.CopyBinary(t, "/bin/true", "ktexec-all")
+	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "exec", Path: outside, Args: []string{"node"}, Every: 20 * time.Millisecond}, 0)
+	node := Target{Target: hooks.Target{Node: "n1"}}
+	var addErr error
+	res := traceWith(t, traceConfig{opts: func(o *Options) { o.AllTasks = true }}, HookExec, nil, []Target{node}, func() {
+		op.Go(t)
+		time.Sleep(time.Second)
+	})
+	n := 0
+	for _, e := range res.events {
+		if e.ev.Node != "n1" || e.ev.Pod != "" {
+			t.Errorf("event not named by the node target: %+v", e)
+		}
+		if e.ev.Fields["filename"] == outside && e.ev.Fields["ppid"] == strconv.Itoa(op.PID()) {
+			n++
+		}
+	}
+	if n < 10 {
+		t.Errorf("%d execs of the outsider traced with AllTasks, want >= 10 (one per 20 ms)", n)
+	}
+	if len(res.warns) != 0 {
+		t.Errorf("warnings %q, want none", res.warns)
+	}
+
+	s, err := Open(Options{Hook: HookExec, AllTasks: true, Targets: []Target{node}})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	addErr = s.AddTarget(1, Target{Target: hooks.Target{Namespace: "a", Pod: "b", Container: "c"}, PIDs: []int{op.PID()}})
+	s.Close()
+	if addErr == nil || !strings.Contains(addErr.Error(), "every task") {
+		t.Errorf("AddTarget with AllTasks: %v, want a refusal", addErr)
+	}
+	if _, err := Open(Options{Hook: HookExec, AllTasks: true, Targets: []Target{node, node}}); err == nil || !strings.Contains(err.Error(), "exactly one target") {
+		t.Errorf("Open with AllTasks and two targets: %v, want a refusal", err)
+	}
+	if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+		t.Errorf("programs left: %v", left)
+	}
+}

@@ -38,6 +38,7 @@ const (
 	syscalltopMapTargetMntns = "target_mntns"
 	syscalltopProgKtSysEnter = "kt_sys_enter"
 	syscalltopProgKtSysExit  = "kt_sys_exit"
+	syscalltopVarMatchAll    = "match_all"
 	syscalltopVarMemcgCheck  = "memcg_check"
 	syscalltopVarMemcgFilter = "memcg_filter"
 	syscalltopVarWakeupBytes = "wakeup_bytes"
@@ -104,6 +105,7 @@ type syscalltopMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type syscalltopVariableSpecs struct {
+	MatchAll    *ebpf.VariableSpec `ebpf:"match_all"`
 	MemcgCheck  *ebpf.VariableSpec `ebpf:"memcg_check"`
 	MemcgFilter *ebpf.VariableSpec `ebpf:"memcg_filter"`
 	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
@@ -150,6 +152,7 @@ func (m *syscalltopMaps) Close() error {
 //
 // It can be passed to loadSyscalltopObjects or ebpf.CollectionSpec.LoadAndAssign.
 type syscalltopVariables struct {
+	MatchAll    *ebpf.Variable `ebpf:"match_all"`
 	MemcgCheck  *ebpf.Variable `ebpf:"memcg_check"`
 	MemcgFilter *ebpf.Variable `ebpf:"memcg_filter"`
 	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`

@@ -68,6 +68,7 @@ const (
 	tcpMapTargetMntns    = "target_mntns"
 	tcpProgKtTcpAccept   = "kt_tcp_accept"
 	tcpProgKtTcpState    = "kt_tcp_state"
+	tcpVarMatchAll       = "match_all"
 	tcpVarMemcgCheck     = "memcg_check"
 	tcpVarMemcgFilter    = "memcg_filter"
 	tcpVarUnusedTcpEvent = "unused_tcp_event"
@@ -135,6 +136,7 @@ type tcpMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcpVariableSpecs struct {
+	MatchAll       *ebpf.VariableSpec `ebpf:"match_all"`
 	MemcgCheck     *ebpf.VariableSpec `ebpf:"memcg_check"`
 	MemcgFilter    *ebpf.VariableSpec `ebpf:"memcg_filter"`
 	UnusedTcpEvent *ebpf.VariableSpec `ebpf:"unused_tcp_event"`
@@ -182,6 +184,7 @@ func (m *tcpMaps) Close() error {
 //
 // It can be passed to loadTcpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcpVariables struct {
+	MatchAll       *ebpf.Variable `ebpf:"match_all"`
 	MemcgCheck     *ebpf.Variable `ebpf:"memcg_check"`
 	MemcgFilter    *ebpf.Variable `ebpf:"memcg_filter"`
 	UnusedTcpEvent *ebpf.Variable `ebpf:"unused_tcp_event"`

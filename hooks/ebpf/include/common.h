@@ -15,6 +15,9 @@
  * memcg_filter is set. bpf_get_current_cgroup_id() is not used: on v1 and
  * hybrid nodes it returns the root of the (empty) v2 hierarchy for every
  * task.
+ *
+ * Node-wide sessions set match_all: every task is target 0, with neither
+ * the mount namespace lookup nor the memory cgroup cross-check.
  */
 #ifndef __KT_COMMON_H__
 #define __KT_COMMON_H__
@@ -31,6 +34,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 volatile const __u32 memcg_check = 0;
 /* memcg_filter: drop, not only count, events whose memory cgroup is not the target's. */
 volatile const __u32 memcg_filter = 0;
+/* match_all: every task of the node is target 0 (node-wide tracing). */
+volatile const __u32 match_all = 0;
 /* Submit with BPF_RB_NO_WAKEUP until this many bytes wait in the ring; the reader polls. */
 volatile const __u32 wakeup_bytes = 256 << 10;
 
@@ -86,6 +91,8 @@ static __always_inline __u64 task_memcg(struct task_struct *t)
 /* target_of returns the index of the target t belongs to, or -1. */
 static __always_inline int target_of(struct task_struct *t)
 {
+	if (match_all)
+		return 0;
 	/* Direct loads (BTF pointers, faults read as 0): the hot path. */
 	__u32 ns = t->nsproxy->mnt_ns->ns.inum;
 	__u32 *idx = bpf_map_lookup_elem(&target_mntns, &ns);
