@@ -201,6 +201,23 @@ func Open(opts Options) (_ *Session, err error) {
 		}
 		s.plan.filtered = false
 		s.tr.allTasks = true
+		if len(opts.ExcludeTIDs) > 0 {
+			excluded := map[int]bool{}
+			for _, tid := range opts.ExcludeTIDs {
+				excluded[tid] = true
+			}
+			// Threads the helper starts later are not in ExcludeTIDs:
+			// a thread of this process is one /proc/self/task lists (the
+			// helper runs in the node's pid namespace, whose ids the
+			// events carry).
+			s.tr.isExcluded = func(pid int) bool {
+				if excluded[pid] {
+					return true
+				}
+				_, err := os.Stat("/proc/self/task/" + strconv.Itoa(pid))
+				return err == nil
+			}
+		}
 	}
 	// The owner recorded in the instance's name is this process, in its
 	// own pid namespace: /proc, not the targets' ProcRoot.

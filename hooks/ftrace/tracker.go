@@ -44,6 +44,12 @@ type tracker struct {
 	// allTasks makes every task target 0's (a whole node, Options.AllTasks):
 	// a task the set does not hold joins it when an event names it.
 	allTasks bool
+	// isExcluded, with allTasks, says whether a task the set does not
+	// hold is left out (the helper's own threads, which the kernel still
+	// records when another task wakes them or switches with them); the
+	// answers are kept in excluded.
+	isExcluded func(pid int) bool
+	excluded   map[int]bool
 }
 
 // task returns the set's task pid, or nil when it is no target's. With
@@ -52,6 +58,16 @@ type tracker struct {
 func (t *tracker) task(pid int) *task {
 	tk := t.tasks[pid]
 	if tk == nil && t.allTasks && pid >= 0 && !t.removed[0] {
+		if t.excluded[pid] {
+			return nil
+		}
+		if t.isExcluded != nil && t.isExcluded(pid) {
+			if t.excluded == nil {
+				t.excluded = map[int]bool{}
+			}
+			t.excluded[pid] = true
+			return nil
+		}
 		tk = &task{target: 0}
 		if t.lookupComm != nil && pid > 0 {
 			tk.comm = t.lookupComm(pid)
@@ -235,7 +251,9 @@ func (t *tracker) attribute(l *Line) (traced, bool) {
 			tk := t.tasks[pid]
 			tk.comm = get("comm")
 			tr, ok = traced{pid: pid, comm: tk.comm, target: tk.target}, true
-		} else {
+		} else if !t.allTasks {
+			// On a whole node every wakee is the target's but one left
+			// out: its wakeup is not shown.
 			tr, ok = t.current(l)
 		}
 	case "sched_migrate_task":
