@@ -3,6 +3,8 @@
 package e2e
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,8 +50,8 @@ func nodeSession(t *testing.T, r result, hook string) {
 	if n := strings.Count(r.stderr, "creating helper pod"); n != 1 {
 		t.Errorf("%d helper pods created, want 1 for the node", n)
 	}
-	if !strings.Contains(r.stderr, "on node \""+nodeName+"\"") {
-		t.Errorf("stderr does not name the node %q", nodeName)
+	if !strings.Contains(r.stderr, "on node \""+nodeName+"\"") || !strings.Contains(r.stderr, "tracing node/"+nodeName+": the whole node") {
+		t.Errorf("stderr does not say the whole node %q is traced", nodeName)
 	}
 	if !hookSummary(r.stderr, "node/"+nodeName, hook, "duration reached", true) {
 		t.Errorf("no summary row for node/%s with events, ended by the duration", nodeName)
@@ -114,6 +116,59 @@ func TestNodeExec(t *testing.T) {
 	for _, k := range []string{"ktalpha child", "ktbravo child", "host"} {
 		if seen[k] < 2 {
 			t.Errorf("%d execs of %q in 4 s, want one a second at least twice: %v", seen[k], k, seen)
+		}
+	}
+}
+
+// udpLoop sends a datagram to 127.0.0.1:port every 50 ms from the node
+// itself (its own network namespace), until cleanup.
+func udpLoop(t *testing.T, port int) {
+	t.Helper()
+	conn, err := net.Dial("udp4", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+				_, _ = conn.Write([]byte("ktnode"))
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(stop)
+		<-done
+		conn.Close()
+	})
+}
+
+// TestNodeTcpdump: the node's own network namespace, every interface by
+// default and the one --arg interface names: loopback datagrams sent on
+// the node (in no pod) are captured both ways.
+func TestNodeTcpdump(t *testing.T) {
+	udpLoop(t, 5598)
+	for _, args := range [][]string{
+		{"--arg", "filter=udp port 5598"},
+		{"--arg", "filter=udp port 5598", "--arg", "interface=lo"},
+	} {
+		r := runTrace(t, nil, append([]string{"node/" + nodeName, "--hook", "tcpdump", "--duration", "3s", "-o", "json"}, args...)...)
+		nodeSession(t, r, "tcpdump")
+		n := 0
+		for _, e := range parseEvents(t, r.stdout, "json") {
+			if e.Node != nodeName || e.Pod != "" || !strings.Contains(e.Fields["line"], "127.0.0.1.5598: UDP") {
+				t.Errorf("event %+v, want the node's loopback datagrams only", e)
+				continue
+			}
+			n++
+		}
+		if n < 20 {
+			t.Errorf("%v: %d datagrams captured in 3 s, want about 60", args, n)
 		}
 	}
 }
