@@ -89,6 +89,22 @@ func TestNodeSched(t *testing.T) {
 	}
 }
 
+// TestNodeMaxEvents: --max-events stops a whole-node stream after that
+// many events, as for a pod, with the helper gone.
+func TestNodeMaxEvents(t *testing.T) {
+	r := runTrace(t, nil, "node/"+nodeName, "--hook", "sched", "--max-events", "500", "-o", "json", "--duration", "60s")
+	sessionClean(t, r.stderr)
+	if r.code != 0 {
+		t.Fatalf("exit %d, want 0", r.code)
+	}
+	if evs := parseEvents(t, r.stdout, "json"); len(evs) != 500 {
+		t.Errorf("%d events, want exactly --max-events 500", len(evs))
+	}
+	if r.elapsed > 30*time.Second {
+		t.Errorf("took %s: --max-events did not stop the session", r.elapsed)
+	}
+}
+
 // TestNodeExec: kubectl trace node/NAME --hook exec (eBPF, match_all)
 // shows the execs of two pods (each runs its named child every second)
 // and of a host process, as JSON events naming the node and no pod.
