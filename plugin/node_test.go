@@ -141,7 +141,13 @@ func TestRunNodesOneHelperEach(t *testing.T) {
 	}
 	// The fake helper writes one line per target; merged lines name the node.
 	for _, want := range []string{"node/n1 1.000000 [000] -1 sched_switch: x", "node/n2 1.000000 [000] -1 sched_switch: x"} {
-		if !strings.Contains(out.String(), want) {
+		line := ""
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.HasPrefix(l, "Whole node:") {
+				line = strings.TrimSpace(strings.TrimPrefix(l, "Whole node:"))
+			}
+		}
+		if !strings.HasPrefix(line, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, out)
 		}
 	}
@@ -208,7 +214,13 @@ func TestNodeDryRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"nodeName: n1", "namespace: tracing", "hostPID: true", "kubectl-trace.dev/targets: node/n1"} {
-		if !strings.Contains(out.String(), want) {
+		line := ""
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.HasPrefix(l, "Whole node:") {
+				line = strings.TrimSpace(strings.TrimPrefix(l, "Whole node:"))
+			}
+		}
+		if !strings.HasPrefix(line, want) {
 			t.Errorf("dry-run output lacks %q:\n%s", want, out)
 		}
 	}
@@ -240,5 +252,27 @@ func TestCompleteNodes(t *testing.T) {
 				t.Errorf("completions (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestDescribeHookSaysWhetherItTracesANode(t *testing.T) {
+	for hook, want := range map[string]string{
+		"sched":     "yes (node/NAME",
+		"funcgraph": "no: without a PID filter",
+	} {
+		var out bytes.Buffer
+		d, _ := hooks.Lookup(hook)
+		if err := describeHook(genericiooptions.IOStreams{Out: &out}, d); err != nil {
+			t.Fatal(err)
+		}
+		line := ""
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.HasPrefix(l, "Whole node:") {
+				line = strings.TrimSpace(strings.TrimPrefix(l, "Whole node:"))
+			}
+		}
+		if !strings.HasPrefix(line, want) {
+			t.Errorf("kubectl trace hooks %s lacks %q:\n%s", hook, want, out.String())
+		}
 	}
 }
