@@ -28,6 +28,26 @@ type Descriptor struct {
 	// Fields documents the keys of Event.Fields the hook fills in.
 	Fields []Field
 	Needs  Needs
+	// NotNodeWide, when set, is why the hook cannot trace a whole node
+	// (node/NAME): the plugin refuses it with this reason before it creates
+	// anything. Empty: on a node, the hook traces every task.
+	NotNodeWide string
+}
+
+// CheckNodeWide returns an error saying why d cannot trace a whole node,
+// and what to do instead; nil when it can.
+func (d Descriptor) CheckNodeWide() error {
+	if d.NotNodeWide == "" {
+		return nil
+	}
+	var can []string
+	for _, h := range Catalogue() {
+		if h.NotNodeWide == "" {
+			can = append(can, h.Name)
+		}
+	}
+	return fmt.Errorf("hook %q cannot trace a whole node: %s; trace pods with it instead (pod/NAME, deploy/NAME or -l), or use one of %s on the node",
+		d.Name, d.NotNodeWide, strings.Join(can, ", "))
 }
 
 // Param is one parameter of a hook.

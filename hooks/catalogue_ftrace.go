@@ -160,6 +160,10 @@ var ftraceHooks = []Descriptor{
 			{Name: "caller", Help: "the function that called it"},
 		},
 		Needs: ftraceNeeds("function tracer (CONFIG_FUNCTION_TRACER) usable in tracefs instances; a kernel in lockdown refuses it"),
+		// Without set_ftrace_pid the function tracer fires on every call
+		// on every CPU, the helper's own reads of the trace (vfs_read)
+		// among them: a loop that feeds itself, at a cost the whole node pays.
+		NotNodeWide: "without a PID filter the function tracer would record every call of those functions on every CPU, the helper's own reads of the trace among them",
 	},
 }
 

@@ -35,7 +35,7 @@ var tcpdumpHooks = []Descriptor{
 			{
 				Name:    TcpdumpInterface,
 				Default: "any",
-				Help:    "interface in the pod's network namespace, such as eth0 or lo; any captures all of them",
+				Help:    "interface in the pod's network namespace (the node's for node/NAME), such as eth0 or lo; any captures all of them",
 				Check:   checkInterfaceName,
 			},
 			{

@@ -59,8 +59,21 @@ type Request struct {
 	MaxBytes int64 `json:"maxBytes,omitempty"`
 }
 
-// Target is one container to trace, as the API server describes it.
+// Target kinds (Target.Kind).
+const (
+	// TargetContainer, the default (""), is one container of a pod.
+	TargetContainer = ""
+	// TargetNode is a whole node: every task on the node's kernel, not a
+	// container. The helper resolves it without looking for processes, and
+	// its events name the node only (Namespace, Pod and Container empty).
+	TargetNode = "node"
+)
+
+// Target is one container to trace, as the API server describes it, or a
+// whole node (Kind TargetNode, with Node set and nothing else).
 type Target struct {
+	// Kind is TargetContainer ("") or TargetNode.
+	Kind      string `json:"kind,omitempty"`
 	Node      string `json:"node"`
 	Namespace string `json:"namespace"`
 	Pod       string `json:"pod"`
@@ -71,9 +84,34 @@ type Target struct {
 	ContainerID string `json:"containerID"`
 }
 
-// String names the target the way kubectl users read it.
+// String names the target the way kubectl users read it: namespace/pod/
+// container, or node/NAME.
 func (t Target) String() string {
+	if t.IsNode() {
+		return "node/" + t.Node
+	}
 	return t.Namespace + "/" + t.Pod + "/" + t.Container
+}
+
+// IsNode says whether t is a whole node.
+func (t Target) IsNode() bool { return t.Kind == TargetNode }
+
+// Label is how merged output prefixes t's lines: pod/container, or
+// node/NAME.
+func (t Target) Label() string {
+	if t.IsNode() {
+		return "node/" + t.Node
+	}
+	return t.Pod + "/" + t.Container
+}
+
+// FileName is the base name (without extension) of t's --output-dir file:
+// namespace_pod_container, or node_NAME.
+func (t Target) FileName() string {
+	if t.IsNode() {
+		return "node_" + t.Node
+	}
+	return t.Namespace + "_" + t.Pod + "_" + t.Container
 }
 
 // RuntimeID returns the container ID without its runtime scheme.
@@ -109,12 +147,46 @@ func (r Request) Validate() error {
 	if len(r.Targets) == 0 {
 		errs = append(errs, errors.New("no targets"))
 	}
+	nodes := 0
 	for i, t := range r.Targets {
-		if len(t.RuntimeID()) < 12 {
-			errs = append(errs, fmt.Errorf("target %d (%s): container id %q is too short to match", i, t, t.ContainerID))
+		switch t.Kind {
+		case TargetContainer:
+			if len(t.RuntimeID()) < 12 {
+				errs = append(errs, fmt.Errorf("target %d (%s): container id %q is too short to match", i, t, t.ContainerID))
+			}
+		case TargetNode:
+			nodes++
+			errs = append(errs, validNodeTarget(r, i, t)...)
+		default:
+			errs = append(errs, fmt.Errorf("target %d: unknown kind %q: want %q or none", i, t.Kind, TargetNode))
 		}
 	}
+	if nodes > 0 && len(r.Targets) > 1 {
+		// A whole node already holds every container on it; one helper
+		// traces one node.
+		errs = append(errs, errors.New("a whole node is the only target of its request: trace node/NAME or pods, not both, and one node per helper"))
+	}
 	return errors.Join(errs...)
+}
+
+// validNodeTarget checks a whole-node target of r.
+func validNodeTarget(r Request, i int, t Target) []error {
+	var errs []error
+	if t.Node == "" {
+		errs = append(errs, fmt.Errorf("target %d: a whole-node target needs the node's name", i))
+	}
+	if t.Namespace != "" || t.Pod != "" || t.PodUID != "" || t.Container != "" || t.ContainerID != "" {
+		errs = append(errs, fmt.Errorf("target %d (%s): a whole-node target names no pod or container", i, t))
+	}
+	if r.Mode == ModeEphemeral {
+		errs = append(errs, fmt.Errorf("target %d (%s): a whole node cannot be traced from an ephemeral container, which lives in one pod: use --mode node", i, t))
+	}
+	if d, ok := Lookup(r.Hook); ok {
+		if err := d.CheckNodeWide(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }
 
 // Encode returns the request as one environment-safe string.

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"strings"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
@@ -10,10 +11,17 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// completePods offers the running pods of the namespace as pod/NAME.
+// completePods offers the running pods of the namespace as pod/NAME, and
+// the nodes as node/NAME once the word starts with node/ (or after a first
+// node/NAME: more nodes fan out).
 func completePods(getter genericclioptions.RESTClientGetter) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		_, nodeWord := nodeArg(toComplete)
+		afterNode := false
 		if len(args) > 0 {
+			_, afterNode = nodeArg(args[0])
+		}
+		if len(args) > 0 && !afterNode {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
 		config, err := getter.ToRESTConfig()
@@ -23,6 +31,9 @@ func completePods(getter genericclioptions.RESTClientGetter) cobra.CompletionFun
 		client, err := kubernetes.NewForConfig(config)
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveError
+		}
+		if nodeWord || afterNode {
+			return completeNodes(cmd.Context(), client, args, toComplete)
 		}
 		ns, _, err := getter.ToRawKubeConfigLoader().Namespace()
 		if err != nil {
@@ -40,6 +51,32 @@ func completePods(getter genericclioptions.RESTClientGetter) cobra.CompletionFun
 		}
 		return out, cobra.ShellCompDirectiveNoFileComp
 	}
+}
+
+// completeNodes offers the cluster's nodes as node/NAME, leaving out those
+// already named.
+func completeNodes(ctx context.Context, client kubernetes.Interface, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	named := map[string]bool{}
+	for _, a := range args {
+		if n, ok := nodeArg(a); ok {
+			named[n] = true
+		}
+	}
+	kind, name, _ := strings.Cut(toComplete, "/")
+	if _, ok := nodeArg(toComplete); !ok {
+		kind, name = "node", toComplete
+	}
+	var out []string
+	for _, n := range list.Items {
+		if !named[n.Name] && strings.HasPrefix(n.Name, name) {
+			out = append(out, kind+"/"+n.Name)
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
 // completeContainers offers the containers of the pod named by the target.

@@ -71,6 +71,11 @@ func describeHook(streams genericiooptions.IOStreams, d hooks.Descriptor) error 
 			fmt.Fprintf(w, "  %s\t%s\n", f.Name, f.Help)
 		}
 	}
+	if d.NotNodeWide == "" {
+		fmt.Fprintf(w, "Whole node:\tyes (node/NAME traces every task of the node)\n")
+	} else {
+		fmt.Fprintf(w, "Whole node:\tno: %s\n", d.NotNodeWide)
+	}
 	fmt.Fprintf(w, "Needs:\t\n")
 	fmt.Fprintf(w, "  capabilities:\t%s\n", strings.Join(d.Needs.Capabilities, ", "))
 	fmt.Fprintf(w, "  host PID namespace:\t%t\n", d.Needs.HostPID)

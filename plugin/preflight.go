@@ -37,6 +37,20 @@ var nodeModeAccess = []access{
 	{verb: "delete", resource: "pods"},
 }
 
+// nodeAccess is what tracing a whole node (node/NAME) needs besides node
+// mode's: reading the node, to refuse a name that is none before a helper
+// pod waits for it forever.
+var nodeAccess = []access{{verb: "get", resource: "nodes"}}
+
+// checkNodeAccess checks nodeAccess (cluster-scoped).
+func checkNodeAccess(ctx context.Context, client kubernetes.Interface) error {
+	err := checkAccessHint(ctx, client, "", nodeAccess, "or trace the node's pods instead (pod/NAME, -l, -A -l)")
+	if err != nil {
+		return fmt.Errorf("tracing a whole node: %w", err)
+	}
+	return nil
+}
+
 // ErrForbidden is wrapped by preflight errors about RBAC.
 var ErrForbidden = errors.New("forbidden")
 
@@ -85,8 +99,12 @@ func checkAccessHint(ctx context.Context, client kubernetes.Interface, namespace
 		}
 	}
 	if len(denied) > 0 {
-		return fmt.Errorf("%w: you may not %s in namespace %q: ask a cluster admin for the Role in docs/security.md, %s",
-			ErrForbidden, strings.Join(denied, ", "), namespace, hint)
+		where := fmt.Sprintf("in namespace %q", namespace)
+		if namespace == "" {
+			where = "cluster-wide"
+		}
+		return fmt.Errorf("%w: you may not %s %s: ask a cluster admin for the Role in docs/security.md, %s",
+			ErrForbidden, strings.Join(denied, ", "), where, hint)
 	}
 	return nil
 }

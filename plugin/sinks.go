@@ -6,7 +6,6 @@ import (
 	"hash/fnv"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 
 	"github.com/charmbracelet/lipgloss"
@@ -76,19 +75,23 @@ var prefixColors = []string{"1", "2", "3", "4", "5", "6", "9", "10", "11", "12",
 
 func (o *outputs) prefixFor(t hooks.Target) string {
 	h := fnv.New32a()
-	_, _ = h.Write([]byte(t.Pod))
+	key := t.Pod
+	if t.IsNode() {
+		key = t.Label()
+	}
+	_, _ = h.Write([]byte(key))
 	style := o.styles.step.Foreground(lipgloss.Color(prefixColors[int(h.Sum32())%len(prefixColors)]))
-	return style.Render(t.Pod+"/"+t.Container) + " "
+	return style.Render(t.Label()) + " "
 }
 
-// file opens a target's file once: <namespace>_<pod>_<container>.<ext>.
+// file opens a target's file once: <namespace>_<pod>_<container>.<ext>, or node_<name>.<ext>.
 func (o *outputs) file(t hooks.Target) (*os.File, error) {
 	key := t.String()
 	if f, ok := o.files[key]; ok {
 		return f, nil
 	}
 	ext := map[string]string{hooks.OutputText: "txt", hooks.OutputJSON: "jsonl", hooks.OutputPCAP: "pcap"}[o.format]
-	name := strings.Join([]string{t.Namespace, t.Pod, t.Container}, "_") + "." + ext
+	name := t.FileName() + "." + ext
 	path := filepath.Join(o.dir, name)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {

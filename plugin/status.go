@@ -60,7 +60,10 @@ func (w *statusWriter) line(line []byte) {
 	}
 	switch s.Kind {
 	case hooks.StatusResolved:
-		if s.Target != nil {
+		if s.Target != nil && s.Target.IsNode() {
+			// Nothing to find on a whole node: say what is traced.
+			w.ui.ok("tracing %s: %s", s.Target, s.Message)
+		} else if s.Target != nil {
 			w.ui.ok("found %s: %d processes (%s)", s.Target, len(s.PIDs), s.Method)
 		}
 	case hooks.StatusStarted:

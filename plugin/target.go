@@ -93,13 +93,18 @@ func targetFromPod(pod *corev1.Pod, container string) (t hooks.Target, defaulted
 	}, defaulted, nil
 }
 
-// checkNode refuses nodes the helper cannot run on.
-func checkNode(ctx context.Context, client kubernetes.Interface, name string) error {
+// checkNode refuses nodes the helper cannot run on. named says the user
+// named the node (node/NAME): it must then exist, and reading it is a right
+// preflight checked.
+func checkNode(ctx context.Context, client kubernetes.Interface, name string, named bool) error {
 	node, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsForbidden(err) {
+	if apierrors.IsForbidden(err) && !named {
 		// Reading nodes is a cluster-scoped right many users lack; the
 		// helper itself reports an unusable node.
 		return nil
+	}
+	if apierrors.IsNotFound(err) && named {
+		return fmt.Errorf("node %q not found: list the nodes with 'kubectl get nodes'", name)
 	}
 	if err != nil {
 		return fmt.Errorf("getting node %q: %w", name, err)

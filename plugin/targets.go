@@ -62,13 +62,11 @@ func resolveSources(getter genericclioptions.RESTClientGetter, q targetQuery) ([
 		return nil, errors.New("give either a target or -l, not both")
 	}
 	for _, a := range q.Args {
-		kind, name, ok := strings.Cut(a, "/")
-		if !ok {
+		if _, _, ok := strings.Cut(a, "/"); !ok {
 			return nil, fmt.Errorf("target %q has no kind: write pod/%s, deploy/%s, … (see 'kubectl trace --help')", a, a, a)
 		}
-		switch strings.ToLower(kind) {
-		case "node", "nodes", "no":
-			return nil, fmt.Errorf("node/%s: tracing a whole node is not supported yet: trace its pods, for example with -A -l", name)
+		if _, isNode := nodeArg(a); isNode {
+			return nil, fmt.Errorf("%s: a node is traced whole, not as pods: name only nodes, such as node/NAME", a)
 		}
 	}
 	infos, err := resource.NewBuilder(getter).
@@ -96,7 +94,9 @@ func resolveSources(getter genericclioptions.RESTClientGetter, q targetQuery) ([
 		case *corev1.Pod:
 			out = append(out, podSource{what: "pod/" + obj.Name, namespace: obj.Namespace, name: obj.Name})
 		case *corev1.Node:
-			return nil, fmt.Errorf("%s: tracing a whole node is not supported yet: trace its pods, for example with -A -l", what)
+			// Reached only through a kind the builder maps to nodes that
+			// nodeArg does not know: say how to ask for it.
+			return nil, fmt.Errorf("%s: trace a whole node as node/%s", what, obj.Name)
 		default:
 			ns, sel, err := polymorphichelpers.SelectorsForObject(info.Object)
 			if err != nil {
@@ -109,6 +109,63 @@ func resolveSources(getter genericclioptions.RESTClientGetter, q targetQuery) ([
 		}
 	}
 	return out, nil
+}
+
+// nodeArg returns the node's name when arg is node/NAME (or nodes/NAME,
+// no/NAME, as kubectl spells it); name is "" for "node/".
+func nodeArg(arg string) (name string, ok bool) {
+	kind, name, found := strings.Cut(arg, "/")
+	if !found {
+		return "", false
+	}
+	switch strings.ToLower(kind) {
+	case "node", "nodes", "no":
+		return name, true
+	}
+	return "", false
+}
+
+// resolveNodes returns the nodes of a query that names whole nodes
+// (node/a node/b), each once, in order; none when it names no node. Nodes
+// and pods do not mix: a whole node already holds its pods, and a pod's
+// events are attributed to it only when traced as a pod.
+func resolveNodes(q targetQuery) ([]string, error) {
+	var nodes, others []string
+	seen := map[string]bool{}
+	for _, a := range q.Args {
+		name, ok := nodeArg(a)
+		if !ok {
+			others = append(others, a)
+			continue
+		}
+		if name == "" || strings.Contains(name, "/") {
+			return nil, fmt.Errorf("target %q: name one node, as node/NAME (list them with 'kubectl get nodes')", a)
+		}
+		if !seen[name] {
+			seen[name] = true
+			nodes = append(nodes, name)
+		}
+	}
+	if len(nodes) == 0 {
+		return nil, nil
+	}
+	if len(others) > 0 || q.Selector != "" {
+		what := strings.Join(others, " ")
+		if q.Selector != "" {
+			what = strings.TrimSpace(what + " -l " + q.Selector)
+		}
+		return nil, fmt.Errorf("node/%s and %s: trace whole nodes or pods, not both in one command: a whole node already holds every pod on it (run two commands to trace both ways)", nodes[0], what)
+	}
+	return nodes, nil
+}
+
+// nodeTargets returns the whole-node targets of names.
+func nodeTargets(names []string) []hooks.Target {
+	out := make([]hooks.Target, 0, len(names))
+	for _, n := range names {
+		out = append(out, hooks.Target{Kind: hooks.TargetNode, Node: n})
+	}
+	return out
 }
 
 // listPods returns the pods of a source now.

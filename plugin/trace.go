@@ -37,6 +37,12 @@ var traceExample = templates.Examples(`
 	# Trace container app of pod web for ten seconds, as JSON lines, into a file
 	kubectl trace pod/web -c app --hook sched --duration 10s -o json > sched.jsonl
 
+	# Trace every task on node worker-1 (not one container) for 30 seconds: one helper pod on that node
+	kubectl trace node/worker-1 --hook sched --duration 30s
+
+	# Capture the traffic of two nodes' host network namespaces, one pcap per node
+	kubectl trace node/worker-1 node/worker-2 --hook tcpdump -o pcap --output-dir caps/
+
 	# Show the helper pod that would be created, and create nothing
 	kubectl trace pod/web --hook sched --dry-run
 
@@ -72,8 +78,13 @@ type TraceOptions struct {
 	hookArgs map[string]string
 	maxBytes int64
 	sources  []podSource
-	client   kubernetes.Interface
-	attacher Attacher
+	// nodes are the whole nodes named (node/NAME); sources is empty then.
+	nodes []string
+	// namespace is the kubeconfig's, where a whole node's helper runs
+	// unless --helper-namespace says otherwise.
+	namespace string
+	client    kubernetes.Interface
+	attacher  Attacher
 	// newSessionID is a field so tests can fix the helper's name.
 	newSessionID func() string
 	// signals delivers stop requests; tests inject their own.
@@ -132,13 +143,22 @@ func (o *TraceOptions) Complete(getter genericclioptions.RESTClientGetter, args 
 	if err != nil {
 		return fmt.Errorf("reading the namespace from kubeconfig: %w", err)
 	}
+	o.namespace = ns
 	// A bare NAME means a pod, as in kubectl logs.
 	for i, a := range args {
 		if !strings.Contains(a, "/") {
 			args[i] = "pod/" + a
 		}
 	}
-	if o.sources, err = resolveSources(getter, targetQuery{Args: args, Selector: o.Selector, Namespace: ns, AllNamespaces: o.AllNamespaces}); err != nil {
+	q := targetQuery{Args: args, Selector: o.Selector, Namespace: ns, AllNamespaces: o.AllNamespaces}
+	if o.nodes, err = resolveNodes(q); err != nil {
+		return err
+	}
+	if len(o.nodes) > 0 {
+		if err := o.validateNodes(); err != nil {
+			return err
+		}
+	} else if o.sources, err = resolveSources(getter, q); err != nil {
 		return err
 	}
 	config, err := getter.ToRESTConfig()
@@ -154,6 +174,19 @@ func (o *TraceOptions) Complete(getter genericclioptions.RESTClientGetter, args 
 		o.attacher = remoteAttacher{config: config, client: client}
 	}
 	return nil
+}
+
+// validateNodes checks the flags that a whole-node trace (node/NAME)
+// cannot take, before anything touches the cluster.
+func (o *TraceOptions) validateNodes() error {
+	if o.Mode == hooks.ModeEphemeral {
+		return errors.New("--mode ephemeral cannot trace a whole node: an ephemeral container lives in one pod and sees only it; drop --mode to trace node/NAME from a helper pod, or name pods to use ephemeral mode")
+	}
+	if o.Container != "" {
+		return fmt.Errorf("-c %s names a container, but a whole node is traced, every container and host process on it: drop -c, or name the pod (pod/NAME -c %s)", o.Container, o.Container)
+	}
+	d, _ := hooks.Lookup(o.Hook) // Validate checked it exists
+	return d.CheckNodeWide()
 }
 
 // Validate checks the flags on their own, before anything touches the cluster.
@@ -220,9 +253,14 @@ func (o *TraceOptions) Validate() error {
 // helper ends; the helper pod is deleted on every path.
 func (o *TraceOptions) Run(ctx context.Context) error {
 	u := newUI(o.ErrOut, o.Color, o.Quiet)
-	targets, err := initialTargets(ctx, o.client, o.sources, o.Container, u.step)
-	if err != nil {
-		return err
+	var targets []hooks.Target
+	if len(o.nodes) > 0 {
+		targets = nodeTargets(o.nodes)
+	} else {
+		var err error
+		if targets, err = initialTargets(ctx, o.client, o.sources, o.Container, u.step); err != nil {
+			return err
+		}
 	}
 	live := false
 	for _, s := range o.sources {
@@ -233,8 +271,15 @@ func (o *TraceOptions) Run(ctx context.Context) error {
 		return fmt.Errorf("-o pcap with %d target(s) or a selector needs --output-dir DIR: one pcap file per target", len(targets))
 	}
 	nodes, groups := byNode(targets)
+	if len(o.nodes) > 0 {
+		// Reading the node is what tells a typo from a node: check the
+		// right first, so a refusal says what to ask for.
+		if err := checkNodeAccess(ctx, o.client); err != nil {
+			return err
+		}
+	}
 	for _, n := range nodes {
-		if err := checkNode(ctx, o.client, n); err != nil {
+		if err := checkNode(ctx, o.client, n, len(o.nodes) > 0); err != nil {
 			return err
 		}
 	}
@@ -276,6 +321,11 @@ func (o *TraceOptions) Run(ctx context.Context) error {
 		ns := o.HelperNamespace
 		if ns == "" {
 			ns = ts[0].Namespace
+		}
+		if ns == "" {
+			// A whole node has no namespace: the helper runs in the
+			// kubeconfig's.
+			ns = o.namespace
 		}
 		return plan{node: node, targets: ts, pod: HelperPod(HelperParams{
 			Name: name, Namespace: ns, Node: node, Image: o.Image,
@@ -599,9 +649,10 @@ func NewCmdTrace(streams genericiooptions.IOStreams) *cobra.Command {
 	flags := genericclioptions.NewConfigFlags(true)
 	o := NewTraceOptions(streams)
 	cmd := &cobra.Command{
-		Use:     "kubectl-trace TARGET --hook HOOK [flags]",
-		Short:   "Trace a pod's containers with ftrace, eBPF or tcpdump",
-		Long:    "Trace a running container with a kernel hook. A privileged helper pod starts on the target's node, attaches the hook to exactly that container and streams the events back: trace data on stdout, progress and statistics on stderr.",
+		Use:   "kubectl-trace TARGET --hook HOOK [flags]",
+		Short: "Trace a pod's containers with ftrace, eBPF or tcpdump",
+		Long: "Trace a running container with a kernel hook. A privileged helper pod starts on the target's node, attaches the hook to exactly that container and streams the events back: trace data on stdout, progress and statistics on stderr.\n\n" +
+			"node/NAME traces a whole node instead: every task on it, host processes and all containers, from one helper pod on that node (node mode only; not with pods in the same command; funcgraph refuses it).",
 		Example: traceExample,
 		Annotations: map[string]string{
 			cobra.CommandDisplayNameAnnotation: "kubectl trace",
@@ -617,7 +668,7 @@ func NewCmdTrace(streams genericiooptions.IOStreams) *cobra.Command {
 				if cmd.Flags().NFlag() == 0 {
 					return cmd.Help()
 				}
-				return errors.New("name a target, such as pod/NAME, deploy/NAME or -l app=web (see 'kubectl trace --help')")
+				return errors.New("name a target, such as pod/NAME, deploy/NAME, node/NAME or -l app=web (see 'kubectl trace --help')")
 			}
 			if err := o.Validate(); err != nil {
 				return err

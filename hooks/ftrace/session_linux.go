@@ -53,6 +53,16 @@ type Options struct {
 	// BufferKB sets the instance's buffer_size_kb (per CPU); 0 keeps the
 	// kernel's default.
 	BufferKB int
+	// AllTasks traces a whole node (hooks.TargetNode): the instance has no
+	// PID filter and every task's events are Targets[0]'s, which is the
+	// only target and has no TIDs. A hook that needs a PID filter to be
+	// bounded (funcgraph, hooks.Descriptor.NotNodeWide) is refused.
+	AllTasks bool
+	// ExcludeTIDs, with AllTasks, are global thread ids whose events the
+	// kernel does not record, nor those of their children and threads to
+	// come (set_event_notrace_pid, options/event-fork): the helper's own,
+	// so that reading and relaying the trace does not show up in it.
+	ExcludeTIDs []int
 	// Reader chooses how events are read: ReaderRaw (the per-CPU binary
 	// trace_pipe_raw, decoded here), ReaderText (trace_pipe, formatted by
 	// the kernel), or "" for the hook's choice: raw for sched and
@@ -149,7 +159,10 @@ func Open(opts Options) (_ *Session, err error) {
 	for _, t := range opts.Targets {
 		tids = append(tids, t.TIDs...)
 	}
-	if len(tids) == 0 {
+	if opts.AllTasks && len(opts.Targets) != 1 {
+		return nil, fmt.Errorf("opening ftrace session: a whole node is traced as one target, not %d", len(opts.Targets))
+	}
+	if len(tids) == 0 && !opts.AllTasks {
 		// An empty set_event_pid would trace every task on the node.
 		return nil, errors.New("opening ftrace session: the targets have no threads to trace")
 	}
@@ -181,6 +194,30 @@ func Open(opts Options) (_ *Session, err error) {
 	// before anything is made.
 	if s.plan, err = newPlan(opts, s.tr, tracefsInfo{root: s.root}); err != nil {
 		return nil, fmt.Errorf("opening ftrace session: %w", err)
+	}
+	if opts.AllTasks {
+		if len(s.plan.functions) > 0 {
+			return nil, fmt.Errorf("opening ftrace session: hook %q cannot trace a whole node: the function tracer needs a PID filter", opts.Hook)
+		}
+		s.plan.filtered = false
+		s.tr.allTasks = true
+		if len(opts.ExcludeTIDs) > 0 {
+			excluded := map[int]bool{}
+			for _, tid := range opts.ExcludeTIDs {
+				excluded[tid] = true
+			}
+			// Threads the helper starts later are not in ExcludeTIDs:
+			// a thread of this process is one /proc/self/task lists (the
+			// helper runs in the node's pid namespace, whose ids the
+			// events carry).
+			s.tr.isExcluded = func(pid int) bool {
+				if excluded[pid] {
+					return true
+				}
+				_, err := os.Stat("/proc/self/task/" + strconv.Itoa(pid))
+				return err == nil
+			}
+		}
 	}
 	// The owner recorded in the instance's name is this process, in its
 	// own pid namespace: /proc, not the targets' ProcRoot.
@@ -246,6 +283,12 @@ func Open(opts Options) (_ *Session, err error) {
 	if s.plan.filtered {
 		if err := writeFile(s.inst, "set_event_pid", joinInts(tids), os.O_TRUNC); err != nil {
 			return nil, fmt.Errorf("setting set_event_pid of tracefs instance %q: %w", dir, err)
+		}
+	}
+	if opts.AllTasks && len(opts.ExcludeTIDs) > 0 {
+		// Linux 5.8+; without it the helper's own events are shown too.
+		if err := writeFile(s.inst, "set_event_notrace_pid", joinInts(opts.ExcludeTIDs), os.O_TRUNC); err != nil {
+			s.warns = append(s.warns, fmt.Sprintf("the helper's own events are in the trace: setting set_event_notrace_pid of tracefs instance %q: %v", dir, err))
 		}
 	}
 	if err := writeFile(s.inst, "set_event", "", os.O_TRUNC); err != nil {

@@ -41,6 +41,40 @@ type tracker struct {
 	// removed are the targets no longer traced: their tasks left the set,
 	// and none joins it again.
 	removed map[int]bool
+	// allTasks makes every task target 0's (a whole node, Options.AllTasks):
+	// a task the set does not hold joins it when an event names it.
+	allTasks bool
+	// isExcluded, with allTasks, says whether a task the set does not
+	// hold is left out (the helper's own threads, which the kernel still
+	// records when another task wakes them or switches with them); the
+	// answers are kept in excluded.
+	isExcluded func(pid int) bool
+	excluded   map[int]bool
+}
+
+// task returns the set's task pid, or nil when it is no target's. With
+// allTasks every pid (0, the idle task, too) is, unless target 0 was
+// removed.
+func (t *tracker) task(pid int) *task {
+	tk := t.tasks[pid]
+	if tk == nil && t.allTasks && pid >= 0 && !t.removed[0] {
+		if t.excluded[pid] {
+			return nil
+		}
+		if t.isExcluded != nil && t.isExcluded(pid) {
+			if t.excluded == nil {
+				t.excluded = map[int]bool{}
+			}
+			t.excluded[pid] = true
+			return nil
+		}
+		tk = &task{target: 0}
+		if t.lookupComm != nil && pid > 0 {
+			tk.comm = t.lookupComm(pid)
+		}
+		t.tasks[pid] = tk
+	}
+	return tk
 }
 
 type task struct {
@@ -123,7 +157,7 @@ func (t *tracker) isRemoved(target int) bool {
 func (t *tracker) lookup(pid int, comm string) (traced, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	tk := t.tasks[pid]
+	tk := t.task(pid)
 	if tk == nil {
 		return traced{}, false
 	}
@@ -152,8 +186,7 @@ func (t *tracker) dropped() {
 func (t *tracker) has(pid int) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	_, ok := t.tasks[pid]
-	return ok
+	return t.task(pid) != nil
 }
 
 // size returns how many tasks the set holds.
@@ -199,11 +232,11 @@ func (t *tracker) attribute(l *Line) (traced, bool) {
 	switch l.Event {
 	case "sched_switch":
 		prev, next := getPID("prev_pid"), getPID("next_pid")
-		if tk := t.tasks[next]; tk != nil {
+		if tk := t.task(next); tk != nil {
 			tk.comm = get("next_comm")
 			tr, ok = traced{pid: next, comm: tk.comm, target: tk.target}, true
 		}
-		if tk := t.tasks[prev]; tk != nil {
+		if tk := t.task(prev); tk != nil {
 			tk.comm = get("prev_comm")
 			tr, ok = traced{pid: prev, comm: tk.comm, target: tk.target}, true
 			// The final switch-out of a task that exited.
@@ -214,15 +247,17 @@ func (t *tracker) attribute(l *Line) (traced, bool) {
 	case "sched_wakeup", "sched_wakeup_new", "sched_waking":
 		// The wakee if it is the target's, else the target's task that
 		// woke someone else.
-		if pid := getPID("pid"); t.tasks[pid] != nil {
+		if pid := getPID("pid"); t.task(pid) != nil {
 			tk := t.tasks[pid]
 			tk.comm = get("comm")
 			tr, ok = traced{pid: pid, comm: tk.comm, target: tk.target}, true
-		} else {
+		} else if !t.allTasks {
+			// On a whole node every wakee is the target's but one left
+			// out: its wakeup is not shown.
 			tr, ok = t.current(l)
 		}
 	case "sched_migrate_task":
-		if pid := getPID("pid"); t.tasks[pid] != nil {
+		if pid := getPID("pid"); t.task(pid) != nil {
 			tk := t.tasks[pid]
 			tk.comm = get("comm")
 			tr, ok = traced{pid: pid, comm: tk.comm, target: tk.target}, true
@@ -231,7 +266,7 @@ func (t *tracker) attribute(l *Line) (traced, bool) {
 		// Recorded in the parent's context; the child joins the parent's
 		// target, as options/event-fork makes it join the kernel's filter.
 		parent := getPID("pid")
-		if tk := t.tasks[parent]; tk != nil {
+		if tk := t.task(parent); tk != nil {
 			tk.comm = get("comm")
 			tr, ok = traced{pid: parent, comm: tk.comm, target: tk.target}, true
 			if child := getPID("child_pid"); child > 0 {
@@ -245,7 +280,7 @@ func (t *tracker) attribute(l *Line) (traced, bool) {
 		pid, old := getPID("pid"), getPID("old_pid")
 		tk := t.tasks[old]
 		if tk == nil {
-			tk = t.tasks[pid]
+			tk = t.task(pid)
 		}
 		if tk != nil {
 			if old != pid {
@@ -257,7 +292,7 @@ func (t *tracker) attribute(l *Line) (traced, bool) {
 			tr, ok = traced{pid: pid, comm: tk.comm, target: tk.target}, true
 		}
 	case "sched_process_exit":
-		if pid := getPID("pid"); t.tasks[pid] != nil {
+		if pid := getPID("pid"); t.task(pid) != nil {
 			tk := t.tasks[pid]
 			tk.comm = get("comm")
 			tk.dying = true
@@ -271,7 +306,7 @@ func (t *tracker) attribute(l *Line) (traced, bool) {
 		// An event without a known task field is about the current task.
 		tr, ok = t.current(l)
 		if !ok {
-			if pid := getPID("pid"); t.tasks[pid] != nil {
+			if pid := getPID("pid"); t.task(pid) != nil {
 				tk := t.tasks[pid]
 				if c := get("comm"); c != "" {
 					tk.comm = c
@@ -304,7 +339,7 @@ func (t *tracker) reap(now float64) {
 
 // current attributes l to the task that was running, if it is a target's.
 func (t *tracker) current(l *Line) (traced, bool) {
-	tk := t.tasks[l.TaskPID]
+	tk := t.task(l.TaskPID)
 	if tk == nil && t.trustCurrent && t.targets == 1 && l.TaskPID > 0 {
 		tk = &task{target: 0}
 		t.tasks[l.TaskPID] = tk

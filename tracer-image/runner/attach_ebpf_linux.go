@@ -37,6 +37,8 @@ func attachEBPF(_ context.Context, a Attachment) (Hook, error) {
 	}
 	for _, r := range a.Targets {
 		opts.Targets = append(opts.Targets, ebpfTarget(a.ProcRoot, r))
+		// A whole node: the programs match every task (match_all).
+		opts.AllTasks = opts.AllTasks || r.Method == MethodNode
 	}
 	s, err := ebpf.Open(opts)
 	if err != nil {

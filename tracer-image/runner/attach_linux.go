@@ -5,9 +5,11 @@ package runner
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
 	"github.com/ktrace-dev/kubectl-trace/hooks/ftrace"
+	"github.com/ktrace-dev/kubectl-trace/tracer-image/pidns"
 )
 
 // DefaultAttachers returns the hook runtimes of this platform, by kind.
@@ -42,6 +44,16 @@ func (f FtraceAttacher) Attach(_ context.Context, a Attachment) (Hook, error) {
 	}
 	for _, r := range a.Targets {
 		opts.Targets = append(opts.Targets, ftrace.Target{Target: r.Target, TIDs: r.TIDs})
+		if r.Method == MethodNode {
+			opts.AllTasks = true
+		}
+	}
+	if opts.AllTasks {
+		tids, err := selfTIDs()
+		if err != nil {
+			a.Warn(fmt.Sprintf("the helper's own events are in the trace: %v", err))
+		}
+		opts.ExcludeTIDs = tids
 	}
 	s, err := ftrace.Open(opts)
 	if err != nil {
@@ -54,6 +66,21 @@ func (f FtraceAttacher) Attach(_ context.Context, a Attachment) (Hook, error) {
 		a.Warn(w)
 	}
 	return ftraceHook{s}, nil
+}
+
+// selfTIDs returns the global ids of the helper's threads, which a
+// whole-node trace leaves out: its own reading and writing of the trace
+// would otherwise fill it.
+func selfTIDs() ([]int, error) {
+	tids, err := listTasks(os.DirFS("/proc"), os.Getpid())
+	if err != nil {
+		return nil, err
+	}
+	tr, err := pidns.ForProc("/proc")
+	if err != nil {
+		return nil, err
+	}
+	return tr.GlobalAll(tids), nil
 }
 
 type ftraceHook struct{ s *ftrace.Session }

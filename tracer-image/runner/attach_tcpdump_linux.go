@@ -32,7 +32,7 @@ func (t TcpdumpAttacher) Attach(ctx context.Context, a Attachment) (Hook, error)
 		PerTarget: a.Request.Framed,
 	}
 	for _, r := range a.Targets {
-		opts.Targets = append(opts.Targets, tcpdump.Target{Target: r.Target, PIDs: r.PIDs})
+		opts.Targets = append(opts.Targets, tcpdumpTarget(r))
 	}
 	s, err := tcpdump.Open(ctx, opts)
 	if err != nil {
@@ -42,6 +42,17 @@ func (t TcpdumpAttacher) Attach(ctx context.Context, a Attachment) (Hook, error)
 		return tcpdumpHook{s}, nil
 	}
 	return tcpdumpRawHook{tcpdumpHook{s}}, nil
+}
+
+// tcpdumpTarget is where r's network namespace is read: its processes', or
+// for a whole node the node's own namespace, that of its init (or of
+// kthreadd, PID 2, where init's is not readable: kernel threads are
+// always in the initial namespaces).
+func tcpdumpTarget(r Resolution) tcpdump.Target {
+	if r.Method == MethodNode {
+		return tcpdump.Target{Target: r.Target, PIDs: []int{1, 2}}
+	}
+	return tcpdump.Target{Target: r.Target, PIDs: r.PIDs}
 }
 
 type tcpdumpHook struct{ s *tcpdump.Session }
@@ -58,7 +69,7 @@ func (h tcpdumpHook) Stats() Stats {
 func (h tcpdumpHook) Close() error { return h.s.Close() }
 
 func (h tcpdumpHook) AddTarget(slot int, r Resolution) error {
-	return h.s.AddTarget(slot, tcpdump.Target{Target: r.Target, PIDs: r.PIDs})
+	return h.s.AddTarget(slot, tcpdumpTarget(r))
 }
 
 func (h tcpdumpHook) RemoveTarget(slot int) error { return h.s.RemoveTarget(slot) }

@@ -26,6 +26,10 @@ const MethodProcCgroup = "proc-cgroup"
 // namespaces hide the container id from /proc/<pid>/cgroup.
 const MethodMountNS = "mount-namespace"
 
+// MethodNode names a whole node (hooks.TargetNode): nothing to look for,
+// every task on the node is the target's.
+const MethodNode = "whole-node"
+
 // Cgroup is one cgroup that holds a container's processes.
 type Cgroup struct {
 	// Controllers is the hierarchy as /proc/<pid>/cgroup names it:
@@ -101,6 +105,11 @@ func Resolve(procRoot string, t hooks.Target) (Resolution, error) {
 // ephemeral container shares the target container's pid namespace, and
 // has a mount namespace of its own.
 func ResolveMode(procRoot string, t hooks.Target, mode string) (Resolution, error) {
+	if t.IsNode() {
+		// A whole node: the hooks drop their filters; no process, cgroup
+		// or membership to look for.
+		return Resolution{Target: t, Method: MethodNode}, nil
+	}
 	r, err := resolveFS(os.DirFS(procRoot), t)
 	var nf *NotFoundError
 	if errors.As(err, &nf) && mode == hooks.ModeEphemeral {

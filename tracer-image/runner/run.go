@@ -350,6 +350,10 @@ func (s *liveSession) add(t hooks.Target) {
 		fail(fmt.Sprintf("hook %q cannot add a target while it runs", s.req.Hook))
 		return
 	}
+	if t.IsNode() {
+		fail("a whole node is the only target of its session: trace it in a session of its own")
+		return
+	}
 	if len(t.RuntimeID()) < 12 {
 		fail(fmt.Sprintf("container id %q is too short to match", t.ContainerID))
 		return
@@ -464,6 +468,14 @@ func resolveAll(cfg Config, req hooks.Request, st *statusWriter) ([]Resolution, 
 			missed = append(missed, i)
 			continue
 		}
+		if r.Method == MethodNode {
+			idx := i
+			st.write(hooks.Status{Kind: hooks.StatusResolved, Target: &r.Target, Index: &idx, Method: r.Method,
+				Message: "the whole node: every task, host processes and every container's"})
+			found = append(found, r)
+			indexes = append(indexes, i)
+			continue
+		}
 		msg := fmt.Sprintf("%s, %s in cgroup %s", plural(len(r.PIDs), "process", "processes"), plural(len(r.TIDs), "thread", "threads"),
 			strings.Join(cgroupPaths(r.Cgroups), ", "))
 		if m, err := Members(cfg.ProcRoot, cfg.CgroupRoot, r); err == nil {
@@ -566,7 +578,8 @@ func (r *refresher) loop(ctx context.Context) {
 func (r *refresher) once(gone bool) {
 	res, look := r.tg.snapshot()
 	for slot, tg := range res {
-		if !look[slot] {
+		if !look[slot] || tg.Method == MethodNode {
+			// A whole node has no membership to follow, and never goes.
 			continue
 		}
 		m, err := Members(r.cfg.ProcRoot, r.cfg.CgroupRoot, tg)
