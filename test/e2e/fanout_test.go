@@ -30,10 +30,12 @@ func addNode(t *testing.T) {
 	t.Helper()
 	script, _ := filepath.Abs("../../hack/cluster/add-node.sh")
 	remove, _ := filepath.Abs("../../hack/cluster/remove-node.sh")
+	// The node has a PID namespace of its own, as a node in a VM or behind
+	// a container runtime (kind) does to a tracer that shares the kernel:
+	// its helper's host PIDs are not the kernel's, and the tracer
+	// translates them for the PID-filtered hooks (ftrace).
 	cmd := exec.Command(script, extraNode)
-	// The node shares the host's PID namespace: its helper then sees the
-	// kernel's PIDs, which PID-filtered hooks (ftrace) write to tracefs.
-	cmd.Env = append(os.Environ(), "KTRACE_NODE_PIDNS=0")
+	cmd.Env = append(os.Environ(), "KTRACE_NODE_PIDNS=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("adding node %s: %v\n%s", extraNode, err, out)
 	}
