@@ -72,7 +72,7 @@ func (o *CleanupOptions) Run(cmd *cobra.Command, getter genericclioptions.RESTCl
 			fmt.Fprintf(o.Out, "pod/%s in namespace %s would be deleted (%s)\n", p.Name, p.Namespace, p.Status.Phase)
 			continue
 		}
-		if err := deleteHelper(client, p.Namespace, p.Name, 60*time.Second); err != nil {
+		if err := deleteHelper(client, p.Namespace, p.Name, 60*time.Second, false); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -215,7 +215,9 @@ func (o *ExecOptions) onNode(ctx context.Context, u *ui, pod *corev1.Pod, ts []h
 		return nil, fmt.Errorf("creating helper pod on node %q: %w", pod.Spec.NodeName, err)
 	}
 	defer func() {
-		if err := deleteHelper(o.client, pod.Namespace, pod.Name, 30*time.Second); err != nil {
+		// The helper only holds (tracer hold): the tools it ran in the
+		// targets' namespaces have ended, or end with it.
+		if err := deleteHelper(o.client, pod.Namespace, pod.Name, 30*time.Second, true); err != nil {
 			u.warn("%v", err)
 		}
 	}()

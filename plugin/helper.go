@@ -137,13 +137,20 @@ func printEvents(ctx context.Context, client kubernetes.Interface, pod *corev1.P
 
 // deleteHelper removes the helper pod and waits until it is gone, so that a
 // finished session leaves nothing behind. It uses its own context: it runs
-// after the session's context was cancelled.
-func deleteHelper(client kubernetes.Interface, namespace, name string, timeout time.Duration) error {
+// after the session's context was cancelled. released says that the helper
+// holds nothing in the kernel any more (it reported its final statistics,
+// which it does after detaching, or it only ever held): the pod then goes
+// without a grace period. Its status cannot say so: it shows the tracer
+// running for up to a second after it exited, until the kubelet's next
+// relist, and a graceful delete waited for that.
+func deleteHelper(client kubernetes.Interface, namespace, name string, timeout time.Duration, released bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	pods := client.CoreV1().Pods(namespace)
 	opts := metav1.DeleteOptions{}
-	if pod, err := pods.Get(ctx, name, metav1.GetOptions{}); err == nil && !tracerRunning(pod) {
+	if released {
+		opts.GracePeriodSeconds = ptr.To(int64(0))
+	} else if pod, err := pods.Get(ctx, name, metav1.GetOptions{}); err == nil && !tracerRunning(pod) {
 		// Nothing runs that needs a graceful stop.
 		opts.GracePeriodSeconds = ptr.To(int64(0))
 	}

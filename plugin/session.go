@@ -78,7 +78,10 @@ func (s *helperSession) run(hard context.Context, stop <-chan struct{}) error {
 	err := s.stream(hard, stop)
 	var delErr error
 	if s.ephemeral == nil {
-		delErr = deleteHelper(s.o.client, s.pod.Namespace, s.pod.Name, 30*time.Second)
+		s.mu.Lock()
+		released := s.stats != nil
+		s.mu.Unlock()
+		delErr = deleteHelper(s.o.client, s.pod.Namespace, s.pod.Name, 30*time.Second, released)
 	}
 	s.mu.Lock()
 	s.err = errors.Join(err, delErr)
