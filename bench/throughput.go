@@ -268,7 +268,8 @@ func tputOnce(ctx context.Context, c config, dir string, h tputHook, rate float6
 		case <-r.done:
 			r.wait()
 			os.WriteFile(filepath.Join(run, "cancel"), nil, 0o644)
-			res.err = fmt.Errorf("kubectl trace ended before attaching: %s", r.stderrText())
+			logf("kubectl trace ended before attaching; its stderr:\n%s", r.stderrText())
+			res.err = fmt.Errorf("kubectl trace ended before attaching: %s", r.failure())
 			return
 		case <-time.After(10 * time.Millisecond):
 		}
@@ -283,7 +284,8 @@ func tputOnce(ctx context.Context, c config, dir string, h tputHook, rate float6
 	var ok bool
 	res.events, res.lost, res.duration, ok = r.summaryRow(c.ns + "/load/app")
 	if werr != nil || !ok {
-		res.err = fmt.Errorf("kubectl trace: %v: %s", werr, r.stderrText())
+		logf("kubectl trace failed; its stderr:\n%s", r.stderrText())
+		res.err = fmt.Errorf("kubectl trace: %v: %s", werr, r.failure())
 		return
 	}
 	res.offered, res.secs, err = loadResult(ctx, c.ns, tag)
@@ -446,8 +448,8 @@ func tputTable(results, local [][]tputResult) string {
 
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
-	if len(s) > 80 {
-		s = s[:80] + "…"
+	if r := []rune(s); len(r) > 160 {
+		s = string(r[:160]) + "…"
 	}
 	return s
 }
