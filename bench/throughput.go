@@ -85,6 +85,11 @@ func runThroughput(c config) (string, error) {
 	defer os.RemoveAll(dir)
 	load := pod{name: "load", labels: map[string]string{"app": "ktbench-load"}, hostDir: dir,
 		command: []string{"/ktbench/ktbench", "load", "-serve", "/ktbench/run"}}
+	// The previous run's load is deleted without waiting; while it
+	// terminates, applying the new one (another hostPath) fails.
+	if _, err := kubectl(ctx, "", "-n", c.ns, "delete", "pod", "load", "--ignore-not-found", "--grace-period=1", "--wait=true", "--timeout=60s"); err != nil {
+		return "", fmt.Errorf("deleting the previous run's load pod: %w", err)
+	}
 	logf("starting pod %s/load", c.ns)
 	if err := startPods(ctx, c.ns, []pod{load}); err != nil {
 		return "", err
