@@ -2,7 +2,6 @@ package runner
 
 import (
 	"bytes"
-	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -29,14 +28,8 @@ const (
 // the request's limits: once one is reached it calls onLimit (which stops
 // the session) and drops everything after.
 type output struct {
-	mu    sync.Mutex
-	spool *spool
-	// w is where records go: the spool, or the compressor in front of it.
-	w io.Writer
-	// z compresses stdout (Request.Compress); dirty says it holds data
-	// since its last flush.
-	z      *flate.Writer
-	dirty  bool
+	mu     sync.Mutex
+	spool  *spool
 	format string
 	enc    hooks.EventEncoder
 	line   []byte // the record being formatted
@@ -74,7 +67,6 @@ func newOutput(w io.Writer, format string, flushEvery time.Duration) *output {
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
-	o.w = o.spool
 	if format == hooks.OutputPCAP {
 		o.minRecord = pcapRecordLen
 	}
@@ -94,39 +86,16 @@ func (o *output) setFramed(index func(ev *hooks.Event) (int, bool)) {
 	o.framed, o.index = true, index
 }
 
-// setCompressed compresses stdout (Request.Compress). Call it before the
-// first record.
-func (o *output) setCompressed() {
-	// BestSpeed: about 400 MB/s a CPU and a tenth of JSON's bytes; the
-	// higher levels cost more CPU for little more.
-	o.z, _ = flate.NewWriter(o.spool, flate.BestSpeed)
-	o.w = writerFunc(func(p []byte) (int, error) {
-		o.dirty = true
-		return o.z.Write(p)
-	})
-}
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+// setCompressed compresses stdout (Request.Compress), in the spool's
+// writer goroutine. Call it before the first record.
+func (o *output) setCompressed() { o.spool.setCompressed() }
 
 // flush hands what is buffered to stdout's writer. The caller holds mu.
 func (o *output) flush() error {
 	if err := o.flushFrame(); err != nil {
 		return err
 	}
-	if o.z != nil && o.dirty {
-		// A sync flush: what was compressed so far can be decompressed
-		// without waiting for more.
-		if err := o.z.Flush(); err != nil {
-			return err
-		}
-		o.dirty = false
-	}
-	if o.spool.Buffered() > 0 {
-		return o.spool.Flush()
-	}
-	return nil
+	return o.spool.Flush()
 }
 
 func (o *output) flusher(every time.Duration) {
@@ -226,7 +195,7 @@ func (o *output) fits(n int) bool {
 // The caller holds mu.
 func (o *output) write(idx int, b []byte, alone bool) error {
 	if !o.framed {
-		_, err := o.w.Write(b)
+		_, err := o.spool.Write(b)
 		return err
 	}
 	if len(o.frame) > 0 && (o.frameIdx != idx || alone || len(o.frame)+len(b) > maxFrame) {
@@ -235,7 +204,7 @@ func (o *output) write(idx int, b []byte, alone bool) error {
 		}
 	}
 	if alone || len(b) > maxFrame {
-		return hooks.WriteFrame(o.w, idx, b)
+		return hooks.WriteFrame(o.spool, idx, b)
 	}
 	o.frameIdx = idx
 	o.frame = append(o.frame, b...)
@@ -247,7 +216,7 @@ func (o *output) flushFrame() error {
 	if len(o.frame) == 0 {
 		return nil
 	}
-	err := hooks.WriteFrame(o.w, o.frameIdx, o.frame)
+	err := hooks.WriteFrame(o.spool, o.frameIdx, o.frame)
 	o.frame = o.frame[:0]
 	return err
 }
@@ -283,9 +252,6 @@ func (o *output) close() error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	err := o.flushFrame()
-	if o.z != nil && err == nil {
-		err = o.z.Close()
-	}
 	// The spool is drained and closed even after an error, so that its
 	// writer goroutine ends.
 	err = errors.Join(err, o.spool.close())

@@ -2,8 +2,10 @@ package runner
 
 import (
 	"bytes"
+	"compress/flate"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -123,5 +125,41 @@ func TestSpoolReportsWriteError(t *testing.T) {
 	}
 	if _, err := s.Write([]byte("x")); err == nil {
 		t.Error("a write after close succeeded")
+	}
+}
+
+// A flush pushes through the compressor what went to it in full chunks,
+// even with nothing new buffered: the data can be inflated before close.
+func TestSpoolCompressedFlushAfterFullChunks(t *testing.T) {
+	pr, pw := io.Pipe()
+	s := newSpool(pw)
+	s.setCompressed()
+	data := bytes.Repeat([]byte("0123456789abcdef\n"), 2*spoolChunk/17+1)[:2*spoolChunk]
+	got := make(chan []byte, 1)
+	go func() {
+		b := make([]byte, len(data))
+		_, _ = io.ReadFull(flate.NewReader(pr), b)
+		got <- b
+	}()
+	if _, err := s.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.buf) != 0 {
+		t.Fatalf("%d bytes still buffered after two full chunks", len(s.buf))
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case b := <-got:
+		if !bytes.Equal(b, data) {
+			t.Error("inflated data differs from what was written")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the flushed chunks could not be inflated within 5 s")
+	}
+	go io.Copy(io.Discard, pr) // let close write the stream's end
+	if err := s.close(); err != nil {
+		t.Fatal(err)
 	}
 }
