@@ -201,6 +201,30 @@ func (r *traceRun) stderrText() string {
 	return strings.Join(r.stderr, "\n")
 }
 
+// failure is why the command failed, for a table cell: its "error:" lines
+// (the plugin's and kubectl's), else its last line. The first line is
+// progress ("✓ 1 target(s) on 1 node(s)"): a cell that showed it hid why
+// every end-to-end run of the eBPF hooks failed.
+func (r *traceRun) failure() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var errs []string
+	for _, l := range r.stderr {
+		if strings.HasPrefix(strings.TrimSpace(l), "error:") {
+			errs = append(errs, strings.TrimSpace(l))
+		}
+	}
+	if len(errs) > 0 {
+		return strings.Join(errs, "; ")
+	}
+	for i := len(r.stderr) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(r.stderr[i]); l != "" {
+			return l
+		}
+	}
+	return "nothing on stderr"
+}
+
 // summaryRow returns the EVENTS and LOST columns of the plugin's summary
 // table for target (namespace/pod/container).
 func (r *traceRun) summaryRow(target string) (events, lost uint64, dur string, ok bool) {

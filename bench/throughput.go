@@ -85,6 +85,11 @@ func runThroughput(c config) (string, error) {
 	defer os.RemoveAll(dir)
 	load := pod{name: "load", labels: map[string]string{"app": "ktbench-load"}, hostDir: dir,
 		command: []string{"/ktbench/ktbench", "load", "-serve", "/ktbench/run"}}
+	// The previous run's load is deleted without waiting; while it
+	// terminates, applying the new one (another hostPath) fails.
+	if _, err := kubectl(ctx, "", "-n", c.ns, "delete", "pod", "load", "--ignore-not-found", "--grace-period=1", "--wait=true", "--timeout=60s"); err != nil {
+		return "", fmt.Errorf("deleting the previous run's load pod: %w", err)
+	}
 	logf("starting pod %s/load", c.ns)
 	if err := startPods(ctx, c.ns, []pod{load}); err != nil {
 		return "", err
@@ -268,7 +273,8 @@ func tputOnce(ctx context.Context, c config, dir string, h tputHook, rate float6
 		case <-r.done:
 			r.wait()
 			os.WriteFile(filepath.Join(run, "cancel"), nil, 0o644)
-			res.err = fmt.Errorf("kubectl trace ended before attaching: %s", r.stderrText())
+			logf("kubectl trace ended before attaching; its stderr:\n%s", r.stderrText())
+			res.err = fmt.Errorf("kubectl trace ended before attaching: %s", r.failure())
 			return
 		case <-time.After(10 * time.Millisecond):
 		}
@@ -283,7 +289,8 @@ func tputOnce(ctx context.Context, c config, dir string, h tputHook, rate float6
 	var ok bool
 	res.events, res.lost, res.duration, ok = r.summaryRow(c.ns + "/load/app")
 	if werr != nil || !ok {
-		res.err = fmt.Errorf("kubectl trace: %v: %s", werr, r.stderrText())
+		logf("kubectl trace failed; its stderr:\n%s", r.stderrText())
+		res.err = fmt.Errorf("kubectl trace: %v: %s", werr, r.failure())
 		return
 	}
 	res.offered, res.secs, err = loadResult(ctx, c.ns, tag)
@@ -446,8 +453,8 @@ func tputTable(results, local [][]tputResult) string {
 
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
-	if len(s) > 80 {
-		s = s[:80] + "…"
+	if r := []rune(s); len(r) > 160 {
+		s = string(r[:160]) + "…"
 	}
 	return s
 }

@@ -52,6 +52,13 @@ type Request struct {
 	// tell the targets apart; the plugin sets it for several targets or
 	// --output-dir.
 	Framed bool `json:"framed,omitempty"`
+	// Compress asks for stdout as one DEFLATE stream (RFC 1951,
+	// compress/flate), sync-flushed whenever the helper flushes, so that
+	// nothing waits in the compressor. The attach stream (runtime, kubelet,
+	// API server) is the limit of a busy trace, and JSON events shrink
+	// about tenfold. Frames, when Framed, are inside the stream. An older
+	// helper refuses the request (an unknown field) rather than misread it.
+	Compress bool `json:"compress,omitempty"`
 	// MaxEvents stops the session after this many events; 0 is no limit.
 	MaxEvents int64 `json:"maxEvents,omitempty"`
 	// MaxBytes stops the session after this much trace data on stdout

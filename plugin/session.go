@@ -3,7 +3,10 @@ package plugin
 import (
 	"bufio"
 	"bytes"
+	"compress/flate"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -132,6 +135,7 @@ func (s *helperSession) attachAndStream(ctx context.Context, stop <-chan struct{
 	// stdout: frames demultiplexed to the outputs, or the bytes as they are.
 	var stdout io.Writer
 	demuxDone := make(chan error, 1)
+	inflateDone := make(chan error, 1)
 	if s.framed {
 		pr, pw := io.Pipe()
 		stdout = pw
@@ -147,10 +151,16 @@ func (s *helperSession) attachAndStream(ctx context.Context, stop <-chan struct{
 		}()
 		defer pw.Close()
 	} else {
+		t := s.target(0)
 		stdout = writerFunc(func(p []byte) (int, error) {
-			return len(p), s.outs.write(s.target(0), p)
+			return len(p), s.outs.write(t, p)
 		})
 		demuxDone <- nil
+	}
+	if s.compressed() {
+		stdout = inflating(stdout, cancel, inflateDone)
+	} else {
+		inflateDone <- nil
 	}
 
 	attachDone := make(chan error, 1)
@@ -211,7 +221,7 @@ loop:
 		}
 	}
 	s.closeStdin()
-	demuxErr := <-demuxDone
+	demuxErr := errors.Join(<-inflateDone, <-demuxDone)
 	var notStarted startError
 	if errors.As(attachErr, &notStarted) {
 		return notStarted.err
@@ -416,6 +426,56 @@ func (f *firstWrite) Write(p []byte) (int, error) {
 		f.fn()
 	}
 	return f.w.Write(p)
+}
+
+// compressed says whether the helper compresses its stdout: the request it
+// was given, in its container's environment, says so.
+func (s *helperSession) compressed() bool {
+	var env []corev1.EnvVar
+	if s.ephemeral != nil {
+		env = s.ephemeral.Env
+	} else if len(s.pod.Spec.Containers) > 0 {
+		env = s.pod.Spec.Containers[0].Env
+	}
+	for _, e := range env {
+		if e.Name != hooks.RequestEnv {
+			continue
+		}
+		// Not hooks.DecodeRequest: the plugin validated the request when
+		// it built it, and only this field matters here.
+		var req struct {
+			Compress bool `json:"compress"`
+		}
+		b, err := base64.StdEncoding.DecodeString(e.Value)
+		return err == nil && json.Unmarshal(b, &req) == nil && req.Compress
+	}
+	return false
+}
+
+// inflating returns the writer the attach writes the helper's compressed
+// stdout to; a goroutine inflates it into out, in large writes, and closes
+// out (when it is a pipe) once the stream ends. A stream cut short ends
+// what arrived, as an uncompressed one would; a corrupt one cannot be
+// resynchronised: it ends the session, and the error goes to done.
+func inflating(out io.Writer, cancel context.CancelFunc, done chan<- error) *io.PipeWriter {
+	pr, pw := io.Pipe()
+	go func() {
+		zr := flate.NewReader(bufio.NewReaderSize(pr, 256<<10))
+		_, err := io.CopyBuffer(out, zr, make([]byte, 256<<10))
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = nil
+		}
+		if err != nil {
+			err = fmt.Errorf("inflating the helper's output: %w", err)
+			cancel()
+		}
+		_ = pr.CloseWithError(err)
+		if w, ok := out.(*io.PipeWriter); ok {
+			_ = w.Close()
+		}
+		done <- err
+	}()
+	return pw
 }
 
 // statsFromLog finds the helper's final statistics in its container log.

@@ -1,10 +1,9 @@
 package runner
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -23,19 +22,18 @@ const (
 	endedTarget = "target ended"
 )
 
-// output writes trace data to stdout, buffered, and flushes at least every
-// flushEvery so that a slow trace still shows up promptly. It writes whole
+// output writes trace data to stdout through a spool, and flushes at least
+// every flushEvery so that a slow trace still shows up promptly. It writes whole
 // records only (an event's line, a pcap record), counts them, and applies
 // the request's limits: once one is reached it calls onLimit (which stops
 // the session) and drops everything after.
 type output struct {
 	mu     sync.Mutex
-	w      *bufio.Writer
+	spool  *spool
 	format string
-	enc    *json.Encoder // encodes into rec
-	rec    bytes.Buffer
-	line   []byte
-	err    error // the first write error; every emit after it fails
+	enc    hooks.EventEncoder
+	line   []byte // the record being formatted
+	err    error  // the first write error; every emit after it fails
 
 	maxEvents, maxBytes int64
 	minRecord           int64 // the smallest record there can be: 16 for pcap
@@ -63,7 +61,7 @@ const maxFrame = 64 << 10
 
 func newOutput(w io.Writer, format string, flushEvery time.Duration) *output {
 	o := &output{
-		w:         bufio.NewWriterSize(w, 64<<10),
+		spool:     newSpool(w),
 		format:    format,
 		minRecord: 1,
 		stop:      make(chan struct{}),
@@ -72,8 +70,6 @@ func newOutput(w io.Writer, format string, flushEvery time.Duration) *output {
 	if format == hooks.OutputPCAP {
 		o.minRecord = pcapRecordLen
 	}
-	o.enc = json.NewEncoder(&o.rec)
-	o.enc.SetEscapeHTML(false) // "<idle>", not "\u003cidle\u003e"
 	go o.flusher(flushEvery)
 	return o
 }
@@ -90,6 +86,18 @@ func (o *output) setFramed(index func(ev *hooks.Event) (int, bool)) {
 	o.framed, o.index = true, index
 }
 
+// setCompressed compresses stdout (Request.Compress), in the spool's
+// writer goroutine. Call it before the first record.
+func (o *output) setCompressed() { o.spool.setCompressed() }
+
+// flush hands what is buffered to stdout's writer. The caller holds mu.
+func (o *output) flush() error {
+	if err := o.flushFrame(); err != nil {
+		return err
+	}
+	return o.spool.Flush()
+}
+
 func (o *output) flusher(every time.Duration) {
 	defer close(o.done)
 	t := time.NewTicker(every)
@@ -101,10 +109,7 @@ func (o *output) flusher(every time.Duration) {
 		case <-t.C:
 			o.mu.Lock()
 			if o.err == nil {
-				o.err = o.flushFrame()
-			}
-			if o.err == nil && o.w.Buffered() > 0 {
-				o.err = o.w.Flush()
+				o.err = o.flush()
 			}
 			o.mu.Unlock()
 		}
@@ -131,19 +136,16 @@ func (o *output) emit(ev *hooks.Event, details string) error {
 		}
 		idx = i
 	}
-	var rec []byte
 	if o.format == hooks.OutputJSON {
-		o.rec.Reset()
-		if err := o.enc.Encode(ev); err != nil {
+		var err error
+		if o.line, err = o.enc.AppendJSON(o.line[:0], ev); err != nil {
 			o.err = fmt.Errorf("writing trace data: %w", err)
 			return o.err
 		}
-		rec = o.rec.Bytes()
 	} else {
 		o.line = appendText(o.line[:0], ev, details)
-		rec = o.line
 	}
-	return o.record(idx, rec, true)
+	return o.record(idx, o.line, true)
 }
 
 // record writes one whole record of the target with session index idx;
@@ -193,7 +195,7 @@ func (o *output) fits(n int) bool {
 // The caller holds mu.
 func (o *output) write(idx int, b []byte, alone bool) error {
 	if !o.framed {
-		_, err := o.w.Write(b)
+		_, err := o.spool.Write(b)
 		return err
 	}
 	if len(o.frame) > 0 && (o.frameIdx != idx || alone || len(o.frame)+len(b) > maxFrame) {
@@ -202,7 +204,7 @@ func (o *output) write(idx int, b []byte, alone bool) error {
 		}
 	}
 	if alone || len(b) > maxFrame {
-		return hooks.WriteFrame(o.w, idx, b)
+		return hooks.WriteFrame(o.spool, idx, b)
 	}
 	o.frameIdx = idx
 	o.frame = append(o.frame, b...)
@@ -214,7 +216,7 @@ func (o *output) flushFrame() error {
 	if len(o.frame) == 0 {
 		return nil
 	}
-	err := hooks.WriteFrame(o.w, o.frameIdx, o.frame)
+	err := hooks.WriteFrame(o.spool, o.frameIdx, o.frame)
 	o.frame = o.frame[:0]
 	return err
 }
@@ -249,14 +251,12 @@ func (o *output) close() error {
 	<-o.done
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.err == nil {
-		err := o.flushFrame()
-		if err == nil {
-			err = o.w.Flush()
-		}
-		if err != nil {
-			o.err = fmt.Errorf("writing trace data: %w", err)
-		}
+	err := o.flushFrame()
+	// The spool is drained and closed even after an error, so that its
+	// writer goroutine ends.
+	err = errors.Join(err, o.spool.close())
+	if o.err == nil && err != nil {
+		o.err = fmt.Errorf("writing trace data: %w", err)
 	}
 	return o.err
 }
