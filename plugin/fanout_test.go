@@ -41,9 +41,10 @@ func (f *framedHelpers) Attach(ctx context.Context, ns, pod, container string, s
 	if err != nil {
 		return err
 	}
-	if !req.Framed {
-		return fmt.Errorf("request for %s is not framed", pod)
+	if !req.Framed || !req.Compress {
+		return fmt.Errorf("request for %s is not framed and compressed", pod)
 	}
+	z := newDeflating(stdout)
 	in := bufio.NewReader(stdin)
 	if _, err := in.ReadByte(); err != nil {
 		return err
@@ -51,7 +52,7 @@ func (f *framedHelpers) Attach(ctx context.Context, ns, pod, container string, s
 	_ = hooks.WriteStatus(stderr, hooks.Status{Kind: hooks.StatusStarted})
 	targets := req.Targets
 	for i, t := range targets {
-		_ = hooks.WriteFrame(stdout, i, []byte(fmt.Sprintf("1.000000 [000] %s-1 sched_switch: x\n", t.Pod)))
+		_ = hooks.WriteFrame(z, i, []byte(fmt.Sprintf("1.000000 [000] %s-1 sched_switch: x\n", t.Pod)))
 	}
 	for {
 		line, err := in.ReadBytes('\n')
@@ -72,12 +73,13 @@ func (f *framedHelpers) Attach(ctx context.Context, ns, pod, container string, s
 			f.adds[pod] = append(f.adds[pod], c.Add.Pod)
 			f.mu.Unlock()
 			_ = hooks.WriteStatus(stderr, hooks.Status{Kind: hooks.StatusTargetAdded, Index: &idx, Target: c.Add})
-			_ = hooks.WriteFrame(stdout, idx, []byte(fmt.Sprintf("2.000000 [000] %s-1 sched_switch: joined\n", c.Add.Pod)))
+			_ = hooks.WriteFrame(z, idx, []byte(fmt.Sprintf("2.000000 [000] %s-1 sched_switch: joined\n", c.Add.Pod)))
 		}
 		if c.Remove != nil {
 			_ = hooks.WriteStatus(stderr, hooks.Status{Kind: hooks.StatusTargetEnded, Index: c.Remove, Message: "removed"})
 		}
 	}
+	_ = z.Close()
 	_ = hooks.WriteStatus(stderr, hooks.Status{Kind: hooks.StatusStats, Events: uint64(len(targets)), Seconds: 0.2})
 	f.mu.Lock()
 	f.exited[pod] = true

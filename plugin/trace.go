@@ -297,6 +297,7 @@ func (o *TraceOptions) Run(ctx context.Context) error {
 			Output:    o.Output,
 			Mode:      o.Mode,
 			Framed:    framed,
+			Compress:  true,
 			Targets:   ts,
 			MaxEvents: o.MaxEvents,
 			MaxBytes:  o.maxBytes,

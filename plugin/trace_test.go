@@ -53,7 +53,9 @@ func (f *fakeHelper) Attach(ctx context.Context, ns, pod, container string, stdi
 	f.gotGo = true
 	f.mu.Unlock()
 	_ = hooks.WriteStatus(stderr, hooks.Status{Kind: hooks.StatusStarted})
-	f.script(stdout, stderr)
+	// The plugin asks every helper for compressed stdout.
+	z := newDeflating(stdout)
+	f.script(z, stderr)
 	// Stream until the plugin's stop message (or the end of stdin).
 	for {
 		line, err := in.ReadBytes('\n')
@@ -64,6 +66,7 @@ func (f *fakeHelper) Attach(ctx context.Context, ns, pod, container string, stdi
 			break
 		}
 	}
+	_ = z.Close()
 	_ = hooks.WriteStatus(stderr, hooks.Status{Kind: hooks.StatusStats, Events: 2, Seconds: 0.1})
 	f.exit(0)
 	return ctx.Err()

@@ -216,6 +216,9 @@ func Run(ctx context.Context, req hooks.Request, cfg Config) (err error) {
 	if req.Framed {
 		out.setFramed(tg.eventIndex)
 	}
+	if req.Compress {
+		out.setCompressed()
+	}
 	s.out = out
 
 	var wg sync.WaitGroup
