@@ -240,6 +240,10 @@ func hookSyscalls(t *testing.T) {
 			t.Errorf("want only openat calls with --arg syscalls=openat: %+v", e)
 			continue
 		}
+		if f["unfinished"] == "true" {
+			// A call under way when the trace stopped: no return yet.
+			continue
+		}
 		switch {
 		case strings.Contains(f["args"], "filename: "+ptr["/tmp/ktmarker-target"]+","):
 			found++
