@@ -51,6 +51,7 @@ type openTargetValue struct {
 const (
 	openMapCounters        = "counters"
 	openMapEvents          = "events"
+	openMapOpenScratch     = "open_scratch"
 	openMapTargetCache     = "target_cache"
 	openMapTargetMntns     = "target_mntns"
 	openProgKtOpen         = "kt_open"
@@ -113,6 +114,7 @@ type openProgramSpecs struct {
 type openMapSpecs struct {
 	Counters    *ebpf.MapSpec `ebpf:"counters"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
+	OpenScratch *ebpf.MapSpec `ebpf:"open_scratch"`
 	TargetCache *ebpf.MapSpec `ebpf:"target_cache"`
 	TargetMntns *ebpf.MapSpec `ebpf:"target_mntns"`
 }
@@ -151,6 +153,7 @@ func (o *openObjects) Close() error {
 type openMaps struct {
 	Counters    *ebpf.Map `ebpf:"counters"`
 	Events      *ebpf.Map `ebpf:"events"`
+	OpenScratch *ebpf.Map `ebpf:"open_scratch"`
 	TargetCache *ebpf.Map `ebpf:"target_cache"`
 	TargetMntns *ebpf.Map `ebpf:"target_mntns"`
 }
@@ -159,6 +162,7 @@ func (m *openMaps) Close() error {
 	return _OpenClose(
 		m.Counters,
 		m.Events,
+		m.OpenScratch,
 		m.TargetCache,
 		m.TargetMntns,
 	)

@@ -64,7 +64,7 @@ struct {
 	__type(value, struct target_value);
 } target_mntns SEC(".maps");
 
-#define COUNTER_LOST 0           /* ring buffer reservations that failed */
+#define COUNTER_LOST 0           /* records the ring buffer had no room for */
 #define COUNTER_MEMCG_MISMATCH 1 /* target mntns, but another memory cgroup */
 #define COUNTER_DROPPED 2        /* in-kernel state that did not fit a map */
 #define NR_COUNTERS 3
@@ -236,6 +236,18 @@ static __always_inline void submit(void *e)
 	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
 		flags = 0;
 	bpf_ringbuf_submit(e, flags);
+}
+
+/* output copies size bytes of e into the ring, for records whose length
+ * varies (reserve takes a constant size), counting it lost when full. */
+static __always_inline void output(void *e, __u64 size)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		flags = 0;
+	if (bpf_ringbuf_output(&events, e, size, flags))
+		count(COUNTER_LOST);
 }
 #endif
 
