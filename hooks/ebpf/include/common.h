@@ -204,12 +204,18 @@ static __always_inline void fill_hdr(struct hdr *h, struct task_struct *t, int t
 	bpf_probe_read_kernel_str(h->comm, sizeof(h->comm), t->comm);
 }
 
-/* fill_hdr_current describes t, the current task: bpf_get_current_comm
- * costs less than a probe read, and pads the comm with zeros. */
+/* fill_hdr_current describes t, the current task: its comm is two direct
+ * loads (a BTF pointer), no helper call. Only the task itself renames
+ * itself (prctl, /proc/self/comm) while it runs this, so the copy is
+ * whole; the kernel keeps comm NUL-padded. */
 static __always_inline void fill_hdr_current(struct hdr *h, struct task_struct *t, int target)
 {
+	const __u64 *c = (const __u64 *)t->comm;
+	__u64 *d = (__u64 *)h->comm; /* at offset 24 of struct hdr */
+
 	fill_hdr_ids(h, t, target);
-	bpf_get_current_comm(h->comm, sizeof(h->comm));
+	d[0] = c[0];
+	d[1] = c[1];
 }
 
 #ifndef KT_NO_EVENTS
