@@ -205,9 +205,9 @@ static __always_inline void fill_hdr(struct hdr *h, struct task_struct *t, int t
 }
 
 /* fill_hdr_current describes t, the current task: its comm is two direct
- * loads (a BTF pointer), no helper call. Only the task itself renames
- * itself (prctl, /proc/self/comm) while it runs this, so the copy is
- * whole; the kernel keeps comm NUL-padded. */
+ * loads (a BTF pointer), no helper call; the kernel keeps comm NUL-padded.
+ * A rename racing with it (another thread of the process writing its
+ * /proc/.../comm) can mix the two names, as bpf_get_current_comm can. */
 static __always_inline void fill_hdr_current(struct hdr *h, struct task_struct *t, int target)
 {
 	const __u64 *c = (const __u64 *)t->comm;
