@@ -53,6 +53,9 @@ type config struct {
 	ns       string // namespace of the cluster parts
 	only     string // overhead: only the methods whose name contains this (and untraced); throughput: only those hooks
 	rates    string // throughput: the rates to offer, instead of the default list
+	// baseTracer, when set, runs every helper method of the overhead part
+	// with this binary too, in the same rounds: before and after a change.
+	baseTracer string
 }
 
 func main() {
@@ -67,6 +70,7 @@ func main() {
 	flag.BoolVar(&c.quick, "quick", false, "fewer iterations, rounds and rates: checks the harness, not the product")
 	flag.StringVar(&c.out, "out", "", "also write the result tables to this file (replaced)")
 	flag.StringVar(&c.only, "only", "", "run only the methods (overhead, and untraced) or hooks (throughput) whose name contains this: syscall-top, bpftrace, ftrace, …")
+	flag.StringVar(&c.baseTracer, "base-tracer", "", "overhead part: also run each helper method with this helper binary, interleaved (\"(base)\" in its name): compares two builds")
 	flag.StringVar(&c.rates, "rates", "", "throughput part: comma-separated rates in calls/s to offer (0 is unpaced), e.g. 300000,0")
 	flag.StringVar(&c.ns, "namespace", "ktbench", "namespace of the cluster parts' pods (created if missing; the pods are deleted at the end)")
 	flag.Usage = usage

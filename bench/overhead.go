@@ -31,12 +31,34 @@ type method struct {
 	// baseline names the bpftrace method that does the same work, which
 	// the method is compared with; "" is bpftrace's count.
 	baseline string
+	// helper: the method runs the helper binary (config.tracer).
+	helper bool
 }
 
 func helperMethod(name, kind, hook string, args map[string]string) method {
-	return method{name: name, kind: kind, new: func(c config) tracer {
+	return method{name: name, kind: kind, helper: true, new: func(c config) tracer {
 		return &helper{bin: c.tracer, hook: hook, args: args}
 	}}
+}
+
+// withBaseTracer follows every helper method with the same method run by
+// the helper binary base, so both builds share the rounds.
+func withBaseTracer(ms []method, base string) []method {
+	var out []method
+	for _, m := range ms {
+		out = append(out, m)
+		if !m.helper {
+			continue
+		}
+		b, newHelper := m, m.new
+		b.name += " (base)"
+		b.new = func(c config) tracer {
+			c.tracer = base
+			return newHelper(c)
+		}
+		out = append(out, b)
+	}
+	return out
 }
 
 var (
@@ -141,6 +163,9 @@ func runOverhead(c config) (string, error) {
 				continue
 			}
 			w.methods = keep
+		}
+		if c.baseTracer != "" {
+			w.methods = withBaseTracer(w.methods, c.baseTracer)
 		}
 		results := make([][]run, len(w.methods))
 		for r := 0; r < c.rounds; r++ {

@@ -79,7 +79,7 @@ var ebpfHooks = []Descriptor{
 		Name:    "open",
 		Kind:    KindEBPF,
 		Summary: "every file the target opens (open, creat, openat, openat2), with flags and result",
-		Events:  []string{"tp_btf/sys_enter", "tp_btf/sys_exit"},
+		Events:  []string{"tp_btf/sys_exit"},
 		Outputs: []string{OutputText, OutputJSON},
 		Fields: []Field{
 			{Name: "path", Help: "path as given (relative paths are relative to the task's directory or dfd), at most 255 bytes"},

@@ -18,6 +18,22 @@ func view[T any](raw []byte) (*T, bool) {
 	return (*T)(unsafe.Pointer(&raw[0])), true
 }
 
+// viewCut is view for records that the kernel cuts after a variable-length
+// last field (open.c's output): a record shorter than T but at least least
+// bytes long is copied into buf, zeroed beyond it.
+func viewCut[T any](raw []byte, least uintptr, buf *T) (*T, bool) {
+	if e, ok := view[T](raw); ok {
+		return e, true
+	}
+	if len(raw) < int(least) {
+		return nil, false
+	}
+	var zero T
+	*buf = zero
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(buf)), unsafe.Sizeof(zero)), raw)
+	return buf, true
+}
+
 func decodeHeader(ts uint64, pid, target, cpu uint32, comm []int8) header {
 	return header{ts: ts, pid: int(pid), target: int(target), cpu: int(cpu), comm: cstring8(comm)}
 }
@@ -41,7 +57,7 @@ func decodeExec(s *Session, raw []byte) (header, string, bool) {
 
 // decodeOpen: open's struct open_event.
 func decodeOpen(s *Session, raw []byte) (header, string, bool) {
-	e, ok := view[openOpenEvent](raw)
+	e, ok := viewCut[openOpenEvent](raw, unsafe.Offsetof(openOpenEvent{}.Path), &s.openBuf)
 	if !ok {
 		return header{}, "", false
 	}

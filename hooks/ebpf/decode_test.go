@@ -146,6 +146,16 @@ func TestDecode(t *testing.T) {
 		if len(got) != 1 || got[0].details != "path=/nope flags=O_RDONLY result=-2 error=ENOENT" || got[0].ev.Pod != "p0" {
 			t.Errorf("got %+v", got)
 		}
+		// As open.c writes it: cut after the path's NUL.
+		e.PathLen = uint32(len("/nope") + 1)
+		raw := bytesOf(&e)[:unsafe.Offsetof(e.Path)+uintptr(e.PathLen)]
+		got = decodeOne(t, defs[HookOpen], raw)
+		if len(got) != 1 || got[0].details != "path=/nope flags=O_RDONLY result=-2 error=ENOENT" {
+			t.Errorf("cut record: got %+v", got)
+		}
+		if got := decodeOne(t, defs[HookOpen], raw[:unsafe.Offsetof(e.Path)-1]); len(got) != 0 {
+			t.Errorf("record shorter than its header emitted %+v", got)
+		}
 	})
 
 	t.Run("tcp close", func(t *testing.T) {
@@ -245,5 +255,30 @@ func TestCatalogueParams(t *testing.T) {
 				t.Errorf("%s: the loader rejects what the catalogue accepts: %v", tt.hook, err)
 			}
 		}
+	}
+}
+
+// viewCut reuses its buffer: what a longer record left there must not show
+// through a shorter one.
+func TestViewCut(t *testing.T) {
+	var buf openOpenEvent
+	var long, short openOpenEvent
+	setStr8(long.Path[:], "/a/much/longer/path")
+	setStr8(short.Path[:], "/b")
+	least := unsafe.Offsetof(long.Path)
+	if _, ok := viewCut(bytesOf(&long)[:least+20], least, &buf); !ok {
+		t.Fatal("viewCut refused a record longer than its header")
+	}
+	e, ok := viewCut(bytesOf(&short)[:least+3], least, &buf)
+	if !ok || cstring8(e.Path[:]) != "/b" {
+		t.Errorf("viewCut after a longer record: %v, path %q, want /b", ok, cstring8(e.Path[:]))
+	}
+	// An unreadable path: the record ends before it (path_len 0).
+	viewCut(bytesOf(&long)[:least+20], least, &buf)
+	if e, ok := viewCut(bytesOf(&short)[:least], least, &buf); !ok || cstring8(e.Path[:]) != "" {
+		t.Errorf("viewCut of a record without a path: %v, path %q, want none", ok, cstring8(e.Path[:]))
+	}
+	if e, ok := viewCut(bytesOf(&long), least, &buf); !ok || e == &buf {
+		t.Errorf("a whole record was copied (ok %v), want a view of it", ok)
 	}
 }

@@ -16,7 +16,8 @@
 // tracepoints: no tracefs, and accepted by locked-down kernels, which
 // refuse fentry/fexit with EPERM; CONFIG_KPROBES may be off):
 //   - exec: sched_process_exec, with the new argv;
-//   - open: sys_enter and sys_exit, for open, creat, openat and openat2;
+//   - open: sys_exit of open, creat, openat and openat2 (the arguments
+//     are still in the registers there);
 //   - tcp: inet_sock_set_state (connect, close) and sys_exit of accept
 //     and accept4;
 //   - syscall-top: sys_enter and sys_exit (the entry time in task
@@ -26,7 +27,8 @@
 //   - oomkill: mark_victim.
 //
 // The hooks on sys_enter and sys_exit run a compare on every system call
-// of the node; they are detached as soon as the session stops.
+// of the node; they are detached as soon as the session stops. open and
+// tcp remember a target task's target in task storage (see common.h).
 //
 // Events carry the kernel's CLOCK_MONOTONIC time (the clock the ftrace
 // hooks use too). Rows of the aggregating hooks (syscall-top, runqlat)

@@ -26,7 +26,7 @@ int BPF_PROG(kt_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	struct exec_event *e = reserve(sizeof(*e));
 	if (!e)
 		return 0;
-	fill_hdr(&e->h, p, target);
+	fill_hdr_current(&e->h, p, target); /* p is current: it runs the exec */
 	e->ppid = p->real_parent->tgid;
 	e->uid = (__u32)bpf_get_current_uid_gid();
 	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), bprm->filename);

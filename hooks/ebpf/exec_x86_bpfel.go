@@ -50,6 +50,7 @@ const (
 	execVarMatchAll        = "match_all"
 	execVarMemcgCheck      = "memcg_check"
 	execVarMemcgFilter     = "memcg_filter"
+	execVarTargetGen       = "target_gen"
 	execVarUnusedExecEvent = "unused_exec_event"
 	execVarWakeupBytes     = "wakeup_bytes"
 )
@@ -115,6 +116,7 @@ type execVariableSpecs struct {
 	MatchAll        *ebpf.VariableSpec `ebpf:"match_all"`
 	MemcgCheck      *ebpf.VariableSpec `ebpf:"memcg_check"`
 	MemcgFilter     *ebpf.VariableSpec `ebpf:"memcg_filter"`
+	TargetGen       *ebpf.VariableSpec `ebpf:"target_gen"`
 	UnusedExecEvent *ebpf.VariableSpec `ebpf:"unused_exec_event"`
 	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -159,6 +161,7 @@ type execVariables struct {
 	MatchAll        *ebpf.Variable `ebpf:"match_all"`
 	MemcgCheck      *ebpf.Variable `ebpf:"memcg_check"`
 	MemcgFilter     *ebpf.Variable `ebpf:"memcg_filter"`
+	TargetGen       *ebpf.Variable `ebpf:"target_gen"`
 	UnusedExecEvent *ebpf.Variable `ebpf:"unused_exec_event"`
 	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
 }

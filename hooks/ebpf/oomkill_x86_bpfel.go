@@ -51,6 +51,7 @@ const (
 	oomkillVarMatchAll       = "match_all"
 	oomkillVarMemcgCheck     = "memcg_check"
 	oomkillVarMemcgFilter    = "memcg_filter"
+	oomkillVarTargetGen      = "target_gen"
 	oomkillVarUnusedOomEvent = "unused_oom_event"
 	oomkillVarWakeupBytes    = "wakeup_bytes"
 )
@@ -116,6 +117,7 @@ type oomkillVariableSpecs struct {
 	MatchAll       *ebpf.VariableSpec `ebpf:"match_all"`
 	MemcgCheck     *ebpf.VariableSpec `ebpf:"memcg_check"`
 	MemcgFilter    *ebpf.VariableSpec `ebpf:"memcg_filter"`
+	TargetGen      *ebpf.VariableSpec `ebpf:"target_gen"`
 	UnusedOomEvent *ebpf.VariableSpec `ebpf:"unused_oom_event"`
 	WakeupBytes    *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -160,6 +162,7 @@ type oomkillVariables struct {
 	MatchAll       *ebpf.Variable `ebpf:"match_all"`
 	MemcgCheck     *ebpf.Variable `ebpf:"memcg_check"`
 	MemcgFilter    *ebpf.Variable `ebpf:"memcg_filter"`
+	TargetGen      *ebpf.Variable `ebpf:"target_gen"`
 	UnusedOomEvent *ebpf.Variable `ebpf:"unused_oom_event"`
 	WakeupBytes    *ebpf.Variable `ebpf:"wakeup_bytes"`
 }

@@ -2,35 +2,21 @@
 
 /*
  * open: every open of the target's tasks, with its result: open, creat,
- * openat and openat2, from tp_btf/sys_enter (arguments, kept per thread)
- * and tp_btf/sys_exit (result, path, event). fentry/fexit of
- * do_sys_openat2 would need no state, but kernels that are locked down
- * refuse fentry programs (EPERM), and the per-syscall tracepoints
- * (syscalls:sys_enter_openat) need tracefs; the raw syscall tracepoints
- * need neither. Every other system call returns after a compare.
+ * openat and openat2, from tp_btf/sys_exit alone. At the exit the
+ * syscall's registers still hold its arguments (x86: only ax took the
+ * return value; arm64: orig_x0 kept x0), and the path is read from user
+ * memory there, as it always was, so an entry program and per-thread
+ * state would only cost: a second program on every system call of the
+ * node, and a map update and delete per open. fentry/fexit of
+ * do_sys_openat2 would need no registers, but kernels that are locked
+ * down refuse fentry programs (EPERM), and the per-syscall tracepoints
+ * (syscalls:sys_exit_openat) need tracefs; the raw syscall tracepoint
+ * needs neither. Every other system call returns after a compare.
  */
+#define KT_TARGET_CACHE
 #include "common.h"
 
 #define PATH_LEN 256
-
-struct open_args {
-	__u64 filename; /* user pointer */
-	__u64 flags;
-	__s32 dfd;
-	__u32 target;
-};
-
-/*
- * A plain hash, not an LRU: an LRU evicts entries before it is full (its
- * free lists are per CPU), which lost opens without a trace. A full hash
- * fails the update instead, and that is counted.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32); /* thread id */
-	__type(value, struct open_args);
-} opening SEC(".maps");
 
 struct open_event {
 	struct hdr h;
@@ -38,69 +24,64 @@ struct open_event {
 	__u64 flags;
 	__s32 dfd;
 	__u32 path_len; /* bytes copied, with the NUL; 0 if the path was unreadable */
-	char path[PATH_LEN];
+	char path[PATH_LEN]; /* the record ends after path_len bytes of it */
 };
 const struct open_event *unused_open_event __attribute__((unused));
+
+/*
+ * The event is built here and copied into the ring cut after the path's
+ * NUL: an open of /dev/null takes 80 bytes of ring, not 320. Per CPU, and a
+ * program does not nest in itself on a CPU (the kernel's recursion guard).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct open_event);
+} open_scratch SEC(".maps");
 
 static __always_inline bool is_open(long nr)
 {
 	return nr == NR_openat || nr == NR_openat2 || nr == NR_open || nr == NR_creat;
 }
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(kt_open_enter, struct pt_regs *regs, long id)
+SEC("tp_btf/sys_exit")
+int BPF_PROG(kt_open, struct pt_regs *regs, long ret)
 {
+	long id = SYSCALL_NR(regs);
 	if (!is_open(id))
 		return 0;
 	struct task_struct *t = bpf_get_current_task_btf();
-	int target = target_of(t);
+	int target = cached_target_of(t);
 	if (target < 0)
 		return 0;
-	struct open_args a = {.target = target};
+	__u32 zero = 0;
+	struct open_event *e = bpf_map_lookup_elem(&open_scratch, &zero);
+	if (!e)
+		return 0;
+	fill_hdr_current(&e->h, t, target);
+	e->ret = ret;
+	__u64 filename;
 	if (id == NR_open || id == NR_creat) {
-		a.dfd = AT_FDCWD;
-		a.filename = SYSCALL_ARG0(regs);
-		a.flags = id == NR_creat ? O_CREAT | O_WRONLY | O_TRUNC : SYSCALL_ARG1(regs);
+		e->dfd = AT_FDCWD;
+		filename = SYSCALL_EXIT_ARG0(regs);
+		e->flags = id == NR_creat ? O_CREAT | O_WRONLY | O_TRUNC : SYSCALL_ARG1(regs);
 	} else {
-		a.dfd = (__s32)SYSCALL_ARG0(regs);
-		a.filename = SYSCALL_ARG1(regs);
+		e->dfd = (__s32)SYSCALL_EXIT_ARG0(regs);
+		filename = SYSCALL_ARG1(regs);
+		e->flags = 0;
 		if (id == NR_openat2) {
 			struct open_how *how = (struct open_how *)SYSCALL_ARG2(regs);
-			bpf_probe_read_user(&a.flags, sizeof(a.flags), &how->flags);
+			bpf_probe_read_user(&e->flags, sizeof(e->flags), &how->flags);
 		} else {
-			a.flags = SYSCALL_ARG2(regs);
+			e->flags = SYSCALL_ARG2(regs);
 		}
 	}
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	if (bpf_map_update_elem(&opening, &tid, &a, BPF_ANY))
-		count(COUNTER_DROPPED);
-	return 0;
-}
-
-SEC("tp_btf/sys_exit")
-int BPF_PROG(kt_open_exit, struct pt_regs *regs, long ret)
-{
-	if (!is_open(SYSCALL_NR(regs)))
-		return 0;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct open_args *a = bpf_map_lookup_elem(&opening, &tid);
-	if (!a) {
-		/* A target's open whose entry is missing is an event lost, never
-		 * a silent gap (a thread that joined the target mid-call aside). */
-		if (target_of(bpf_get_current_task_btf()) >= 0)
-			count(COUNTER_DROPPED);
-		return 0;
-	}
-	struct open_event *e = reserve(sizeof(*e));
-	if (e) {
-		fill_hdr(&e->h, bpf_get_current_task_btf(), a->target);
-		e->ret = ret;
-		e->flags = a->flags;
-		e->dfd = a->dfd;
-		long n = bpf_probe_read_user_str(e->path, sizeof(e->path), (void *)a->filename);
-		e->path_len = n > 0 ? n : 0;
-		submit(e);
-	}
-	bpf_map_delete_elem(&opening, &tid);
+	long n = bpf_probe_read_user_str(e->path, sizeof(e->path), (void *)filename);
+	__u32 len = n > 0 ? n : 0;
+	if (len > PATH_LEN)
+		len = PATH_LEN;
+	e->path_len = len;
+	output(e, offsetof(struct open_event, path) + len);
 	return 0;
 }

@@ -13,14 +13,6 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type openOpenArgs struct {
-	_        structs.HostLayout
-	Filename uint64
-	Flags    uint64
-	Dfd      int32
-	Target   uint32
-}
-
 type openOpenEvent struct {
 	_ structs.HostLayout
 	H struct {
@@ -39,6 +31,13 @@ type openOpenEvent struct {
 	Path    [256]int8
 }
 
+type openTargetCache struct {
+	_      structs.HostLayout
+	Target int32
+	Mntns  uint32
+	Gen    uint32
+}
+
 type openTargetValue struct {
 	_      structs.HostLayout
 	Target uint32
@@ -52,13 +51,14 @@ type openTargetValue struct {
 const (
 	openMapCounters        = "counters"
 	openMapEvents          = "events"
-	openMapOpening         = "opening"
+	openMapOpenScratch     = "open_scratch"
+	openMapTargetCache     = "target_cache"
 	openMapTargetMntns     = "target_mntns"
-	openProgKtOpenEnter    = "kt_open_enter"
-	openProgKtOpenExit     = "kt_open_exit"
+	openProgKtOpen         = "kt_open"
 	openVarMatchAll        = "match_all"
 	openVarMemcgCheck      = "memcg_check"
 	openVarMemcgFilter     = "memcg_filter"
+	openVarTargetGen       = "target_gen"
 	openVarUnusedOpenEvent = "unused_open_event"
 	openVarWakeupBytes     = "wakeup_bytes"
 )
@@ -105,8 +105,7 @@ type openSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type openProgramSpecs struct {
-	KtOpenEnter *ebpf.ProgramSpec `ebpf:"kt_open_enter"`
-	KtOpenExit  *ebpf.ProgramSpec `ebpf:"kt_open_exit"`
+	KtOpen *ebpf.ProgramSpec `ebpf:"kt_open"`
 }
 
 // openMapSpecs contains maps before they are loaded into the kernel.
@@ -115,7 +114,8 @@ type openProgramSpecs struct {
 type openMapSpecs struct {
 	Counters    *ebpf.MapSpec `ebpf:"counters"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
-	Opening     *ebpf.MapSpec `ebpf:"opening"`
+	OpenScratch *ebpf.MapSpec `ebpf:"open_scratch"`
+	TargetCache *ebpf.MapSpec `ebpf:"target_cache"`
 	TargetMntns *ebpf.MapSpec `ebpf:"target_mntns"`
 }
 
@@ -126,6 +126,7 @@ type openVariableSpecs struct {
 	MatchAll        *ebpf.VariableSpec `ebpf:"match_all"`
 	MemcgCheck      *ebpf.VariableSpec `ebpf:"memcg_check"`
 	MemcgFilter     *ebpf.VariableSpec `ebpf:"memcg_filter"`
+	TargetGen       *ebpf.VariableSpec `ebpf:"target_gen"`
 	UnusedOpenEvent *ebpf.VariableSpec `ebpf:"unused_open_event"`
 	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -152,7 +153,8 @@ func (o *openObjects) Close() error {
 type openMaps struct {
 	Counters    *ebpf.Map `ebpf:"counters"`
 	Events      *ebpf.Map `ebpf:"events"`
-	Opening     *ebpf.Map `ebpf:"opening"`
+	OpenScratch *ebpf.Map `ebpf:"open_scratch"`
+	TargetCache *ebpf.Map `ebpf:"target_cache"`
 	TargetMntns *ebpf.Map `ebpf:"target_mntns"`
 }
 
@@ -160,7 +162,8 @@ func (m *openMaps) Close() error {
 	return _OpenClose(
 		m.Counters,
 		m.Events,
-		m.Opening,
+		m.OpenScratch,
+		m.TargetCache,
 		m.TargetMntns,
 	)
 }
@@ -172,6 +175,7 @@ type openVariables struct {
 	MatchAll        *ebpf.Variable `ebpf:"match_all"`
 	MemcgCheck      *ebpf.Variable `ebpf:"memcg_check"`
 	MemcgFilter     *ebpf.Variable `ebpf:"memcg_filter"`
+	TargetGen       *ebpf.Variable `ebpf:"target_gen"`
 	UnusedOpenEvent *ebpf.Variable `ebpf:"unused_open_event"`
 	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
@@ -180,14 +184,12 @@ type openVariables struct {
 //
 // It can be passed to loadOpenObjects or ebpf.CollectionSpec.LoadAndAssign.
 type openPrograms struct {
-	KtOpenEnter *ebpf.Program `ebpf:"kt_open_enter"`
-	KtOpenExit  *ebpf.Program `ebpf:"kt_open_exit"`
+	KtOpen *ebpf.Program `ebpf:"kt_open"`
 }
 
 func (p *openPrograms) Close() error {
 	return _OpenClose(
-		p.KtOpenEnter,
-		p.KtOpenExit,
+		p.KtOpen,
 	)
 }
 

@@ -41,6 +41,7 @@ const (
 	runqlatVarMatchAll       = "match_all"
 	runqlatVarMemcgCheck     = "memcg_check"
 	runqlatVarMemcgFilter    = "memcg_filter"
+	runqlatVarTargetGen      = "target_gen"
 	runqlatVarWakeupBytes    = "wakeup_bytes"
 )
 
@@ -108,6 +109,7 @@ type runqlatVariableSpecs struct {
 	MatchAll    *ebpf.VariableSpec `ebpf:"match_all"`
 	MemcgCheck  *ebpf.VariableSpec `ebpf:"memcg_check"`
 	MemcgFilter *ebpf.VariableSpec `ebpf:"memcg_filter"`
+	TargetGen   *ebpf.VariableSpec `ebpf:"target_gen"`
 	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
@@ -153,6 +155,7 @@ type runqlatVariables struct {
 	MatchAll    *ebpf.Variable `ebpf:"match_all"`
 	MemcgCheck  *ebpf.Variable `ebpf:"memcg_check"`
 	MemcgFilter *ebpf.Variable `ebpf:"memcg_filter"`
+	TargetGen   *ebpf.Variable `ebpf:"target_gen"`
 	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 

@@ -152,6 +152,8 @@ type Session struct {
 	ev   hooks.Event
 	rec  record
 	line []byte
+	// openBuf holds an open record that the kernel cut after its path.
+	openBuf openOpenEvent
 
 	sysPrev  map[uint32]sysTotals
 	histPrev [][]uint64

@@ -20,12 +20,6 @@
 
 #define NR_SYSCALLS 1024 /* slots per target; Go: syscallSlots */
 
-/* include/uapi/linux/bpf.h: the UAPI constants only this file uses, here
- * rather than in the shared, trimmed vmlinux.h. */
-#define BPF_MAP_TYPE_TASK_STORAGE 29
-#define BPF_F_NO_PREALLOC (1U << 0)
-#define BPF_LOCAL_STORAGE_GET_F_CREATE (1ULL << 0)
-
 struct sysstat {
 	__u64 count;
 	__u64 total_ns;
@@ -66,10 +60,6 @@ int BPF_PROG(kt_sys_count, struct pt_regs *regs, long id)
 		v->count++;
 	return 0;
 }
-
-/* Bumped by user space whenever a target is added or removed: the targets
- * remembered in task storage are then looked up again. */
-volatile __u32 target_gen = 0;
 
 struct task_state {
 	__u64 ts;     /* entry time of the call in flight; 0: none */

@@ -14,6 +14,7 @@
  * fentry/fexit of tcp_v4_connect or inet_csk_accept would be narrower, but
  * locked-down kernels refuse fentry programs (EPERM).
  */
+#define KT_TARGET_CACHE
 #include "common.h"
 #include <bpf/bpf_endian.h>
 
@@ -94,18 +95,14 @@ static __always_inline void emit(struct sockinfo *si, __u32 kind, __u64 now)
 	submit(e);
 }
 
-/* remember ties sk to the current task when it is the target's (si->tuple and have_tuple are the caller's). */
-static __always_inline int remember(struct sock *sk, struct sockinfo *si)
+/* remember ties sk to t, the current task, of target (si->tuple and have_tuple are the caller's). */
+static __always_inline int remember(struct sock *sk, struct sockinfo *si, struct task_struct *t, int target)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
-	int target = target_of(t);
-	if (target < 0)
-		return -1;
 	si->start = bpf_ktime_get_ns();
 	si->pid = t->tgid;
 	si->tid = t->pid;
 	si->target = target;
-	bpf_probe_read_kernel_str(si->comm, sizeof(si->comm), t->comm);
+	bpf_get_current_comm(si->comm, sizeof(si->comm));
 	__u64 key = (__u64)sk;
 	if (bpf_map_update_elem(&socks, &key, si, BPF_ANY)) {
 		count(COUNTER_DROPPED);
@@ -121,8 +118,12 @@ int BPF_PROG(kt_tcp_state, struct sock *sk, int oldstate, int newstate)
 	struct sockinfo *si;
 
 	if (newstate == TCP_SYN_SENT) {
-		struct sockinfo n = {};
-		remember(sk, &n);
+		struct task_struct *t = bpf_get_current_task_btf();
+		int target = cached_target_of(t);
+		if (target >= 0) {
+			struct sockinfo n = {};
+			remember(sk, &n, t, target);
+		}
 		return 0;
 	}
 	if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_SENT) {
@@ -153,7 +154,8 @@ int BPF_PROG(kt_tcp_accept, struct pt_regs *regs, long ret)
 	if ((nr != NR_accept && nr != NR_accept4) || ret < 0)
 		return 0;
 	struct task_struct *t = bpf_get_current_task_btf();
-	if (target_of(t) < 0)
+	int target = cached_target_of(t);
+	if (target < 0)
 		return 0;
 	/* The accepted socket: current->files->fdt->fd[ret]->private_data->sk. */
 	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
@@ -173,7 +175,7 @@ int BPF_PROG(kt_tcp_accept, struct pt_regs *regs, long ret)
 	struct sockinfo si = {};
 	read_tuple(&si.tuple, sk);
 	si.have_tuple = 1;
-	if (remember(sk, &si) == 0)
+	if (remember(sk, &si, t, target) == 0)
 		emit(&si, KIND_ACCEPT, si.start);
 	return 0;
 }

@@ -32,6 +32,13 @@ type tcpSockinfo struct {
 	}
 }
 
+type tcpTargetCache struct {
+	_      structs.HostLayout
+	Target int32
+	Mntns  uint32
+	Gen    uint32
+}
+
 type tcpTargetValue struct {
 	_      structs.HostLayout
 	Target uint32
@@ -71,12 +78,14 @@ const (
 	tcpMapCounters       = "counters"
 	tcpMapEvents         = "events"
 	tcpMapSocks          = "socks"
+	tcpMapTargetCache    = "target_cache"
 	tcpMapTargetMntns    = "target_mntns"
 	tcpProgKtTcpAccept   = "kt_tcp_accept"
 	tcpProgKtTcpState    = "kt_tcp_state"
 	tcpVarMatchAll       = "match_all"
 	tcpVarMemcgCheck     = "memcg_check"
 	tcpVarMemcgFilter    = "memcg_filter"
+	tcpVarTargetGen      = "target_gen"
 	tcpVarUnusedTcpEvent = "unused_tcp_event"
 	tcpVarWakeupBytes    = "wakeup_bytes"
 )
@@ -134,6 +143,7 @@ type tcpMapSpecs struct {
 	Counters    *ebpf.MapSpec `ebpf:"counters"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Socks       *ebpf.MapSpec `ebpf:"socks"`
+	TargetCache *ebpf.MapSpec `ebpf:"target_cache"`
 	TargetMntns *ebpf.MapSpec `ebpf:"target_mntns"`
 }
 
@@ -144,6 +154,7 @@ type tcpVariableSpecs struct {
 	MatchAll       *ebpf.VariableSpec `ebpf:"match_all"`
 	MemcgCheck     *ebpf.VariableSpec `ebpf:"memcg_check"`
 	MemcgFilter    *ebpf.VariableSpec `ebpf:"memcg_filter"`
+	TargetGen      *ebpf.VariableSpec `ebpf:"target_gen"`
 	UnusedTcpEvent *ebpf.VariableSpec `ebpf:"unused_tcp_event"`
 	WakeupBytes    *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -171,6 +182,7 @@ type tcpMaps struct {
 	Counters    *ebpf.Map `ebpf:"counters"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Socks       *ebpf.Map `ebpf:"socks"`
+	TargetCache *ebpf.Map `ebpf:"target_cache"`
 	TargetMntns *ebpf.Map `ebpf:"target_mntns"`
 }
 
@@ -179,6 +191,7 @@ func (m *tcpMaps) Close() error {
 		m.Counters,
 		m.Events,
 		m.Socks,
+		m.TargetCache,
 		m.TargetMntns,
 	)
 }
@@ -190,6 +203,7 @@ type tcpVariables struct {
 	MatchAll       *ebpf.Variable `ebpf:"match_all"`
 	MemcgCheck     *ebpf.Variable `ebpf:"memcg_check"`
 	MemcgFilter    *ebpf.Variable `ebpf:"memcg_filter"`
+	TargetGen      *ebpf.Variable `ebpf:"target_gen"`
 	UnusedTcpEvent *ebpf.Variable `ebpf:"unused_tcp_event"`
 	WakeupBytes    *ebpf.Variable `ebpf:"wakeup_bytes"`
 }

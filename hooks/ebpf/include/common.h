@@ -17,12 +17,13 @@
  * hybrid nodes it returns the root of the (empty) v2 hierarchy for every
  * task.
  *
- * Both are checked every time target_of runs: on every event, except in
- * syscall-top's latency mode, which remembers each task's target in task
- * storage and calls target_of again only when the task's mount namespace
- * or the set of targets changed. There a task that moves to another memory
- * cgroup later keeps its verdict, and COUNTER_MEMCG_MISMATCH counts
- * lookups of tasks, not calls.
+ * Both are checked every time target_of runs. exec and tcp's accept call
+ * it on every event. open (cached_target_of) and syscall-top's latency
+ * mode remember a target task's target in task storage and call target_of
+ * again only when the task's mount namespace or the set of targets
+ * (target_gen) changed. There a task that moves to another memory cgroup
+ * later keeps its verdict, and COUNTER_MEMCG_MISMATCH counts lookups of
+ * tasks, not events.
  *
  * Node-wide sessions set match_all: every task is target 0, with neither
  * the mount namespace lookup nor the memory cgroup cross-check.
@@ -63,7 +64,7 @@ struct {
 	__type(value, struct target_value);
 } target_mntns SEC(".maps");
 
-#define COUNTER_LOST 0           /* ring buffer reservations that failed */
+#define COUNTER_LOST 0           /* records the ring buffer had no room for */
 #define COUNTER_MEMCG_MISMATCH 1 /* target mntns, but another memory cgroup */
 #define COUNTER_DROPPED 2        /* in-kernel state that did not fit a map */
 #define NR_COUNTERS 3
@@ -118,6 +119,65 @@ static __always_inline int target_of(struct task_struct *t)
 	return (int)v->target;
 }
 
+/* include/uapi/linux/bpf.h: the task storage constants, which the trimmed
+ * vmlinux.h leaves out. */
+#define BPF_MAP_TYPE_TASK_STORAGE 29
+#define BPF_F_NO_PREALLOC (1U << 0)
+#define BPF_LOCAL_STORAGE_GET_F_CREATE (1ULL << 0)
+
+/* Bumped by user space (Session.bumpTargetGen) whenever a target is added
+ * or removed: the targets remembered in task storage are then looked up
+ * again. */
+volatile __u32 target_gen = 0;
+
+#ifdef KT_TARGET_CACHE
+/* A target task's target, and what it was decided on. */
+struct target_cache {
+	__s32 target;
+	__u32 mntns;
+	__u32 gen;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct target_cache);
+} target_cache SEC(".maps");
+
+/*
+ * cached_target_of is target_of for a program that runs on many events of
+ * the same tasks: a task storage lookup (the kernel caches the slot) and
+ * two compares instead of the hash lookup and the memory cgroup walk. Only
+ * target tasks get storage: the others pay target_of every time, as before,
+ * and allocate nothing. A task whose storage cannot be created is still
+ * traced, through target_of on each event.
+ */
+static __always_inline int cached_target_of(struct task_struct *t)
+{
+	if (match_all)
+		return 0;
+	struct target_cache *c = bpf_task_storage_get(&target_cache, t, 0, 0);
+	__u32 ns = t->nsproxy->mnt_ns->ns.inum;
+	__u32 gen = target_gen;
+
+	if (c && c->mntns == ns && c->gen == gen)
+		return c->target;
+	int target = target_of(t);
+	if (!c) {
+		if (target < 0)
+			return target;
+		c = bpf_task_storage_get(&target_cache, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!c)
+			return target;
+	}
+	c->target = target;
+	c->mntns = ns;
+	c->gen = gen;
+	return target;
+}
+#endif
+
 /* Header of every ring buffer record; Go: decodeHeader. */
 struct hdr {
 	__u64 ts;     /* bpf_ktime_get_ns: CLOCK_MONOTONIC */
@@ -128,14 +188,34 @@ struct hdr {
 	char comm[16];
 };
 
-static __always_inline void fill_hdr(struct hdr *h, struct task_struct *t, int target)
+static __always_inline void fill_hdr_ids(struct hdr *h, struct task_struct *t, int target)
 {
 	h->ts = bpf_ktime_get_ns();
 	h->pid = t->tgid;
 	h->tid = t->pid;
 	h->target = target;
 	h->cpu = bpf_get_smp_processor_id();
+}
+
+/* fill_hdr describes any task t. */
+static __always_inline void fill_hdr(struct hdr *h, struct task_struct *t, int target)
+{
+	fill_hdr_ids(h, t, target);
 	bpf_probe_read_kernel_str(h->comm, sizeof(h->comm), t->comm);
+}
+
+/* fill_hdr_current describes t, the current task: its comm is two direct
+ * loads (a BTF pointer), no helper call; the kernel keeps comm NUL-padded.
+ * A rename racing with it (another thread of the process writing its
+ * /proc/.../comm) can mix the two names, as bpf_get_current_comm can. */
+static __always_inline void fill_hdr_current(struct hdr *h, struct task_struct *t, int target)
+{
+	const __u64 *c = (const __u64 *)t->comm;
+	__u64 *d = (__u64 *)h->comm; /* at offset 24 of struct hdr */
+
+	fill_hdr_ids(h, t, target);
+	d[0] = c[0];
+	d[1] = c[1];
 }
 
 #ifndef KT_NO_EVENTS
@@ -162,6 +242,18 @@ static __always_inline void submit(void *e)
 	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
 		flags = 0;
 	bpf_ringbuf_submit(e, flags);
+}
+
+/* output copies size bytes of e into the ring, for records whose length
+ * varies (reserve takes a constant size), counting it lost when full. */
+static __always_inline void output(void *e, __u64 size)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		flags = 0;
+	if (bpf_ringbuf_output(&events, e, size, flags))
+		count(COUNTER_LOST);
 }
 #endif
 

@@ -104,6 +104,8 @@ struct pt_regs {
 #define SYSCALL_ARG0(regs) ((regs)->di)
 #define SYSCALL_ARG1(regs) ((regs)->si)
 #define SYSCALL_ARG2(regs) ((regs)->dx)
+/* At sys_exit: the return value has replaced ax, not the arguments. */
+#define SYSCALL_EXIT_ARG0(regs) ((regs)->di)
 /* arch/x86/entry/syscalls/syscall_64.tbl */
 #define NR_open 2
 #define NR_accept 43
@@ -122,6 +124,8 @@ struct pt_regs {
 #define SYSCALL_ARG0(regs) ((regs)->regs[0])
 #define SYSCALL_ARG1(regs) ((regs)->regs[1])
 #define SYSCALL_ARG2(regs) ((regs)->regs[2])
+/* At sys_exit the return value has replaced x0; the entry saved it in orig_x0. */
+#define SYSCALL_EXIT_ARG0(regs) ((regs)->orig_x0)
 /* include/uapi/asm-generic/unistd.h: no open, no creat */
 #define NR_open -1
 #define NR_creat -1
