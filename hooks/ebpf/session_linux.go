@@ -98,8 +98,9 @@ type Stats struct {
 	MemcgMismatch uint64
 	// Dropped counts in-kernel state that did not fit its map (a socket
 	// not remembered, a row of another target, a task storage not
-	// allocated) and system calls whose number is past syscall-top's
-	// table.
+	// allocated), system calls whose number is past syscall-top's table,
+	// and ring buffer records read but not emitted: of a target removed
+	// meanwhile, or that did not decode.
 	Dropped uint64
 }
 
@@ -128,14 +129,16 @@ type Session struct {
 
 	// tmu guards the targets: the stream reads them, AddTarget and
 	// RemoveTarget change them.
-	tmu      sync.RWMutex
-	targets  []Target
-	first    []process // per target: the process aggregated rows name
-	removed  []bool
-	mntns    map[uint32]uint32 // mount namespace inode -> target, as in the map
-	interval time.Duration
-	top      int
-	warns    []string
+	tmu     sync.RWMutex
+	targets []Target
+	first   []process // per target: the process aggregated rows name
+	removed []bool
+	// unemitted counts records read but not emitted (Stats.Dropped).
+	unemitted atomic.Uint64
+	mntns     map[uint32]uint32 // mount namespace inode -> target, as in the map
+	interval  time.Duration
+	top       int
+	warns     []string
 
 	streamed   atomic.Bool
 	closing    atomic.Bool
@@ -714,10 +717,20 @@ func (s *Session) streamSums(ctx context.Context, emit EmitFunc) error {
 func (s *Session) handle(raw []byte, emit EmitFunc) error {
 	s.rec = s.rec[:0]
 	h, event, ok := s.def.decode(s, raw)
-	if !ok {
+	if !ok || !s.live(h.target) {
+		// Undecodable, or its target was removed while the record waited
+		// in the ring: not delivered, so counted.
+		s.unemitted.Add(1)
 		return nil
 	}
 	return s.emit(emit, h, event)
+}
+
+// live says whether target is one the session still traces.
+func (s *Session) live(target int) bool {
+	s.tmu.RLock()
+	defer s.tmu.RUnlock()
+	return target >= 0 && target < len(s.targets) && !s.removed[target]
 }
 
 // header is what every event has: include/common.h's struct hdr, decoded.
@@ -824,7 +837,7 @@ func (s *Session) Stats() Stats {
 		Events:        s.events,
 		Lost:          s.counters[counterLost],
 		MemcgMismatch: s.counters[counterMemcgMismatch],
-		Dropped:       s.counters[counterDropped],
+		Dropped:       s.counters[counterDropped] + s.unemitted.Load(),
 	}
 }
 

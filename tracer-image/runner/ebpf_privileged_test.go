@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,11 +48,19 @@ func (b *ebpfBuffer) String() string {
 // the statuses and Run's error.
 func ebpfRun(t *testing.T, req hooks.Request, during func()) (string, []hooks.Status, error) {
 	t.Helper()
+	return ebpfRunRefresh(t, req, 0, during)
+}
+
+// ebpfRunRefresh is ebpfRun with the membership refresh every refresh (0:
+// the default).
+func ebpfRunRefresh(t *testing.T, req hooks.Request, refresh time.Duration, during func()) (string, []hooks.Status, error) {
+	t.Helper()
 	var stdout, stderr ebpfBuffer
 	stdinR, stdinW := io.Pipe()
 	cfg := Config{
 		Stdin: stdinR, Stdout: &stdout, Stderr: &stderr,
-		Attachers: map[string]Attacher{hooks.KindEBPF: ebpfAttacher()},
+		Attachers:       map[string]Attacher{hooks.KindEBPF: ebpfAttacher()},
+		RefreshInterval: refresh,
 	}
 	done := make(chan error, 1)
 	go func() { done <- Run(context.Background(), req, cfg) }()
@@ -268,5 +278,59 @@ func TestRunEBPFAttachErrorLeavesNothing(t *testing.T) {
 	}
 	if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
 		t.Errorf("programs left: %v", left)
+	}
+}
+
+// A target whose processes all exit ends a session that is not framed by
+// itself, and every event it made before is delivered: the hook drains the
+// kernel's buffers with the target still attached. Removing the target
+// first dropped, silently, what still waited in the ring: here a burst too
+// small to wake the reader (it polls every 50 ms), the workload killed at
+// once, and a refresh every 5 ms that finds it gone before the poll.
+func TestRunEBPFTargetGoneKeepsItsLastEvents(t *testing.T) {
+	const opens = 2000
+	file := filepath.Join(t.TempDir(), "ktgone-file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := ebpftest.NewContainer(t)
+	p := ebpftest.Start(t, "ktgone", ebpftest.Work{Kind: "open", Paths: []string{file}, Count: opens}, syscall.CLONE_NEWNS)
+	c.Add(t, p.PID())
+	req := ebpfRequest("open", hooks.OutputJSON, nil, c.Target())
+	stdout, statuses, err := ebpfRunRefresh(t, req, 5*time.Millisecond, func() {
+		p.Go(t)
+		if line := p.Line(t); line != "done" {
+			t.Fatalf("workload said %q, want done", line)
+		}
+		_ = p.Cmd.Process.Kill()
+		_ = p.Wait()
+		time.Sleep(time.Second)
+	})
+	if err != nil {
+		t.Fatalf("Run: %v\nstatuses: %+v", err, statuses)
+	}
+	stats := statuses[len(statuses)-1]
+	var gone bool
+	for _, s := range statuses {
+		gone = gone || (s.Kind == hooks.StatusTargetEnded && s.Message == msgGone)
+	}
+	n, ours := 0, 0
+	sc := bufio.NewScanner(strings.NewReader(stdout))
+	for sc.Scan() {
+		n++
+		var ev hooks.Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		if ev.Fields["path"] == file {
+			ours++
+		}
+	}
+	t.Logf("%d events, %d opens of the file; stats %+v", n, ours, stats)
+	if !gone || stats.Kind != hooks.StatusStats || stats.Ended != endedTarget {
+		t.Errorf("the session did not end with its target: statuses %+v", statuses)
+	}
+	if ours != opens || stats.Lost != 0 || stats.Events != uint64(n) {
+		t.Errorf("%d opens of the file delivered, want all %d; stats %+v (want none lost, %d events)", ours, opens, stats, n)
 	}
 }

@@ -40,6 +40,7 @@ type output struct {
 	onLimit             func()
 	events, bytes       int64  // records (the pcap header is none) and bytes written
 	ended               string // the limit that ended the session
+	stopped             string // why the session was stopped without a limit (stopSession)
 
 	// framed writes every record in a frame (hooks.WriteFrame) tagged
 	// with its target's session index; records of one target in a row
@@ -222,11 +223,20 @@ func (o *output) flushFrame() error {
 }
 
 // endSession ends the session as a limit does, for why, unless it ended.
-func (o *output) endSession(why string) {
+// stopSession ends the session the way the end of stdin does, for why
+// (reported as the stats' Ended): the hook detaches and drains, and what it
+// still writes is kept. A target whose processes are gone has its last
+// events in the kernel's buffers yet; dropping them, as a limit does, lost
+// them silently.
+func (o *output) stopSession(why string) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.ended == "" {
-		o.end(why)
+	if o.ended == "" && o.stopped == "" {
+		o.stopped = why
+	}
+	stop := o.onLimit
+	o.mu.Unlock()
+	if stop != nil {
+		stop()
 	}
 }
 
@@ -242,6 +252,9 @@ func (o *output) end(why string) {
 func (o *output) counts() (events, size int64, ended string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.ended == "" {
+		return o.events, o.bytes, o.stopped
+	}
 	return o.events, o.bytes, o.ended
 }
 

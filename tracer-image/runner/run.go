@@ -100,7 +100,8 @@ func (c Config) withDefaults() Config {
 // a warning. The membership refresh (every RefreshInterval) also finds a
 // target whose processes are all gone: "target-ended" once, and the
 // session goes on for the others; when none is left in a session that is
-// not framed, it ends as a limit would (stats Ended "target ended").
+// not framed, it stops as at the end of stdin, keeping what the hook still
+// drains from the kernel (stats Ended "target ended").
 //
 // With Request.Framed every byte of stdout is in frames (hooks.WriteFrame)
 // tagged with the target's index, each holding whole records of that
@@ -411,14 +412,23 @@ func (s *liveSession) stopTarget(slot int) bool {
 // gone ends slot whose processes are all gone; a session that is not
 // framed ends when no target is left.
 func (s *liveSession) gone(slot int) {
+	if !s.req.Framed && s.out != nil && s.tg.liveCount() == 1 {
+		// The only target: the session stops with it still attached, so
+		// that the hook drains its last events from the kernel (removing
+		// it first dropped them).
+		if !s.tg.end(slot) {
+			return
+		}
+		idx := s.tg.indexOfSlot(slot)
+		s.st.write(hooks.Status{Kind: hooks.StatusTargetEnded, Index: &idx, Message: msgGone})
+		s.out.stopSession(endedTarget)
+		return
+	}
 	if !s.stopTarget(slot) {
 		return
 	}
 	idx := s.tg.indexOfSlot(slot)
 	s.st.write(hooks.Status{Kind: hooks.StatusTargetEnded, Index: &idx, Message: msgGone})
-	if s.tg.liveCount() == 0 && !s.req.Framed && s.out != nil {
-		s.out.endSession(endedTarget)
-	}
 }
 
 // written is what a session wrote to stdout: out is nil when it never
