@@ -14,8 +14,8 @@ func ebpfNeeds(kernel ...string) Needs {
 		Capabilities: []string{
 			// BPF: create maps and load programs (Linux 5.8+).
 			"BPF",
-			// PERFMON: load and attach tracing programs (tp_btf, fentry,
-			// fexit) and read kernel memory from them.
+			// PERFMON: load and attach tracing programs (tp_btf) and read
+			// kernel memory from them.
 			"PERFMON",
 			// SYS_PTRACE: stat /proc/<pid>/ns/mnt of another container's
 			// processes (ptrace read access).

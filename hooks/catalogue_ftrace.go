@@ -32,12 +32,7 @@ var ftraceHooks = []Descriptor{
 			"sched:sched_process_fork", "sched:sched_process_exec", "sched:sched_process_exit",
 		},
 		Outputs: []string{OutputText, OutputJSON},
-		Needs: Needs{
-			// SYS_ADMIN mounts tracefs and creates the private instance.
-			Capabilities: []string{"SYS_ADMIN"},
-			HostPID:      true,
-			Kernel:       []string{"tracefs"},
-		},
+		Needs:   ftraceNeeds(),
 	},
 	{
 		Name:    "syscalls",

@@ -71,6 +71,8 @@ var tcpdumpHooks = []Descriptor{
 				// user (measured: EPERM without it).
 				"KILL",
 			},
+			// The target's network namespace is found through its
+			// processes' /proc/<pid>/ns/net: the node's PIDs.
 			HostPID: true,
 		},
 	},

@@ -21,6 +21,8 @@ var execNeeds = hooks.Needs{
 		// packet socket, ip and tc changing links, routes and qdiscs).
 		"NET_ADMIN", "NET_RAW",
 	},
+	// The target's namespaces are entered through its processes'
+	// /proc/<pid>/ns/*: the node's PIDs.
 	HostPID: true,
 }
 
