@@ -257,41 +257,11 @@ func (s *Session) captures() []*capture {
 	return append([]*capture(nil), s.caps...)
 }
 
-// isKthreadd says whether pid under procRoot is the kernel's thread daemon:
-// named so, and a kernel thread (PF_KTHREAD in /proc/PID/stat's flags,
-// which any process may read).
-func isKthreadd(procRoot string, pid int) bool {
-	stat, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(stat, ')')
-	j := bytes.IndexByte(stat, '(')
-	if i < 0 || j < 0 || string(stat[j+1:i]) != "kthreadd" {
-		return false
-	}
-	// After the comm: state, ppid, pgrp, session, tty_nr, tpgid, flags.
-	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 7 {
-		return false
-	}
-	flags, err := strconv.ParseUint(f[6], 10, 64)
-	const pfKthread = 0x00200000
-	return err == nil && flags&pfKthread != 0
-}
-
 // openNetns opens the network namespace of the first process of t that
 // still exists.
 func openNetns(procRoot string, t Target) (*os.File, int, error) {
 	var errs []error
 	for _, pid := range t.PIDs {
-		if t.IsNode() && pid != 1 && !isKthreadd(procRoot, pid) {
-			// Only kernel threads are sure to be in the initial network
-			// namespace; on a node in a PID namespace of its own (a
-			// nested node), PID 2 can be anyone's.
-			errs = append(errs, fmt.Errorf("pid %d is not kthreadd: not sure to be in the node's network namespace", pid))
-			continue
-		}
 		f, err := os.Open(filepath.Join(procRoot, strconv.Itoa(pid), "ns", "net"))
 		if err == nil {
 			return f, pid, nil

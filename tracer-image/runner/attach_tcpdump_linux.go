@@ -8,6 +8,7 @@ import (
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
 	"github.com/ktrace-dev/kubectl-trace/hooks/tcpdump"
+	"github.com/ktrace-dev/kubectl-trace/tracer-image/pidns"
 )
 
 // TcpdumpAttacher attaches hooks of kind tcpdump: tcpdump running in each
@@ -32,30 +33,39 @@ func (t TcpdumpAttacher) Attach(ctx context.Context, a Attachment) (Hook, error)
 		PerTarget: a.Request.Framed,
 	}
 	for _, r := range a.Targets {
-		opts.Targets = append(opts.Targets, tcpdumpTarget(r))
+		opts.Targets = append(opts.Targets, tcpdumpTarget(a.ProcRoot, r))
 	}
 	s, err := tcpdump.Open(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
+	h := tcpdumpHook{s: s, procRoot: a.ProcRoot}
 	if a.Request.Output == hooks.OutputJSON {
-		return tcpdumpHook{s}, nil
+		return h, nil
 	}
-	return tcpdumpRawHook{tcpdumpHook{s}}, nil
+	return tcpdumpRawHook{h}, nil
 }
 
 // tcpdumpTarget is where r's network namespace is read: its processes', or
 // for a whole node the node's own namespace, that of its init (or of
 // kthreadd, PID 2, where init's is not readable: kernel threads are
-// always in the initial namespaces).
-func tcpdumpTarget(r Resolution) tcpdump.Target {
+// always in the initial namespaces). PID 2 is kthreadd only in the initial
+// PID namespace; on a node in one of its own it can be any process.
+func tcpdumpTarget(procRoot string, r Resolution) tcpdump.Target {
 	if r.Method == MethodNode {
-		return tcpdump.Target{Target: r.Target, PIDs: []int{1, 2}}
+		pids := []int{1}
+		if initial, err := pidns.IsInitial(procRoot); err == nil && initial {
+			pids = append(pids, 2)
+		}
+		return tcpdump.Target{Target: r.Target, PIDs: pids}
 	}
 	return tcpdump.Target{Target: r.Target, PIDs: r.PIDs}
 }
 
-type tcpdumpHook struct{ s *tcpdump.Session }
+type tcpdumpHook struct {
+	s        *tcpdump.Session
+	procRoot string
+}
 
 func (h tcpdumpHook) Stream(ctx context.Context, emit EmitFunc) error {
 	return h.s.Stream(ctx, tcpdump.EmitFunc(emit))
@@ -69,7 +79,7 @@ func (h tcpdumpHook) Stats() Stats {
 func (h tcpdumpHook) Close() error { return h.s.Close() }
 
 func (h tcpdumpHook) AddTarget(slot int, r Resolution) error {
-	return h.s.AddTarget(slot, tcpdumpTarget(r))
+	return h.s.AddTarget(slot, tcpdumpTarget(h.procRoot, r))
 }
 
 func (h tcpdumpHook) RemoveTarget(slot int) error { return h.s.RemoveTarget(slot) }
