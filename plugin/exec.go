@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,9 +35,6 @@ var execExample = templates.Examples(`
 
 	# Enter the network and UTS namespaces, with stdin
 	kubectl trace exec -i pod/web --ns net,uts -- sh -c 'hostname; cat'`)
-
-// validNamespaces are the names --ns accepts (the tracer maps them to nsenter).
-var validNamespaces = []string{"cgroup", "ipc", "mnt", "net", "pid", "uts"}
 
 // ExitCodeError carries a tool's exit code back to main, which exits with
 // it and prints nothing: the tool printed its own messages.
@@ -92,14 +90,14 @@ func NewCmdExec(getter genericclioptions.RESTClientGetter, streams genericioopti
 	f := cmd.Flags()
 	f.StringVarP(&o.Container, "container", "c", o.Container, "container whose namespaces to enter; defaults to the pod's default container")
 	f.StringVarP(&o.Selector, "selector", "l", o.Selector, "run in every pod matching this label selector")
-	f.StringVar(&o.Namespaces, "ns", o.Namespaces, "namespaces to enter, comma separated: "+strings.Join(validNamespaces, ", ")+" (mnt runs the target's own binaries, not the image's)")
+	f.StringVar(&o.Namespaces, "ns", o.Namespaces, "namespaces to enter, comma separated: "+strings.Join(hooks.ExecNamespaces, ", ")+" (mnt runs the target's own binaries, not the image's)")
 	f.BoolVarP(&o.Stdin, "stdin", "i", o.Stdin, "pass stdin to the command (one target only)")
 	f.StringVar(&o.Image, "image", o.Image, "tracer image the helper runs")
 	f.StringVar(&o.HelperNamespace, "helper-namespace", o.HelperNamespace, "namespace of the helper pods; defaults to the target's namespace")
 	f.DurationVar(&o.StartTimeout, "start-timeout", o.StartTimeout, "how long to wait for the helper to start")
 	f.BoolVar(&o.Privileged, "privileged", o.Privileged, "run the helper as a privileged container instead of with SYS_ADMIN, SYS_PTRACE, NET_ADMIN and NET_RAW")
 	_ = cmd.RegisterFlagCompletionFunc("container", completeContainers(getter))
-	_ = cmd.RegisterFlagCompletionFunc("ns", cobra.FixedCompletions(validNamespaces, cobra.ShellCompDirectiveNoFileComp|cobra.ShellCompDirectiveNoSpace))
+	_ = cmd.RegisterFlagCompletionFunc("ns", cobra.FixedCompletions(hooks.ExecNamespaces, cobra.ShellCompDirectiveNoFileComp|cobra.ShellCompDirectiveNoSpace))
 	return cmd
 }
 
@@ -110,8 +108,8 @@ func (o *ExecOptions) Complete(getter genericclioptions.RESTClientGetter, target
 	}
 	o.command = command
 	for _, n := range strings.Split(o.Namespaces, ",") {
-		if !contains(validNamespaces, n) {
-			return fmt.Errorf("--ns %q: %q is not a namespace: choose from %s", o.Namespaces, n, strings.Join(validNamespaces, ", "))
+		if !slices.Contains(hooks.ExecNamespaces, n) {
+			return fmt.Errorf("--ns %q: %q is not a namespace: choose from %s", o.Namespaces, n, strings.Join(hooks.ExecNamespaces, ", "))
 		}
 	}
 	trace := &TraceOptions{Selector: o.Selector}
@@ -151,6 +149,10 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	prefix := len(targets) > 1
 	var outMu sync.Mutex
+	// Every check passes before any helper is created: a refusal for a
+	// later node must not leave an earlier node's helper behind.
+	pods := make([]*corev1.Pod, len(nodes))
+	checked := map[string]bool{}
 	for i, node := range nodes {
 		ts := groups[node]
 		name := HelperNamePrefix + session
@@ -161,15 +163,22 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 		if ns == "" {
 			ns = ts[0].Namespace
 		}
-		pod := HelperPod(HelperParams{Name: name, Namespace: ns, Node: node, Image: o.Image,
+		pods[i] = HelperPod(HelperParams{Name: name, Namespace: ns, Node: node, Image: o.Image,
 			Request: hooks.Request{SessionID: session, Hook: "exec", Targets: ts},
 			Args:    []string{"hold"}, Deadline: time.Hour, Needs: execNeeds, Privileged: o.Privileged})
+		if checked[ns] {
+			continue
+		}
+		checked[ns] = true
 		if err := checkAccess(ctx, o.client, ns, append(nodeModeAccess, access{verb: "create", resource: "pods", subresource: "exec"})); err != nil {
 			return err
 		}
-		if err := checkPodSecurity(ctx, o.client, pod); err != nil {
+		if err := checkPodSecurity(ctx, o.client, pods[i]); err != nil {
 			return err
 		}
+	}
+	for i, node := range nodes {
+		ts, pod := groups[node], pods[i]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -206,7 +207,7 @@ func (o *TraceOptions) Validate() error {
 		return err
 	}
 	outputs := d.Outputs
-	if !contains(outputs, o.Output) {
+	if !slices.Contains(outputs, o.Output) {
 		return fmt.Errorf("hook %q cannot write -o %q: choose one of %s", o.Hook, o.Output, strings.Join(outputs, ", "))
 	}
 	if o.Duration < 0 {
@@ -692,15 +693,6 @@ func NewCmdTrace(streams genericiooptions.IOStreams) *cobra.Command {
 	_ = cmd.RegisterFlagCompletionFunc("namespace", completeNamespaces(flags))
 	cmd.AddCommand(NewCmdHooks(streams, &o.Color), NewCmdVersion(streams), NewCmdCleanup(flags, streams), NewCmdExec(flags, streams, &o.Color))
 	return cmd
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // parseArgs turns repeated --arg key=value flags into a map.

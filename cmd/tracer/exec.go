@@ -38,7 +38,7 @@ func hold() {
 func execIn(args []string) error {
 	fs := flag.NewFlagSet("tracer exec", flag.ContinueOnError)
 	id := fs.String("container-id", "", "the target's container ID, as in the pod status (containerd://…)")
-	ns := fs.String("ns", "net", "namespaces to enter, comma separated: "+strings.Join(runner.ExecNamespaces(), ","))
+	ns := fs.String("ns", "net", "namespaces to enter, comma separated: "+strings.Join(hooks.ExecNamespaces, ","))
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -181,7 +182,7 @@ func tracerSpec(ref, tracerBin, busybox string) (spec, error) {
 	}
 	// usr-merged hosts: /bin, /sbin, /lib, /lib64 are symlinks into /usr.
 	for _, p := range append(append([]string{"/bin", "/sbin", "/lib", "/lib64"}, bins...), libs...) {
-		if _, err := os.Lstat(p); os.IsNotExist(err) && !strings.Contains(p, ".so") && !contains(bins, p) {
+		if _, err := os.Lstat(p); os.IsNotExist(err) && !strings.Contains(p, ".so") && !slices.Contains(bins, p) {
 			continue // e.g. no /lib64 on this host
 		}
 		if err := l.copyHost(p); err != nil {
@@ -198,10 +199,10 @@ func tracerSpec(ref, tracerBin, busybox string) (spec, error) {
 		return spec{}, fmt.Errorf("listing busybox applets: %w", err)
 	}
 	for _, a := range strings.Fields(string(applets)) {
-		if a == "busybox" || strings.Contains(a, "/") || contains(tracerTools, a) {
+		if a == "busybox" || strings.Contains(a, "/") || slices.Contains(tracerTools, a) {
 			continue
 		}
-		if _, err := os.Lstat(filepath.Join("/usr/bin", a)); err == nil && contains(bins, filepath.Join("/usr/bin", a)) {
+		if _, err := os.Lstat(filepath.Join("/usr/bin", a)); err == nil && slices.Contains(bins, filepath.Join("/usr/bin", a)) {
 			continue
 		}
 		if err := l.symlink("/usr/local/bin/busybox-applets/"+a, "../busybox"); err != nil {
@@ -245,15 +246,6 @@ func tracerSpec(ref, tracerBin, busybox string) (spec, error) {
 		return spec{}, err
 	}
 	return spec{ref: ref, layer: l, entrypoint: []string{"/usr/local/bin/tracer"}}, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // buildAll writes pause.tar, workload.tar and, if tracerBin is set,

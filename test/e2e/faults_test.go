@@ -79,7 +79,7 @@ func TestFaultOneOfTwoTargetsDeleted(t *testing.T) {
 	relSpinPod(t, namespace, "fault-pair-b", "ktbravo", labels)
 	t.Cleanup(func() { relDeletePods("fault-pair-a", "fault-pair-b") })
 	// exec: each pod runs a child a second, a light and steady stream.
-	r := relStart(t, append([]string{"-l", "rel-fault=pair", "--hook", "exec"}, relHookFlags(t, "exec")...)...)
+	r := relStart(t, "-l", "rel-fault=pair", "--hook", "exec")
 	r.waitAttached(t, 90*time.Second)
 	deadline := time.Now().Add(30 * time.Second)
 	for r.stdout.linesOf("fault-pair-a/app") == 0 || r.stdout.linesOf("fault-pair-b/app") == 0 {

@@ -83,7 +83,7 @@ func hookExec(t *testing.T) {
 	r := runTrace(t, func() {
 		kubectlExec(t, "exec-target", "/tmp/ktmarker-target", "child", "ktmarker-arg", "two words")
 		kubectlExec(t, "exec-noise", "/tmp/ktmarker-noise", "child", "noise-arg")
-	}, append(ebpfFlags(t, "exec"), "pod/exec-target", "--hook", "exec", "--duration", "9s", "-o", "json")...)
+	}, "pod/exec-target", "--hook", "exec", "--duration", "9s", "-o", "json")
 	evs := traceOK(t, r, "exec-target", "exec", "json")
 	noNoise(t, evs, "ktbravo", "ktmarker-noise", "noise-arg")
 
@@ -125,7 +125,7 @@ func hookExec(t *testing.T) {
 // /tmp/ktmarker-target-missing (not there) every 100 ms.
 func hookOpen(t *testing.T) {
 	startPods(t, openPod("open-target", "ktalpha", "target"), openPod("open-noise", "ktbravo", "noise"))
-	r := runTrace(t, nil, append(ebpfFlags(t, "open"), "pod/open-target", "--hook", "open", "--duration", "6s", "-o", "json")...)
+	r := runTrace(t, nil, "pod/open-target", "--hook", "open", "--duration", "6s", "-o", "json")
 	evs := traceOK(t, r, "open-target", "open", "json")
 	noNoise(t, evs, "ktbravo", "ktmarker-noise")
 
@@ -167,7 +167,7 @@ func hookTCP(t *testing.T) {
 		pod("tcp-noise-client", "/usr/bin/ktbravo", "connect", noiseServer+":9090"))
 	client, noiseClient := clients["tcp-client"].Status.PodIP, clients["tcp-noise-client"].Status.PodIP
 
-	r := runTrace(t, nil, append(ebpfFlags(t, "tcp"), "-l", "ktrace.dev/tcp=traced", "--hook", "tcp", "--duration", "6s", "-o", "json")...)
+	r := runTrace(t, nil, "-l", "ktrace.dev/tcp=traced", "--hook", "tcp", "--duration", "6s", "-o", "json")
 	evs := traceOK(t, r, "", "tcp", "json")
 	noNoise(t, evs, "ktbravo")
 
@@ -387,8 +387,8 @@ func hookPagefaults(t *testing.T) {
 func hookSyscallTop(t *testing.T) {
 	startPods(t, pod("syscall-top-target", "/usr/bin/ktalpha", "syscalls", "getppid"),
 		pod("syscall-top-noise", "/usr/bin/ktbravo", "syscalls", "getgid"))
-	r := runTrace(t, nil, append(ebpfFlags(t, "syscall-top"), "pod/syscall-top-target", "--hook", "syscall-top",
-		"--arg", "interval=1s", "--arg", "top=5", "--duration", "6s")...)
+	r := runTrace(t, nil, "pod/syscall-top-target", "--hook", "syscall-top",
+		"--arg", "interval=1s", "--arg", "top=5", "--duration", "6s")
 	evs := traceOK(t, r, "syscall-top-target", "syscall-top", "text")
 	noNoise(t, evs, "ktbravo", "getgid")
 
@@ -427,7 +427,7 @@ func hookSyscallTop(t *testing.T) {
 // noise pod burns the same way.
 func hookRunqlat(t *testing.T) {
 	startPods(t, burnPod("runqlat-target", "ktalpha"), burnPod("runqlat-noise", "ktbravo"))
-	r := runTrace(t, nil, append(ebpfFlags(t, "runqlat"), "pod/runqlat-target", "--hook", "runqlat", "--duration", "5s", "-o", "json")...)
+	r := runTrace(t, nil, "pod/runqlat-target", "--hook", "runqlat", "--duration", "5s", "-o", "json")
 	evs := traceOK(t, r, "runqlat-target", "runqlat", "json")
 	noNoise(t, evs, "ktbravo")
 
@@ -468,7 +468,7 @@ func hookOOMKill(t *testing.T) {
 	r := runTrace(t, func() {
 		kubectlExec(t, "oomkill-target", "touch", "/tmp/go")
 		kubectlExec(t, "oomkill-noise", "touch", "/tmp/go")
-	}, append(ebpfFlags(t, "oomkill"), "pod/oomkill-target", "--hook", "oomkill", "--duration", "9s", "-o", "json")...)
+	}, "pod/oomkill-target", "--hook", "oomkill", "--duration", "9s", "-o", "json")
 	evs := traceOK(t, r, "oomkill-target", "oomkill", "json")
 	noNoise(t, evs, "ktbravo")
 
@@ -550,9 +550,9 @@ func hookFuncgraphUnusable(t *testing.T) {
 }
 
 // TestEBPFHookStartsWithItsOwnCapabilities runs an eBPF hook the way users
-// do: with the capabilities its descriptor lists, not --privileged (which
-// the scenarios of TestHooks fall back to when this node cannot grant one
-// of them, to check the events all the same).
+// do, as every scenario of TestHooks does: with the capabilities its
+// descriptor lists, not --privileged. When the node cannot grant one, it
+// names which.
 func TestEBPFHookStartsWithItsOwnCapabilities(t *testing.T) {
 	startPods(t, pod("ebpf-target", "/usr/bin/ktalpha", "spin"))
 	r := runTrace(t, nil, "pod/ebpf-target", "--hook", "exec", "--duration", "4s", "-o", "json")
@@ -921,15 +921,4 @@ func unboundedCaps(hook string) []string {
 		}
 	}
 	return out
-}
-
-// ebpfFlags is --privileged when the node cannot grant a capability the
-// hook asks for (see TestEBPFHookStartsWithItsOwnCapabilities), so that the scenario still
-// checks the hook's events; nothing otherwise.
-func ebpfFlags(t *testing.T, hook string) []string {
-	if missing := unboundedCaps(hook); len(missing) != 0 {
-		t.Logf("the node's capability bounding set lacks %v, which hook %s asks for: tracing with --privileged", missing, hook)
-		return []string{"--privileged"}
-	}
-	return nil
 }

@@ -113,7 +113,7 @@ func TestNodeExec(t *testing.T) {
 		pod("node-exec-alpha", "/usr/bin/ktalpha", "spin"),
 		pod("node-exec-bravo", "/usr/bin/ktbravo", "spin"))
 	hostLoop(t, "ktnodehostexec")
-	r := runTrace(t, nil, append(ebpfFlags(t, "exec"), "node/"+nodeName, "--hook", "exec", "--duration", "4s", "-o", "json")...)
+	r := runTrace(t, nil, "node/"+nodeName, "--hook", "exec", "--duration", "4s", "-o", "json")
 	nodeSession(t, r, "exec")
 	evs := parseEvents(t, r.stdout, "json")
 	seen := map[string]int{}

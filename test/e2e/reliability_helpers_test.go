@@ -26,8 +26,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ktrace-dev/kubectl-trace/hooks"
-	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -420,34 +418,6 @@ func (r *relRunning) helperPod(t *testing.T) string {
 }
 
 // ---- the node's view: processes, capabilities, BPF programs
-
-// relHookFlags is --privileged when the node's capability bounding set
-// lacks a capability the hook asks for: the runtime then cannot grant it
-// and the helper fails with "unable to apply caps" (this cluster's nodes
-// lack SYS_RESOURCE, which the eBPF hooks list).
-func relHookFlags(t *testing.T, hook string) []string {
-	d, ok := hooks.Lookup(hook)
-	if !ok {
-		return nil
-	}
-	status, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return nil
-	}
-	m := regexp.MustCompile(`(?m)^CapBnd:\s*([0-9a-f]+)$`).FindSubmatch(status)
-	if m == nil {
-		return nil
-	}
-	bnd, _ := strconv.ParseUint(string(m[1]), 16, 64)
-	numbers := map[string]int{"BPF": unix.CAP_BPF, "PERFMON": unix.CAP_PERFMON, "SYS_PTRACE": unix.CAP_SYS_PTRACE,
-		"SYS_RESOURCE": unix.CAP_SYS_RESOURCE, "SYS_ADMIN": unix.CAP_SYS_ADMIN, "NET_RAW": unix.CAP_NET_RAW, "NET_ADMIN": unix.CAP_NET_ADMIN}
-	for _, c := range d.Needs.Capabilities {
-		if n, ok := numbers[c]; ok && bnd&(1<<n) == 0 {
-			return []string{"--privileged"}
-		}
-	}
-	return nil
-}
 
 // relPIDsOfContainer finds the node's processes in the container whose
 // runtime id is given (the part after containerd://), by their cgroup.

@@ -17,14 +17,14 @@ import (
 // instance each) and eBPF (programs each).
 var relSoakHooks = []string{"sched", "syscalls", "exec", "open", "syscall-top"}
 
-// relSoakArgs makes the arguments of one session: the hook's own flags, and
-// filters that keep the volume sane on a shared 2-core node.
+// relSoakArgs makes the arguments of one session, with filters that keep
+// the volume sane on a shared 2-core node.
 func relSoakArgs(t *testing.T, pod, hook string) []string {
 	args := []string{"pod/" + pod, "--hook", hook}
 	if hook == "syscalls" {
 		args = append(args, "--arg", "syscalls=clock_nanosleep,nanosleep,execve,openat,read,write")
 	}
-	return append(args, relHookFlags(t, hook)...)
+	return args
 }
 
 type relSoakRun struct {

@@ -43,6 +43,12 @@ func (f FtraceAttacher) Attach(_ context.Context, a Attachment) (Hook, error) {
 		BufferKB:  f.BufferKB,
 	}
 	for _, r := range a.Targets {
+		if r.GlobalErr != nil {
+			// The ids are the helper's PID namespace's, which the kernel's
+			// filter would compare with global ids: a wrong trace, not an
+			// empty one.
+			return nil, fmt.Errorf("%s: the helper sees the node's processes in a PID namespace of their own and could not translate their ids to the kernel's (%w): ftrace hooks filter by those ids; use an eBPF hook, which filters by mount namespace", r.Target, r.GlobalErr)
+		}
 		opts.Targets = append(opts.Targets, ftrace.Target{Target: r.Target, TIDs: r.TIDs})
 		if r.Method == MethodNode {
 			opts.AllTasks = true
@@ -99,6 +105,9 @@ func (h ftraceHook) Close() error { return h.s.Close() }
 func (h ftraceHook) AddPIDs(target int, tids []int) error { return h.s.AddPIDs(target, tids) }
 
 func (h ftraceHook) AddTarget(slot int, r Resolution) error {
+	if r.GlobalErr != nil {
+		return fmt.Errorf("translating the ids of %s to the kernel's: %w", r.Target, r.GlobalErr)
+	}
 	return h.s.AddTarget(slot, ftrace.Target{Target: r.Target, TIDs: r.TIDs})
 }
 

@@ -2,15 +2,13 @@ package runner
 
 import (
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
 )
 
-// nsenterFlags are the namespaces `kubectl trace exec --ns` may enter, with
-// nsenter's flag for each.
+// nsenterFlags maps each of hooks.ExecNamespaces to nsenter's flag.
 var nsenterFlags = map[string]string{
 	"net":    "--net",
 	"pid":    "--pid",
@@ -18,16 +16,6 @@ var nsenterFlags = map[string]string{
 	"ipc":    "--ipc",
 	"mnt":    "--mount",
 	"cgroup": "--cgroup",
-}
-
-// ExecNamespaces lists the namespace names ExecArgv accepts.
-func ExecNamespaces() []string {
-	var out []string
-	for k := range nsenterFlags {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // ExecArgv resolves the target on this node and returns the nsenter command
@@ -50,7 +38,7 @@ func ExecArgv(procRoot string, t hooks.Target, namespaces, argv []string) ([]str
 	for _, ns := range namespaces {
 		flag, ok := nsenterFlags[ns]
 		if !ok {
-			return nil, fmt.Errorf("unknown namespace %q: choose from %s", ns, strings.Join(ExecNamespaces(), ", "))
+			return nil, fmt.Errorf("unknown namespace %q: choose from %s", ns, strings.Join(hooks.ExecNamespaces, ", "))
 		}
 		out = append(out, flag)
 	}

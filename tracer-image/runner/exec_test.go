@@ -3,6 +3,7 @@ package runner
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -44,5 +45,18 @@ func TestExecArgv(t *testing.T) {
 	other.ContainerID = "containerd://" + strings.Repeat("cd", 32)
 	if _, err := ExecArgv(proc, other, []string{"net"}, []string{"true"}); err == nil {
 		t.Error("a container that is not on the node was accepted")
+	}
+}
+
+// Every namespace the plugin accepts for --ns has an nsenter flag here, and
+// no other.
+func TestExecNamespacesHaveFlags(t *testing.T) {
+	var mapped []string
+	for ns := range nsenterFlags {
+		mapped = append(mapped, ns)
+	}
+	slices.Sort(mapped)
+	if diff := cmp.Diff(hooks.ExecNamespaces, mapped); diff != "" {
+		t.Errorf("namespaces (-plugin +helper):\n%s", diff)
 	}
 }
