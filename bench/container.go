@@ -13,9 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"golang.org/x/sys/unix"
-
-	"github.com/ktrace-dev/kubectl-trace/hooks"
 )
 
 // fakeContainer is what the helper's resolution takes for a container: a
@@ -123,8 +122,8 @@ func (c *fakeContainer) add(pid int) error {
 }
 
 // target is the container as the plugin would describe it.
-func (c *fakeContainer) target() hooks.Target {
-	return hooks.Target{Node: "bench", Namespace: "bench", Pod: "load-" + c.id[:6], PodUID: "uid-" + c.id[:6],
+func (c *fakeContainer) target() wire.Target {
+	return wire.Target{Node: "bench", Namespace: "bench", Pod: "load-" + c.id[:6], PodUID: "uid-" + c.id[:6],
 		Container: "load", ContainerID: "containerd://" + c.id}
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 // A tracer is whatever watches the workload in one run: the helper, a
@@ -58,10 +59,10 @@ type helper struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	out    *lineCounter
-	status chan hooks.Status
+	status chan wire.Status
 	done   chan struct{} // stdout and stderr drained
 	mu     sync.Mutex
-	stats  *hooks.Status
+	stats  *wire.Status
 	errs   []string
 }
 
@@ -74,14 +75,14 @@ func (h *helper) start(ctx context.Context, pid int, c *fakeContainer) error {
 	if err != nil {
 		return err
 	}
-	req := hooks.Request{Version: hooks.ProtocolVersion, SessionID: fmt.Sprintf("bench-%d", time.Now().UnixNano()),
-		Hook: h.hook, Args: args, Output: hooks.OutputJSON, Targets: []hooks.Target{c.target()}}
+	req := wire.Request{Version: wire.ProtocolVersion, SessionID: fmt.Sprintf("bench-%d", time.Now().UnixNano()),
+		Hook: h.hook, Args: args, Output: hooks.OutputJSON, Targets: []wire.Target{c.target()}}
 	enc, err := req.Encode()
 	if err != nil {
 		return err
 	}
 	h.cmd = exec.CommandContext(ctx, h.bin)
-	h.cmd.Env = append(os.Environ(), hooks.RequestEnv+"="+enc)
+	h.cmd.Env = append(os.Environ(), wire.RequestEnv+"="+enc)
 	if h.stdin, err = h.cmd.StdinPipe(); err != nil {
 		return err
 	}
@@ -99,7 +100,7 @@ func (h *helper) start(ctx context.Context, pid int, c *fakeContainer) error {
 		return fmt.Errorf("starting %s: %w", h.bin, err)
 	}
 	h.out = &lineCounter{keep: 1 << 20}
-	h.status = make(chan hooks.Status, 16)
+	h.status = make(chan wire.Status, 16)
 	h.done = make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -108,15 +109,15 @@ func (h *helper) start(ctx context.Context, pid int, c *fakeContainer) error {
 		defer wg.Done()
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			s, ok := hooks.ParseStatus(sc.Bytes())
+			s, ok := wire.ParseStatus(sc.Bytes())
 			if !ok {
 				continue
 			}
 			h.mu.Lock()
 			switch s.Kind {
-			case hooks.StatusStats:
+			case wire.StatusStats:
 				h.stats = &s
-			case hooks.StatusError, hooks.StatusWarning:
+			case wire.StatusError, wire.StatusWarning:
 				h.errs = append(h.errs, s.Kind+": "+s.Message)
 			}
 			h.mu.Unlock()
@@ -127,13 +128,13 @@ func (h *helper) start(ctx context.Context, pid int, c *fakeContainer) error {
 		}
 	}()
 	go func() { wg.Wait(); close(h.done) }()
-	if err := h.await(ctx, hooks.StatusReady); err != nil {
+	if err := h.await(ctx, wire.StatusReady); err != nil {
 		return err
 	}
 	if _, err := h.stdin.Write([]byte{'g'}); err != nil {
 		return err
 	}
-	return h.await(ctx, hooks.StatusStarted)
+	return h.await(ctx, wire.StatusStarted)
 }
 
 // await waits for a status of kind; an error status or the tracer's end
@@ -145,7 +146,7 @@ func (h *helper) await(ctx context.Context, kind string) error {
 			if s.Kind == kind {
 				return nil
 			}
-			if s.Kind == hooks.StatusError {
+			if s.Kind == wire.StatusError {
 				return fmt.Errorf("tracer: %s", s.Message)
 			}
 		case <-h.done:
@@ -184,7 +185,7 @@ func (h *helper) stop() (seen, error) {
 func syscallTopCounts(out []byte) map[string]uint64 {
 	m := map[string]uint64{}
 	for _, l := range bytes.Split(out, []byte("\n")) {
-		var ev hooks.Event
+		var ev wire.Event
 		if len(l) == 0 || jsonUnmarshal(l, &ev) != nil {
 			continue
 		}

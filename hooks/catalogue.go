@@ -6,6 +6,14 @@ import (
 	"strings"
 )
 
+// Output formats of the trace data on stdout, as a hook's Outputs name them.
+const (
+	OutputText = "text"
+	OutputJSON = "json"
+	// OutputPCAP is binary pcap, for hooks that capture packets.
+	OutputPCAP = "pcap"
+)
+
 // Kinds of hook, which decide the runtime the helper dispatches to.
 const (
 	KindFtrace  = "ftrace"

@@ -1,8 +1,8 @@
-// Package hooks is the catalogue of trace hooks, held as data, and the
-// contract between the plugin and the helper: the Request the plugin sends,
-// the Status lines the helper reports on stderr, and the Event it streams
-// on stdout as JSON.
+// Package hooks is the catalogue of trace hooks, held as data: what each
+// hook is called, what it takes, what it writes and what it needs. The
+// plugin reads descriptors only; the runtimes in the subpackages ftrace,
+// ebpf and tcpdump carry them out. What travels between the plugin and the
+// helper is package wire.
 //
-// It is imported by both binaries, so it holds no Linux-only code; the
-// runtimes live in the subpackages ftrace, ebpf and tcpdump.
+// It is imported by both binaries, so it holds no Linux-only code.
 package hooks

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,7 +47,7 @@ func EphemeralContainer(p EphemeralParams) corev1.EphemeralContainer {
 		EphemeralContainerCommon: corev1.EphemeralContainerCommon{
 			Name:  p.Name,
 			Image: p.Image,
-			Env:   []corev1.EnvVar{{Name: hooks.RequestEnv, Value: p.EncodedRequest}},
+			Env:   []corev1.EnvVar{{Name: wire.RequestEnv, Value: p.EncodedRequest}},
 			// The same dead-man's switch as the helper pod's.
 			Stdin:                    true,
 			StdinOnce:                true,

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -23,7 +24,7 @@ func TestEphemeralContainer(t *testing.T) {
 	if got := ec.SecurityContext.Capabilities.Add; len(got) != 2 || got[0] != "BPF" {
 		t.Errorf("capabilities = %v, want the hook's", got)
 	}
-	if ec.Env[0].Name != hooks.RequestEnv || ec.Env[0].Value != "ENC" {
+	if ec.Env[0].Name != wire.RequestEnv || ec.Env[0].Value != "ENC" {
 		t.Errorf("env = %v", ec.Env)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -90,14 +90,14 @@ func NewCmdExec(getter genericclioptions.RESTClientGetter, streams genericioopti
 	f := cmd.Flags()
 	f.StringVarP(&o.Container, "container", "c", o.Container, "container whose namespaces to enter; defaults to the pod's default container")
 	f.StringVarP(&o.Selector, "selector", "l", o.Selector, "run in every pod matching this label selector")
-	f.StringVar(&o.Namespaces, "ns", o.Namespaces, "namespaces to enter, comma separated: "+strings.Join(hooks.ExecNamespaces, ", ")+" (mnt runs the target's own binaries, not the image's)")
+	f.StringVar(&o.Namespaces, "ns", o.Namespaces, "namespaces to enter, comma separated: "+strings.Join(wire.ExecNamespaces, ", ")+" (mnt runs the target's own binaries, not the image's)")
 	f.BoolVarP(&o.Stdin, "stdin", "i", o.Stdin, "pass stdin to the command (one target only)")
 	f.StringVar(&o.Image, "image", o.Image, "tracer image the helper runs")
 	f.StringVar(&o.HelperNamespace, "helper-namespace", o.HelperNamespace, "namespace of the helper pods; defaults to the target's namespace")
 	f.DurationVar(&o.StartTimeout, "start-timeout", o.StartTimeout, "how long to wait for the helper to start")
 	f.BoolVar(&o.Privileged, "privileged", o.Privileged, "run the helper as a privileged container instead of with SYS_ADMIN, SYS_PTRACE, NET_ADMIN and NET_RAW")
 	_ = cmd.RegisterFlagCompletionFunc("container", completeContainers(getter))
-	_ = cmd.RegisterFlagCompletionFunc("ns", cobra.FixedCompletions(hooks.ExecNamespaces, cobra.ShellCompDirectiveNoFileComp|cobra.ShellCompDirectiveNoSpace))
+	_ = cmd.RegisterFlagCompletionFunc("ns", cobra.FixedCompletions(wire.ExecNamespaces, cobra.ShellCompDirectiveNoFileComp|cobra.ShellCompDirectiveNoSpace))
 	return cmd
 }
 
@@ -108,8 +108,8 @@ func (o *ExecOptions) Complete(getter genericclioptions.RESTClientGetter, target
 	}
 	o.command = command
 	for _, n := range strings.Split(o.Namespaces, ",") {
-		if !slices.Contains(hooks.ExecNamespaces, n) {
-			return fmt.Errorf("--ns %q: %q is not a namespace: choose from %s", o.Namespaces, n, strings.Join(hooks.ExecNamespaces, ", "))
+		if !slices.Contains(wire.ExecNamespaces, n) {
+			return fmt.Errorf("--ns %q: %q is not a namespace: choose from %s", o.Namespaces, n, strings.Join(wire.ExecNamespaces, ", "))
 		}
 	}
 	trace := &TraceOptions{Selector: o.Selector}
@@ -140,7 +140,7 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 	nodes, groups := byNode(targets)
 	session := o.newSessionID()
 	type result struct {
-		t    hooks.Target
+		t    wire.Target
 		code int
 		err  error
 	}
@@ -164,7 +164,7 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 			ns = ts[0].Namespace
 		}
 		pods[i] = HelperPod(HelperParams{Name: name, Namespace: ns, Node: node, Image: o.Image,
-			Request: hooks.Request{SessionID: session, Hook: "exec", Targets: ts},
+			Request: wire.Request{SessionID: session, Hook: "exec", Targets: ts},
 			Args:    []string{"hold"}, Deadline: time.Hour, Needs: execNeeds, Privileged: o.Privileged})
 		if checked[ns] {
 			continue
@@ -219,7 +219,7 @@ func (o *ExecOptions) Run(ctx context.Context) error {
 
 // onNode runs the command in each target of one node through one helper,
 // and deletes the helper on every path.
-func (o *ExecOptions) onNode(ctx context.Context, u *ui, pod *corev1.Pod, ts []hooks.Target, prefix bool, outMu *sync.Mutex) ([]int, error) {
+func (o *ExecOptions) onNode(ctx context.Context, u *ui, pod *corev1.Pod, ts []wire.Target, prefix bool, outMu *sync.Mutex) ([]int, error) {
 	if _, err := o.client.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("creating helper pod on node %q: %w", pod.Spec.NodeName, err)
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -37,7 +37,7 @@ func (f *framedHelpers) Attach(ctx context.Context, ns, pod, container string, s
 	if err != nil {
 		return err
 	}
-	req, err := hooks.DecodeRequest(obj.(*corev1.Pod).Spec.Containers[0].Env[0].Value)
+	req, err := wire.DecodeRequest(obj.(*corev1.Pod).Spec.Containers[0].Env[0].Value)
 	if err != nil {
 		return err
 	}
@@ -49,17 +49,17 @@ func (f *framedHelpers) Attach(ctx context.Context, ns, pod, container string, s
 	if _, err := in.ReadByte(); err != nil {
 		return err
 	}
-	_ = hooks.WriteStatus(stderr, hooks.Status{Kind: hooks.StatusStarted})
+	_ = wire.WriteStatus(stderr, wire.Status{Kind: wire.StatusStarted})
 	targets := req.Targets
 	for i, t := range targets {
-		_ = hooks.WriteFrame(z, i, []byte(fmt.Sprintf("1.000000 [000] %s-1 sched_switch: x\n", t.Pod)))
+		_ = wire.WriteFrame(z, i, []byte(fmt.Sprintf("1.000000 [000] %s-1 sched_switch: x\n", t.Pod)))
 	}
 	for {
 		line, err := in.ReadBytes('\n')
 		if err != nil {
 			break
 		}
-		c, err := hooks.DecodeControl(line)
+		c, err := wire.DecodeControl(line)
 		if err != nil {
 			return err
 		}
@@ -72,15 +72,15 @@ func (f *framedHelpers) Attach(ctx context.Context, ns, pod, container string, s
 			f.mu.Lock()
 			f.adds[pod] = append(f.adds[pod], c.Add.Pod)
 			f.mu.Unlock()
-			_ = hooks.WriteStatus(stderr, hooks.Status{Kind: hooks.StatusTargetAdded, Index: &idx, Target: c.Add})
-			_ = hooks.WriteFrame(z, idx, []byte(fmt.Sprintf("2.000000 [000] %s-1 sched_switch: joined\n", c.Add.Pod)))
+			_ = wire.WriteStatus(stderr, wire.Status{Kind: wire.StatusTargetAdded, Index: &idx, Target: c.Add})
+			_ = wire.WriteFrame(z, idx, []byte(fmt.Sprintf("2.000000 [000] %s-1 sched_switch: joined\n", c.Add.Pod)))
 		}
 		if c.Remove != nil {
-			_ = hooks.WriteStatus(stderr, hooks.Status{Kind: hooks.StatusTargetEnded, Index: c.Remove, Message: "removed"})
+			_ = wire.WriteStatus(stderr, wire.Status{Kind: wire.StatusTargetEnded, Index: c.Remove, Message: "removed"})
 		}
 	}
 	_ = z.Close()
-	_ = hooks.WriteStatus(stderr, hooks.Status{Kind: hooks.StatusStats, Events: uint64(len(targets)), Seconds: 0.2})
+	_ = wire.WriteStatus(stderr, wire.Status{Kind: wire.StatusStats, Events: uint64(len(targets)), Seconds: 0.2})
 	f.mu.Lock()
 	f.exited[pod] = true
 	f.mu.Unlock()

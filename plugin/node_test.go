@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -129,11 +130,11 @@ func TestRunNodesOneHelperEach(t *testing.T) {
 	sort.Slice(pods, func(i, j int) bool { return pods[i].Spec.NodeName < pods[j].Spec.NodeName })
 	for i, p := range pods {
 		node := []string{"n1", "n2"}[i]
-		req, err := hooks.DecodeRequest(p.Spec.Containers[0].Env[0].Value)
+		req, err := wire.DecodeRequest(p.Spec.Containers[0].Env[0].Value)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []hooks.Target{{Kind: hooks.TargetNode, Node: node}}
+		want := []wire.Target{{Kind: wire.TargetNode, Node: node}}
 		if diff := cmp.Diff(want, req.Targets); diff != "" {
 			t.Errorf("helper %d's targets (-want +got):\n%s", i, diff)
 		}

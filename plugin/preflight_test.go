@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -33,7 +34,7 @@ func denyAttach(action k8stesting.Action) (bool, runtime.Object, error) {
 func testHelperPod(ns string) *corev1.Pod {
 	return HelperPod(HelperParams{
 		Name: "kubectl-trace-s1", Namespace: ns, Node: "n1", Image: "img:v1",
-		Request:  hooks.Request{SessionID: "s1", Hook: "sched"},
+		Request:  wire.Request{SessionID: "s1", Hook: "sched"},
 		Deadline: time.Hour,
 		Needs:    hooks.Needs{Capabilities: []string{"SYS_ADMIN"}, HostPID: true},
 	})

@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -45,30 +45,30 @@ type helperSession struct {
 	ephemeral *corev1.EphemeralContainer
 
 	mu        sync.Mutex
-	targets   []hooks.Target
+	targets   []wire.Target
 	ended     map[int]targetEnd
 	stdin     *io.PipeWriter
 	queue     chan []byte
 	streaming bool
 	closed    bool
-	stats     *hooks.Status
+	stats     *wire.Status
 	err       error
 	started   chan struct{}
 }
 
-func newHelperSession(o *TraceOptions, u *ui, outs *outputs, node string, pod *corev1.Pod, targets []hooks.Target, framed bool) *helperSession {
+func newHelperSession(o *TraceOptions, u *ui, outs *outputs, node string, pod *corev1.Pod, targets []wire.Target, framed bool) *helperSession {
 	return &helperSession{
 		o: o, u: u, outs: outs, node: node, pod: pod, framed: framed,
 		attachNS: pod.Namespace, attachPod: pod.Name, attachContainer: HelperContainerName,
-		targets: append([]hooks.Target(nil), targets...), ended: map[int]targetEnd{},
+		targets: append([]wire.Target(nil), targets...), ended: map[int]targetEnd{},
 		started: make(chan struct{}),
 	}
 }
 
 // newEphemeralSession traces one target through an ephemeral container in
 // its pod.
-func newEphemeralSession(o *TraceOptions, u *ui, outs *outputs, t hooks.Target, ec corev1.EphemeralContainer, framed bool) *helperSession {
-	s := newHelperSession(o, u, outs, t.Node, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: t.Namespace, Name: t.Pod}}, []hooks.Target{t}, framed)
+func newEphemeralSession(o *TraceOptions, u *ui, outs *outputs, t wire.Target, ec corev1.EphemeralContainer, framed bool) *helperSession {
+	s := newHelperSession(o, u, outs, t.Node, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: t.Namespace, Name: t.Pod}}, []wire.Target{t}, framed)
 	s.attachContainer = ec.Name
 	s.ephemeral = &ec
 	return s
@@ -210,7 +210,7 @@ loop:
 			// Stop by message, with stdin kept open until the helper has
 			// exited: a runtime may close the attach's output soon after its
 			// stdin ends, which would cut the helper's final report off.
-			if line, err := hooks.EncodeControl(hooks.Control{Stop: true}); err != nil || !s.send(line) {
+			if line, err := wire.EncodeControl(wire.Control{Stop: true}); err != nil || !s.send(line) {
 				s.closeStdin()
 			}
 			stopDeadline = time.After(s.o.StopTimeout)
@@ -438,10 +438,10 @@ func (s *helperSession) compressed() bool {
 		env = s.pod.Spec.Containers[0].Env
 	}
 	for _, e := range env {
-		if e.Name != hooks.RequestEnv {
+		if e.Name != wire.RequestEnv {
 			continue
 		}
-		// Not hooks.DecodeRequest: the plugin validated the request when
+		// Not wire.DecodeRequest: the plugin validated the request when
 		// it built it, and only this field matters here.
 		var req struct {
 			Compress bool `json:"compress"`
@@ -479,16 +479,16 @@ func inflating(out io.Writer, cancel context.CancelFunc, done chan<- error) *io.
 }
 
 // statsFromLog finds the helper's final statistics in its container log.
-func (s *helperSession) statsFromLog(ctx context.Context) *hooks.Status {
+func (s *helperSession) statsFromLog(ctx context.Context) *wire.Status {
 	raw, err := s.o.client.CoreV1().Pods(s.attachNS).GetLogs(s.attachPod, &corev1.PodLogOptions{
 		Container: s.attachContainer, TailLines: ptr.To(int64(50)),
 	}).DoRaw(ctx)
 	if err != nil {
 		return nil
 	}
-	var found *hooks.Status
+	var found *wire.Status
 	for _, line := range bytes.Split(raw, []byte{'\n'}) {
-		if st, ok := hooks.ParseStatus(line); ok && st.Kind == hooks.StatusStats {
+		if st, ok := wire.ParseStatus(line); ok && st.Kind == wire.StatusStats {
 			found = &st
 		}
 	}
@@ -522,7 +522,7 @@ func (s *helperSession) demux(r io.Reader) error {
 	br := bufio.NewReaderSize(r, 256<<10)
 	var buf []byte
 	for {
-		idx, payload, nb, err := hooks.ReadFrame(br, buf)
+		idx, payload, nb, err := wire.ReadFrame(br, buf)
 		buf = nb
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -540,16 +540,16 @@ func (s *helperSession) demux(r io.Reader) error {
 	}
 }
 
-func (s *helperSession) target(i int) hooks.Target {
+func (s *helperSession) target(i int) wire.Target {
 	t, _ := s.targetOK(i)
 	return t
 }
 
-func (s *helperSession) targetOK(i int) (hooks.Target, bool) {
+func (s *helperSession) targetOK(i int) (wire.Target, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if i < 0 || i >= len(s.targets) {
-		return hooks.Target{}, false
+		return wire.Target{}, false
 	}
 	return s.targets[i], true
 }
@@ -600,7 +600,7 @@ func (s *helperSession) closeStdin() {
 
 // add asks the running helper to trace one more target; false when the
 // helper is not streaming (the caller then starts another session).
-func (s *helperSession) add(t hooks.Target) bool {
+func (s *helperSession) add(t wire.Target) bool {
 	s.mu.Lock()
 	if !s.streaming || s.closed {
 		s.mu.Unlock()
@@ -608,7 +608,7 @@ func (s *helperSession) add(t hooks.Target) bool {
 	}
 	s.targets = append(s.targets, t)
 	s.mu.Unlock()
-	line, err := hooks.EncodeControl(hooks.Control{Add: &t})
+	line, err := wire.EncodeControl(wire.Control{Add: &t})
 	if err != nil {
 		return false
 	}
@@ -616,7 +616,7 @@ func (s *helperSession) add(t hooks.Target) bool {
 }
 
 // remove stops tracing the target with that pod UID.
-func (s *helperSession) remove(podUID, why string) (hooks.Target, bool) {
+func (s *helperSession) remove(podUID, why string) (wire.Target, bool) {
 	s.mu.Lock()
 	idx := -1
 	for i, t := range s.targets {
@@ -626,19 +626,19 @@ func (s *helperSession) remove(podUID, why string) (hooks.Target, bool) {
 	}
 	if idx < 0 {
 		s.mu.Unlock()
-		return hooks.Target{}, false
+		return wire.Target{}, false
 	}
 	s.ended[idx] = targetEnd{why: why}
 	t := s.targets[idx]
 	s.mu.Unlock()
-	if line, err := hooks.EncodeControl(hooks.Control{Remove: &idx}); err == nil {
+	if line, err := wire.EncodeControl(wire.Control{Remove: &idx}); err == nil {
 		s.send(line)
 	}
 	return t, true
 }
 
 // targetStatus records the helper's per-target reports.
-func (s *helperSession) targetStatus(st hooks.Status) {
+func (s *helperSession) targetStatus(st wire.Status) {
 	if st.Index == nil {
 		return
 	}
@@ -647,9 +647,9 @@ func (s *helperSession) targetStatus(st hooks.Status) {
 		return
 	}
 	switch st.Kind {
-	case hooks.StatusTargetAdded:
+	case wire.StatusTargetAdded:
 		s.u.ok("tracing %s on node %q", t, s.node)
-	case hooks.StatusTargetEnded:
+	case wire.StatusTargetEnded:
 		s.mu.Lock()
 		_, already := s.ended[*st.Index]
 		if !already {

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -102,11 +102,11 @@ func TestInflatingClosesItsPipe(t *testing.T) {
 
 func TestSessionCompressedFromRequest(t *testing.T) {
 	for _, compress := range []bool{false, true} {
-		enc, err := hooks.Request{Version: hooks.ProtocolVersion, SessionID: "s", Hook: "sched", Output: "json", Compress: compress}.Encode()
+		enc, err := wire.Request{Version: wire.ProtocolVersion, SessionID: "s", Hook: "sched", Output: "json", Compress: compress}.Encode()
 		if err != nil {
 			t.Fatal(err)
 		}
-		env := []corev1.EnvVar{{Name: "OTHER", Value: "x"}, {Name: hooks.RequestEnv, Value: enc}}
+		env := []corev1.EnvVar{{Name: "OTHER", Value: "x"}, {Name: wire.RequestEnv, Value: enc}}
 		s := &helperSession{pod: &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Env: env}}}}}
 		if got := s.compressed(); got != compress {
 			t.Errorf("helper pod, request compress %v: compressed() = %v", compress, got)

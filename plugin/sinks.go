@@ -10,6 +10,7 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 // outputs is where every session's trace data goes: the user's stdout
@@ -34,7 +35,7 @@ func newOutputs(out *stopOnErrorWriter, format, dir string, prefix bool, s style
 }
 
 // write takes whole records of one target.
-func (o *outputs) write(t hooks.Target, payload []byte) error {
+func (o *outputs) write(t wire.Target, payload []byte) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	key := t.String()
@@ -73,7 +74,7 @@ func (o *outputs) write(t hooks.Target, payload []byte) error {
 // a pod keeps its colour across runs.
 var prefixColors = []string{"1", "2", "3", "4", "5", "6", "9", "10", "11", "12", "13", "14"}
 
-func (o *outputs) prefixFor(t hooks.Target) string {
+func (o *outputs) prefixFor(t wire.Target) string {
 	h := fnv.New32a()
 	key := t.Pod
 	if t.IsNode() {
@@ -85,7 +86,7 @@ func (o *outputs) prefixFor(t hooks.Target) string {
 }
 
 // file opens a target's file once: <namespace>_<pod>_<container>.<ext>, or node_<name>.<ext>.
-func (o *outputs) file(t hooks.Target) (*os.File, error) {
+func (o *outputs) file(t wire.Target) (*os.File, error) {
 	key := t.String()
 	if f, ok := o.files[key]; ok {
 		return f, nil
@@ -103,7 +104,7 @@ func (o *outputs) file(t hooks.Target) (*os.File, error) {
 }
 
 // count returns the records written for a target (lines of text or JSON).
-func (o *outputs) count(t hooks.Target) (uint64, bool) {
+func (o *outputs) count(t wire.Target) (uint64, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	n, ok := o.records[t.String()]

@@ -9,10 +9,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 func TestByNode(t *testing.T) {
-	ts := []hooks.Target{{Node: "n2", Pod: "a"}, {Node: "n1", Pod: "b"}, {Node: "n2", Pod: "c"}}
+	ts := []wire.Target{{Node: "n2", Pod: "a"}, {Node: "n1", Pod: "b"}, {Node: "n2", Pod: "c"}}
 	nodes, groups := byNode(ts)
 	if diff := cmp.Diff([]string{"n1", "n2"}, nodes); diff != "" {
 		t.Errorf("nodes (-want +got):\n%s", diff)
@@ -25,8 +26,8 @@ func TestByNode(t *testing.T) {
 func TestOutputsPrefixesMergedText(t *testing.T) {
 	var b bytes.Buffer
 	o := newOutputs(newStopOnErrorWriter(&b), hooks.OutputText, "", true, newStyles(&b, ColorNever))
-	a := hooks.Target{Namespace: "ns", Pod: "web-1", Container: "app"}
-	c := hooks.Target{Namespace: "ns", Pod: "web-2", Container: "app"}
+	a := wire.Target{Namespace: "ns", Pod: "web-1", Container: "app"}
+	c := wire.Target{Namespace: "ns", Pod: "web-2", Container: "app"}
 	if err := o.write(a, []byte("1.0 [000] x-1 e: a\n2.0 [000] x-1 e: b\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -46,10 +47,10 @@ func TestOutputsOneFilePerTarget(t *testing.T) {
 	dir := t.TempDir()
 	var stdout bytes.Buffer
 	o := newOutputs(newStopOnErrorWriter(&stdout), hooks.OutputPCAP, dir, false, newStyles(&stdout, ColorNever))
-	a := hooks.Target{Namespace: "ns", Pod: "web-1", Container: "app"}
-	c := hooks.Target{Namespace: "ns", Pod: "web-2", Container: "app"}
+	a := wire.Target{Namespace: "ns", Pod: "web-1", Container: "app"}
+	c := wire.Target{Namespace: "ns", Pod: "web-2", Container: "app"}
 	for _, w := range []struct {
-		t hooks.Target
+		t wire.Target
 		p string
 	}{{a, "HDR-A"}, {c, "HDR-C"}, {a, "REC-A"}} {
 		if err := o.write(w.t, []byte(w.p)); err != nil {
@@ -78,13 +79,13 @@ func TestOutputsOneFilePerTarget(t *testing.T) {
 func TestOutputsColourPrefixOnlyWhenAsked(t *testing.T) {
 	var b bytes.Buffer
 	o := newOutputs(newStopOnErrorWriter(&b), hooks.OutputText, "", true, newStyles(&b, ColorAlways))
-	_ = o.write(hooks.Target{Pod: "web-1", Container: "app"}, []byte("x\n"))
+	_ = o.write(wire.Target{Pod: "web-1", Container: "app"}, []byte("x\n"))
 	if !strings.Contains(b.String(), "\x1b[") {
 		t.Errorf("--color always gave no colour: %q", b.String())
 	}
 	b.Reset()
 	o = newOutputs(newStopOnErrorWriter(&b), hooks.OutputText, "", true, newStyles(&b, ColorNever))
-	_ = o.write(hooks.Target{Pod: "web-1", Container: "app"}, []byte("x\n"))
+	_ = o.write(wire.Target{Pod: "web-1", Container: "app"}, []byte("x\n"))
 	if strings.Contains(b.String(), "\x1b[") {
 		t.Errorf("--color never gave colour: %q", b.String())
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,7 +20,7 @@ type HelperParams struct {
 	Image     string
 	// PullPolicy is left to Kubernetes' default when empty.
 	PullPolicy corev1.PullPolicy
-	Request    hooks.Request
+	Request    wire.Request
 	// EncodedRequest is Request.Encode()'s result.
 	EncodedRequest string
 	// Deadline bounds the helper's life even if everything else fails.
@@ -109,7 +110,7 @@ func HelperPod(p HelperParams) *corev1.Pod {
 		},
 	}
 	if p.EncodedRequest != "" {
-		pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: hooks.RequestEnv, Value: p.EncodedRequest}}
+		pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: wire.RequestEnv, Value: p.EncodedRequest}}
 	}
 	return pod
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -13,9 +14,9 @@ import (
 )
 
 func TestHelperPod(t *testing.T) {
-	req := hooks.Request{
-		Version: hooks.ProtocolVersion, SessionID: "s1", Hook: "sched", Output: "text",
-		Targets: []hooks.Target{{Node: "n1", Namespace: "ns", Pod: "web", Container: "app", ContainerID: "containerd://0123456789abcdef"}},
+	req := wire.Request{
+		Version: wire.ProtocolVersion, SessionID: "s1", Hook: "sched", Output: "text",
+		Targets: []wire.Target{{Node: "n1", Namespace: "ns", Pod: "web", Container: "app", ContainerID: "containerd://0123456789abcdef"}},
 	}
 	got := HelperPod(HelperParams{
 		Name: "kubectl-trace-s1", Namespace: "ns", Node: "n1", Image: "img:v1",

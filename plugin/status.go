@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"sync"
 
-	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 // statusWriter receives the helper's stderr. It renders the helper's status
@@ -17,10 +17,10 @@ type statusWriter struct {
 	mu      sync.Mutex
 	partial []byte
 	started chan struct{}
-	stats   *hooks.Status
+	stats   *wire.Status
 	errs    []string
 	// onTarget receives per-target lines (added, ended).
-	onTarget func(hooks.Status)
+	onTarget func(wire.Status)
 }
 
 func newStatusWriter(u *ui, hook string) *statusWriter {
@@ -53,33 +53,33 @@ func (w *statusWriter) flush() {
 }
 
 func (w *statusWriter) line(line []byte) {
-	s, ok := hooks.ParseStatus(line)
+	s, ok := wire.ParseStatus(line)
 	if !ok {
 		w.ui.passthrough(line)
 		return
 	}
 	switch s.Kind {
-	case hooks.StatusResolved:
+	case wire.StatusResolved:
 		if s.Target != nil && s.Target.IsNode() {
 			// Nothing to find on a whole node: say what is traced.
 			w.ui.ok("tracing %s: %s", s.Target, s.Message)
 		} else if s.Target != nil {
 			w.ui.ok("found %s: %d processes (%s)", s.Target, len(s.PIDs), s.Method)
 		}
-	case hooks.StatusStarted:
+	case wire.StatusStarted:
 		w.ui.ok("attached: tracing with hook %s, Ctrl-C to stop", w.hook)
 		select {
 		case <-w.started:
 		default:
 			close(w.started)
 		}
-	case hooks.StatusWarning:
+	case wire.StatusWarning:
 		w.ui.warn("%s", s.Message)
-	case hooks.StatusError:
+	case wire.StatusError:
 		w.errs = append(w.errs, s.Message)
-	case hooks.StatusStats:
+	case wire.StatusStats:
 		w.stats = &s
-	case hooks.StatusTargetAdded, hooks.StatusTargetEnded:
+	case wire.StatusTargetAdded, wire.StatusTargetEnded:
 		if w.onTarget != nil {
 			w.onTarget(s)
 		}
@@ -88,7 +88,7 @@ func (w *statusWriter) line(line []byte) {
 
 // result returns the final statistics (nil when none came) and the helper's
 // error messages.
-func (w *statusWriter) result() (*hooks.Status, []string) {
+func (w *statusWriter) result() (*wire.Status, []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.stats, append([]string(nil), w.errs...)

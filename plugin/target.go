@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -36,7 +36,7 @@ func parseTargetArg(arg string) (kind, name string, err error) {
 
 // targetFromPod finds the container to trace in a pod and checks that it
 // runs; defaulted says so when the container was chosen for the user.
-func targetFromPod(pod *corev1.Pod, container string) (t hooks.Target, defaulted string, err error) {
+func targetFromPod(pod *corev1.Pod, container string) (t wire.Target, defaulted string, err error) {
 	ref := pod.Namespace + "/" + pod.Name
 	names := make([]string, 0, len(pod.Spec.Containers))
 	for _, c := range pod.Spec.Containers {
@@ -83,7 +83,7 @@ func targetFromPod(pod *corev1.Pod, container string) (t hooks.Target, defaulted
 		}
 		return t, "", fmt.Errorf("container %q of pod %s is not running (%s): only running containers can be traced", container, ref, why)
 	}
-	return hooks.Target{
+	return wire.Target{
 		Node:        pod.Spec.NodeName,
 		Namespace:   pod.Namespace,
 		Pod:         pod.Name,

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -30,12 +30,12 @@ func runningPod(name string, containers ...string) *corev1.Pod {
 }
 
 func TestTargetFromPod(t *testing.T) {
-	want := hooks.Target{Node: "n1", Namespace: "ns", Pod: "web", PodUID: "uid-web", Container: "app", ContainerID: testCID}
+	want := wire.Target{Node: "n1", Namespace: "ns", Pod: "web", PodUID: "uid-web", Container: "app", ContainerID: testCID}
 	tests := []struct {
 		name          string
 		pod           func() *corev1.Pod
 		container     string
-		want          hooks.Target
+		want          wire.Target
 		wantDefaulted bool
 		wantErr       string
 	}{

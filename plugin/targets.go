@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -160,10 +160,10 @@ func resolveNodes(q targetQuery) ([]string, error) {
 }
 
 // nodeTargets returns the whole-node targets of names.
-func nodeTargets(names []string) []hooks.Target {
-	out := make([]hooks.Target, 0, len(names))
+func nodeTargets(names []string) []wire.Target {
+	out := make([]wire.Target, 0, len(names))
 	for _, n := range names {
-		out = append(out, hooks.Target{Kind: hooks.TargetNode, Node: n})
+		out = append(out, wire.Target{Kind: wire.TargetNode, Node: n})
 	}
 	return out
 }
@@ -190,9 +190,9 @@ func (s podSource) listPods(ctx context.Context, client kubernetes.Interface) ([
 // initialTargets resolves every source to the containers to trace now. A
 // pod named by the user must be traceable; pods found by a selector that
 // are not running yet are skipped (they join when they run).
-func initialTargets(ctx context.Context, client kubernetes.Interface, sources []podSource, container string, note func(string, ...any)) ([]hooks.Target, error) {
+func initialTargets(ctx context.Context, client kubernetes.Interface, sources []podSource, container string, note func(string, ...any)) ([]wire.Target, error) {
 	seen := map[string]bool{}
-	var out []hooks.Target
+	var out []wire.Target
 	for _, s := range sources {
 		pods, err := s.listPods(ctx, client)
 		if err != nil {
@@ -231,8 +231,8 @@ func initialTargets(ctx context.Context, client kubernetes.Interface, sources []
 }
 
 // byNode groups targets by the node they run on, in a stable order.
-func byNode(targets []hooks.Target) (nodes []string, groups map[string][]hooks.Target) {
-	groups = map[string][]hooks.Target{}
+func byNode(targets []wire.Target) (nodes []string, groups map[string][]wire.Target) {
+	groups = map[string][]wire.Target{}
 	for _, t := range targets {
 		if _, ok := groups[t.Node]; !ok {
 			nodes = append(nodes, t.Node)

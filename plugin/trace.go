@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -98,7 +99,7 @@ func NewTraceOptions(streams genericiooptions.IOStreams) *TraceOptions {
 		IOStreams:    streams,
 		Output:       hooks.OutputText,
 		Color:        ColorAuto,
-		Mode:         hooks.ModeNode,
+		Mode:         wire.ModeNode,
 		Image:        DefaultImage(),
 		StartTimeout: 2 * time.Minute,
 		StopTimeout:  30 * time.Second,
@@ -125,7 +126,7 @@ func (o *TraceOptions) AddFlags(cmd *cobra.Command) {
 	f.DurationVar(&o.StopTimeout, "stop-timeout", o.StopTimeout, "how long to wait for the helpers to flush and report after the trace stops")
 	f.BoolVar(&o.DryRun, "dry-run", o.DryRun, "print the helper pod as YAML and create nothing")
 	f.StringVar(&o.Mode, "mode", o.Mode, "where the tracer runs: node (a helper pod on the target's node) or ephemeral (an ephemeral container in the target pod, which stays there afterwards)")
-	_ = cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{hooks.ModeNode, hooks.ModeEphemeral}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{wire.ModeNode, wire.ModeEphemeral}, cobra.ShellCompDirectiveNoFileComp))
 	f.BoolVar(&o.Privileged, "privileged", o.Privileged, "run the helper as a privileged container instead of with the hook's capabilities only")
 	f.BoolVarP(&o.Quiet, "quiet", "q", o.Quiet, "print no progress and no summary on stderr, only warnings and errors")
 	_ = cmd.RegisterFlagCompletionFunc("hook", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
@@ -180,7 +181,7 @@ func (o *TraceOptions) Complete(getter genericclioptions.RESTClientGetter, args 
 // validateNodes checks the flags that a whole-node trace (node/NAME)
 // cannot take, before anything touches the cluster.
 func (o *TraceOptions) validateNodes() error {
-	if o.Mode == hooks.ModeEphemeral {
+	if o.Mode == wire.ModeEphemeral {
 		return errors.New("--mode ephemeral cannot trace a whole node: an ephemeral container lives in one pod and sees only it; drop --mode to trace node/NAME from a helper pod, or name pods to use ephemeral mode")
 	}
 	if o.Container != "" {
@@ -232,10 +233,10 @@ func (o *TraceOptions) Validate() error {
 	if o.StopTimeout <= 0 {
 		return fmt.Errorf("--stop-timeout %s must be positive", o.StopTimeout)
 	}
-	if o.Mode != hooks.ModeNode && o.Mode != hooks.ModeEphemeral {
+	if o.Mode != wire.ModeNode && o.Mode != wire.ModeEphemeral {
 		return fmt.Errorf("--mode %q: choose node (a helper pod on the node) or ephemeral (a container in the target pod)", o.Mode)
 	}
-	if o.Mode == hooks.ModeEphemeral && o.HelperNamespace != "" {
+	if o.Mode == wire.ModeEphemeral && o.HelperNamespace != "" {
 		return errors.New("--helper-namespace has no effect with --mode ephemeral: the tracer runs in the target pod")
 	}
 	if o.AllNamespaces && o.Selector == "" {
@@ -254,7 +255,7 @@ func (o *TraceOptions) Validate() error {
 // helper ends; the helper pod is deleted on every path.
 func (o *TraceOptions) Run(ctx context.Context) error {
 	u := newUI(o.ErrOut, o.Color, o.Quiet)
-	var targets []hooks.Target
+	var targets []wire.Target
 	if len(o.nodes) > 0 {
 		targets = nodeTargets(o.nodes)
 	} else {
@@ -289,9 +290,9 @@ func (o *TraceOptions) Run(ctx context.Context) error {
 	count := 0
 	// newPlan builds what one session runs: a helper pod for a node's
 	// targets, or an ephemeral container for one target.
-	newPlan := func(node string, ts []hooks.Target) (plan, error) {
-		req := hooks.Request{
-			Version:   hooks.ProtocolVersion,
+	newPlan := func(node string, ts []wire.Target) (plan, error) {
+		req := wire.Request{
+			Version:   wire.ProtocolVersion,
 			SessionID: session,
 			Hook:      o.Hook,
 			Args:      o.hookArgs,
@@ -315,7 +316,7 @@ func (o *TraceOptions) Run(ctx context.Context) error {
 			name = fmt.Sprintf("%s-%d", name, count)
 		}
 		count++
-		if o.Mode == hooks.ModeEphemeral {
+		if o.Mode == wire.ModeEphemeral {
 			ec := EphemeralContainer(EphemeralParams{Name: name, Image: o.Image, Target: ts[0].Container,
 				EncodedRequest: encoded, Needs: d.Needs, Privileged: o.Privileged})
 			return plan{node: node, targets: ts, ephemeral: &ec}, nil
@@ -336,9 +337,9 @@ func (o *TraceOptions) Run(ctx context.Context) error {
 		})}, nil
 	}
 	var plans []plan
-	if o.Mode == hooks.ModeEphemeral {
+	if o.Mode == wire.ModeEphemeral {
 		for _, t := range targets {
-			p, err := newPlan(t.Node, []hooks.Target{t})
+			p, err := newPlan(t.Node, []wire.Target{t})
 			if err != nil {
 				return err
 			}
@@ -367,7 +368,7 @@ func (o *TraceOptions) Run(ctx context.Context) error {
 	if err := o.preflight(ctx, plans); err != nil {
 		return err
 	}
-	if o.Mode == hooks.ModeEphemeral {
+	if o.Mode == wire.ModeEphemeral {
 		u.warn("ephemeral containers cannot be removed from a pod: each traced pod keeps a stopped %s* container in its spec until the pod is deleted", HelperNamePrefix+session)
 	}
 	if o.OutputDir != "" {
@@ -458,13 +459,13 @@ func (o *TraceOptions) Run(ctx context.Context) error {
 				return
 			}
 			mu.Lock()
-			pl, err := newPlan(t.Node, []hooks.Target{t})
+			pl, err := newPlan(t.Node, []wire.Target{t})
 			mu.Unlock()
 			if err != nil {
 				u.warn("%s", err)
 				return
 			}
-			if o.Mode == hooks.ModeEphemeral {
+			if o.Mode == wire.ModeEphemeral {
 				if err := o.preflight(hard, []plan{pl}); err != nil {
 					u.warn("%s/%s cannot be traced: %v", t.Namespace, t.Pod, err)
 					return
@@ -714,7 +715,7 @@ func parseArgs(raw []string) (map[string]string, error) {
 // plan is what one session runs: a helper pod, or an ephemeral container.
 type plan struct {
 	node      string
-	targets   []hooks.Target
+	targets   []wire.Target
 	pod       *corev1.Pod
 	ephemeral *corev1.EphemeralContainer
 }

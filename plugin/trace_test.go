@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -40,7 +40,7 @@ func (f *fakeHelper) Attach(ctx context.Context, ns, pod, container string, stdi
 	f.attachedTo = ns + "/" + pod + "/" + container
 	f.mu.Unlock()
 	if f.failBefore != "" {
-		_ = hooks.WriteStatus(stderr, hooks.Status{Kind: hooks.StatusError, Message: f.failBefore})
+		_ = wire.WriteStatus(stderr, wire.Status{Kind: wire.StatusError, Message: f.failBefore})
 		f.exit(1)
 		return nil
 	}
@@ -52,7 +52,7 @@ func (f *fakeHelper) Attach(ctx context.Context, ns, pod, container string, stdi
 	f.mu.Lock()
 	f.gotGo = true
 	f.mu.Unlock()
-	_ = hooks.WriteStatus(stderr, hooks.Status{Kind: hooks.StatusStarted})
+	_ = wire.WriteStatus(stderr, wire.Status{Kind: wire.StatusStarted})
 	// The plugin asks every helper for compressed stdout.
 	z := newDeflating(stdout)
 	f.script(z, stderr)
@@ -62,12 +62,12 @@ func (f *fakeHelper) Attach(ctx context.Context, ns, pod, container string, stdi
 		if err != nil {
 			break
 		}
-		if c, err := hooks.DecodeControl(line); err == nil && c.Stop {
+		if c, err := wire.DecodeControl(line); err == nil && c.Stop {
 			break
 		}
 	}
 	_ = z.Close()
-	_ = hooks.WriteStatus(stderr, hooks.Status{Kind: hooks.StatusStats, Events: 2, Seconds: 0.1})
+	_ = wire.WriteStatus(stderr, wire.Status{Kind: wire.StatusStats, Events: 2, Seconds: 0.1})
 	f.exit(0)
 	return ctx.Err()
 }

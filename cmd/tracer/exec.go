@@ -11,7 +11,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"github.com/ktrace-dev/kubectl-trace/tracer-image/runner"
 )
 
@@ -38,14 +38,14 @@ func hold() {
 func execIn(args []string) error {
 	fs := flag.NewFlagSet("tracer exec", flag.ContinueOnError)
 	id := fs.String("container-id", "", "the target's container ID, as in the pod status (containerd://…)")
-	ns := fs.String("ns", "net", "namespaces to enter, comma separated: "+strings.Join(hooks.ExecNamespaces, ","))
+	ns := fs.String("ns", "net", "namespaces to enter, comma separated: "+strings.Join(wire.ExecNamespaces, ","))
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *id == "" {
 		return errors.New("--container-id is required")
 	}
-	argv, err := runner.ExecArgv("/proc", hooks.Target{ContainerID: *id, Container: *id}, strings.Split(*ns, ","), fs.Args())
+	argv, err := runner.ExecArgv("/proc", wire.Target{ContainerID: *id, Container: *id}, strings.Split(*ns, ","), fs.Args())
 	if err != nil {
 		return err
 	}

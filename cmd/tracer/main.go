@@ -1,5 +1,5 @@
 // Command tracer is the helper that runs inside the tracer image on the
-// target's node: it reads the session's hooks.Request from the environment
+// target's node: it reads the session's wire.Request from the environment
 // and runs it (package runner). Trace data goes to stdout, status lines to
 // stderr.
 //
@@ -18,7 +18,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"github.com/ktrace-dev/kubectl-trace/tracer-image/runner"
 )
 
@@ -44,7 +44,7 @@ func main() {
 			}
 			return
 		default:
-			fmt.Fprintf(os.Stderr, "usage: tracer [hold | exec --container-id ID [--ns net,…] -- CMD… | version]\n(the request comes in $%s)\n", hooks.RequestEnv)
+			fmt.Fprintf(os.Stderr, "usage: tracer [hold | exec --container-id ID [--ns net,…] -- CMD… | version]\n(the request comes in $%s)\n", wire.RequestEnv)
 			os.Exit(2)
 		}
 	}
@@ -60,15 +60,15 @@ func main() {
 }
 
 func run(ctx context.Context) error {
-	enc, ok := os.LookupEnv(hooks.RequestEnv)
+	enc, ok := os.LookupEnv(wire.RequestEnv)
 	if !ok || enc == "" {
-		err := fmt.Errorf("no request in $%s: the tracer runs in a helper pod that kubectl trace creates", hooks.RequestEnv)
-		hooks.WriteStatus(os.Stderr, hooks.Status{Kind: hooks.StatusError, Message: err.Error()})
+		err := fmt.Errorf("no request in $%s: the tracer runs in a helper pod that kubectl trace creates", wire.RequestEnv)
+		wire.WriteStatus(os.Stderr, wire.Status{Kind: wire.StatusError, Message: err.Error()})
 		return err
 	}
-	req, err := hooks.DecodeRequest(enc)
+	req, err := wire.DecodeRequest(enc)
 	if err != nil {
-		hooks.WriteStatus(os.Stderr, hooks.Status{Kind: hooks.StatusError, Message: err.Error()})
+		wire.WriteStatus(os.Stderr, wire.Status{Kind: wire.StatusError, Message: err.Error()})
 		return err
 	}
 	// Run reports its own errors on stderr.

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 // Every hook of the package is in the catalogue as an ebpf hook and the
@@ -90,18 +91,18 @@ func setStr8(dst []int8, s string) {
 
 func TestDecode(t *testing.T) {
 	targets := []Target{
-		{Target: hooks.Target{Node: "n1", Namespace: "ns", Pod: "p0", Container: "c0"}},
-		{Target: hooks.Target{Node: "n1", Namespace: "ns", Pod: "p1", Container: "c1"}},
+		{Target: wire.Target{Node: "n1", Namespace: "ns", Pod: "p0", Container: "c0"}},
+		{Target: wire.Target{Node: "n1", Namespace: "ns", Pod: "p1", Container: "c1"}},
 	}
 	type out struct {
-		ev      hooks.Event
+		ev      wire.Event
 		details string
 	}
 	decodeOne := func(t *testing.T, def *hookDef, raw []byte) []out {
 		t.Helper()
 		s := &Session{opts: Options{Targets: targets, Fields: true}, def: def, targets: targets, removed: make([]bool, len(targets))}
 		var got []out
-		err := s.handle(raw, func(ev *hooks.Event, details string) error {
+		err := s.handle(raw, func(ev *wire.Event, details string) error {
 			got = append(got, out{*ev, details})
 			return nil
 		})
@@ -127,7 +128,7 @@ func TestDecode(t *testing.T) {
 		e.ArgsLen = uint32(len(args))
 		got := decodeOne(t, defs[HookExec], bytesOf(&e))
 		want := []out{{
-			ev: hooks.Event{Time: 1.5, CPU: 3, PID: 42, Comm: "ls", Event: "exec", Node: "n1", Namespace: "ns", Pod: "p1", Container: "c1",
+			ev: wire.Event{Time: 1.5, CPU: 3, PID: 42, Comm: "ls", Event: "exec", Node: "n1", Namespace: "ns", Pod: "p1", Container: "c1",
 				Fields: map[string]string{"pid": "42", "ppid": "7", "uid": "1000", "filename": "/bin/ls", "argv": `ls -l "a dir"`}},
 			details: `pid=42 ppid=7 uid=1000 filename=/bin/ls argv="ls -l \"a dir\""`,
 		}}

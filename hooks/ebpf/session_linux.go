@@ -19,9 +19,8 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"golang.org/x/sys/unix"
-
-	"github.com/ktrace-dev/kubectl-trace/hooks"
 )
 
 // Defaults of Options.
@@ -45,7 +44,7 @@ type Options struct {
 	// Targets are the containers to trace; an event names its target by
 	// its index here.
 	Targets []Target
-	// Fields fills hooks.Event.Fields (JSON output).
+	// Fields fills wire.Event.Fields (JSON output).
 	Fields bool
 	// ProcRoot is where the targets' pids are seen ("/proc").
 	ProcRoot string
@@ -76,7 +75,7 @@ type Options struct {
 
 // Target is one container to trace.
 type Target struct {
-	hooks.Target
+	wire.Target
 	// PIDs are the container's processes as ProcRoot shows them; their
 	// mount namespaces scope the hook.
 	PIDs []int
@@ -106,7 +105,7 @@ type Stats struct {
 
 // EmitFunc receives each event. ev is reused for the next event: copy what
 // must outlive the call. details is the event's text: key=value pairs.
-type EmitFunc func(ev *hooks.Event, details string) error
+type EmitFunc func(ev *wire.Event, details string) error
 
 // Indexes of the counters map (include/common.h).
 const (
@@ -152,7 +151,7 @@ type Session struct {
 	counters [nrCounters]uint64
 	final    bool
 
-	ev   hooks.Event
+	ev   wire.Event
 	rec  record
 	line []byte
 	// openBuf holds an open record that the kernel cut after its path.
@@ -751,7 +750,7 @@ func (s *Session) emit(emit EmitFunc, h header, event string) error {
 	}
 	t := s.targets[h.target].Target
 	s.tmu.RUnlock()
-	s.ev = hooks.Event{
+	s.ev = wire.Event{
 		Time:      float64(h.ts) / 1e9,
 		CPU:       h.cpu,
 		PID:       h.pid,

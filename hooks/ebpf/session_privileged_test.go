@@ -22,13 +22,14 @@ import (
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
 	"github.com/ktrace-dev/kubectl-trace/hooks/ebpf/ebpftest"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 func init() { ebpftest.Main() }
 
 // got is one emitted event, copied.
 type got struct {
-	ev      hooks.Event
+	ev      wire.Event
 	details string
 }
 
@@ -112,7 +113,7 @@ func traceWith(t *testing.T, cfg traceConfig, hook string, args map[string]strin
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() {
-		done <- s.Stream(ctx, func(ev *hooks.Event, details string) error {
+		done <- s.Stream(ctx, func(ev *wire.Event, details string) error {
 			c := *ev
 			c.Fields = maps.Clone(ev.Fields)
 			delay := time.Duration(now() - uint64(ev.Time*1e9))
@@ -578,7 +579,7 @@ func TestOOMKill(t *testing.T) {
 // refuses it, and leaves nothing loaded.
 func TestOpenRefusesHostMountNamespace(t *testing.T) {
 	p := ebpftest.Start(t, "kthost", ebpftest.Work{Kind: "syscalls"}, 0)
-	_, err := Open(Options{Hook: HookExec, Targets: []Target{{Target: hooks.Target{Namespace: "a", Pod: "b", Container: "c"}, PIDs: []int{p.PID()}}}})
+	_, err := Open(Options{Hook: HookExec, Targets: []Target{{Target: wire.Target{Namespace: "a", Pod: "b", Container: "c"}, PIDs: []int{p.PID()}}}})
 	if err == nil || !strings.Contains(err.Error(), "mount namespace") {
 		t.Fatalf("Open error %v, want a refusal", err)
 	}
@@ -658,7 +659,7 @@ func TestOpenThroughput(t *testing.T) {
 func TestAllTasks(t *testing.T) {
 	outside := ebpftest.CopyBinary(t, "/bin/true", "ktexec-all")
 	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "exec", Path: outside, Args: []string{"node"}, Every: 20 * time.Millisecond}, 0)
-	node := Target{Target: hooks.Target{Node: "n1"}}
+	node := Target{Target: wire.Target{Node: "n1"}}
 	var addErr error
 	res := traceWith(t, traceConfig{opts: func(o *Options) { o.AllTasks = true }}, HookExec, nil, []Target{node}, func() {
 		op.Go(t)
@@ -684,7 +685,7 @@ func TestAllTasks(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	addErr = s.AddTarget(1, Target{Target: hooks.Target{Namespace: "a", Pod: "b", Container: "c"}, PIDs: []int{op.PID()}})
+	addErr = s.AddTarget(1, Target{Target: wire.Target{Namespace: "a", Pod: "b", Container: "c"}, PIDs: []int{op.PID()}})
 	s.Close()
 	if addErr == nil || !strings.Contains(addErr.Error(), "every task") {
 		t.Errorf("AddTarget with AllTasks: %v, want a refusal", addErr)

@@ -2,7 +2,7 @@
 // one trace session in a private tracefs instance
 // (instances/kubectl-trace-<session>-<pidns>-<pid>), never in the global
 // buffer, and streams what the hook makes of the instance's events as
-// hooks.Event values.
+// wire.Event values.
 //
 // Each hook has a plan (plan.go): the events it enables, whether the
 // instance is scoped to the target's threads with set_event_pid and

@@ -230,7 +230,7 @@ func makeField(s string, start, eq, end int) field {
 	return field{key: s[start:eq], value: v}
 }
 
-// Fields parses an event's details into a map, the form hooks.Event carries
+// Fields parses an event's details into a map, the form wire.Event carries
 // in JSON output: "comm=sh pid=42" gives {"comm": "sh", "pid": "42"}.
 func Fields(details string) map[string]string {
 	var buf [12]field

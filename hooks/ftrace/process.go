@@ -8,7 +8,7 @@ import (
 
 // record is one event a processor hands on: the traced task, when, and
 // what. details is what text output prints; fields, when the session wants
-// them (JSON), become hooks.Event.Fields (nil means Fields(details)).
+// them (JSON), become wire.Event.Fields (nil means Fields(details)).
 type record struct {
 	task    traced
 	time    float64

@@ -17,21 +17,20 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"golang.org/x/sys/unix"
-
-	"github.com/ktrace-dev/kubectl-trace/hooks"
 )
 
 // Options configure a Session.
 type Options struct {
-	// SessionID names the instance (hooks.Request.SessionID).
+	// SessionID names the instance (wire.Request.SessionID).
 	SessionID string
 	// Hook names the hook (hooks.Descriptor.Name): it decides what the
 	// session enables, how it scopes the instance and how lines become
 	// events. A hook without a plan of its own (sched) enables Events and
 	// shows each event the tracker attributes to a target.
 	Hook string
-	// Args are the hook's parameters (hooks.Request.Args); they are checked
+	// Args are the hook's parameters (wire.Request.Args); they are checked
 	// again here, against the descriptor and the running kernel.
 	Args map[string]string
 	// Events are the events to enable, as "system:event"
@@ -40,7 +39,7 @@ type Options struct {
 	// Targets are the containers to trace, each with the host TIDs of all
 	// its threads. Event.Node, Namespace, Pod and Container come from here.
 	Targets []Target
-	// Fields fills hooks.Event.Fields from the event's details. JSON output
+	// Fields fills wire.Event.Fields from the event's details. JSON output
 	// needs it; text output prints the details as they are.
 	Fields bool
 	// Tracefs is where tracefs is mounted. Empty finds a read-write mount
@@ -53,7 +52,7 @@ type Options struct {
 	// BufferKB sets the instance's buffer_size_kb (per CPU); 0 keeps the
 	// kernel's default.
 	BufferKB int
-	// AllTasks traces a whole node (hooks.TargetNode): the instance has no
+	// AllTasks traces a whole node (wire.TargetNode): the instance has no
 	// PID filter and every task's events are Targets[0]'s, which is the
 	// only target and has no TIDs. A hook that needs a PID filter to be
 	// bounded (funcgraph, hooks.Descriptor.NotNodeWide) is refused.
@@ -79,7 +78,7 @@ const (
 
 // Target is one container to trace.
 type Target struct {
-	hooks.Target
+	wire.Target
 	// TIDs are the host thread ids of every process in the container.
 	TIDs []int
 }
@@ -102,7 +101,7 @@ type Stats struct {
 
 // EmitFunc receives each event. ev is reused for the next event: copy what
 // must outlive the call. details is the kernel's own text of the event.
-type EmitFunc func(ev *hooks.Event, details string) error
+type EmitFunc func(ev *wire.Event, details string) error
 
 // Session is one trace session in a private tracefs instance. The kernel
 // buffers events from Open on; Stream reads them.
@@ -142,7 +141,7 @@ type Session struct {
 	statsFinal bool
 
 	partial  []byte
-	ev       hooks.Event
+	ev       wire.Event
 	emit     EmitFunc
 	out      outFunc
 	fieldMap map[string]string
@@ -565,10 +564,10 @@ func (s *Session) handle(line string) error {
 	return s.plan.proc.line(&l, s.out)
 }
 
-// record hands one record to the stream's emit function as a hooks.Event.
+// record hands one record to the stream's emit function as a wire.Event.
 func (s *Session) record(r *record) error {
 	t := (*s.targets.Load())[r.task.target].Target
-	s.ev = hooks.Event{
+	s.ev = wire.Event{
 		Time:      r.time,
 		CPU:       r.cpu,
 		PID:       r.task.pid,

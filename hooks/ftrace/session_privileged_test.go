@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 // testTracefs mounts a tracefs of the test's own, to look at instances
@@ -119,10 +120,10 @@ var schedEvents = func() []string { d, _ := hooks.Lookup("sched"); return d.Even
 // collector gathers emitted events.
 type collector struct {
 	mu     sync.Mutex
-	events []hooks.Event
+	events []wire.Event
 }
 
-func (c *collector) emit(ev *hooks.Event, _ string) error {
+func (c *collector) emit(ev *wire.Event, _ string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.events = append(c.events, *ev)
@@ -152,7 +153,7 @@ func TestSessionTracesTarget(t *testing.T) {
 	s, err := Open(Options{
 		SessionID: session,
 		Events:    schedEvents,
-		Targets:   []Target{{Target: hooks.Target{Node: "n1", Namespace: "ns", Pod: "p", Container: "c"}, TIDs: tids(t, target.Process.Pid)}},
+		Targets:   []Target{{Target: wire.Target{Node: "n1", Namespace: "ns", Pod: "p", Container: "c"}, TIDs: tids(t, target.Process.Pid)}},
 		Fields:    true,
 	})
 	if err != nil {
@@ -231,7 +232,7 @@ func TestSessionCloseUnblocksStream(t *testing.T) {
 		t.Fatalf("Open: %v", err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- s.Stream(context.Background(), func(*hooks.Event, string) error { return nil }) }()
+	go func() { done <- s.Stream(context.Background(), func(*wire.Event, string) error { return nil }) }()
 	time.Sleep(300 * time.Millisecond)
 	start := time.Now()
 	if err := s.Close(); err != nil {
@@ -265,7 +266,7 @@ func TestSessionContextUnblocksStream(t *testing.T) {
 	defer s.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Stream(ctx, func(*hooks.Event, string) error { return nil }) }()
+	go func() { done <- s.Stream(ctx, func(*wire.Event, string) error { return nil }) }()
 	time.Sleep(300 * time.Millisecond)
 	start := time.Now()
 	cancel()

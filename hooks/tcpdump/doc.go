@@ -22,7 +22,7 @@
 //   - text: `tcpdump -l -nn`, one line per packet, copied as tcpdump prints
 //     them (Session.StreamRaw); with several targets each line starts with
 //     "[namespace/pod/container] ".
-//   - json: `tcpdump -l -nn -tt`: one hooks.Event per packet (Session.Stream)
+//   - json: `tcpdump -l -nn -tt`: one wire.Event per packet (Session.Stream)
 //     with Event "packet", Time the packet's timestamp in seconds since the
 //     epoch, and Fields["line"] the rest of tcpdump's line; PID, Comm and
 //     CPU are zero (a packet belongs to no task).

@@ -20,11 +20,12 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 // Target is one container whose network namespace is captured.
 type Target struct {
-	hooks.Target
+	wire.Target
 	// PIDs are the container's processes (host PIDs, as in
 	// Options.ProcRoot); the first whose namespace opens is used.
 	PIDs []int
@@ -60,7 +61,7 @@ type Options struct {
 
 // EmitFunc receives each packet as an event. ev is reused for the next
 // packet; details is tcpdump's line after the timestamp.
-type EmitFunc func(ev *hooks.Event, details string) error
+type EmitFunc func(ev *wire.Event, details string) error
 
 // Stats are a session's totals, final once Stream or StreamRaw returned.
 type Stats struct {
@@ -97,7 +98,7 @@ type Session struct {
 
 // capture is one tcpdump process.
 type capture struct {
-	target hooks.Target
+	target wire.Target
 	slot   int    // the target's index in the session
 	name   string // the target's name in logs and lines when a session has several, else ""
 	cmd    *exec.Cmd
@@ -498,7 +499,7 @@ func (s *Session) StreamRawTargets(ctx context.Context, target func(slot int) io
 	})
 }
 
-// Stream hands every packet to emit as a hooks.Event (json output) until
+// Stream hands every packet to emit as a wire.Event (json output) until
 // ctx is done, then stops tcpdump, emits what it flushes and returns. An
 // error from emit is returned after tcpdump has stopped.
 func (s *Session) Stream(ctx context.Context, emit EmitFunc) error {
@@ -507,7 +508,7 @@ func (s *Session) Stream(ctx context.Context, emit EmitFunc) error {
 	}
 	var mu sync.Mutex // emit is called from one capture at a time
 	return s.run(ctx, func(c *capture) error {
-		ev := hooks.Event{Event: "packet", Node: c.target.Node, Namespace: c.target.Namespace,
+		ev := wire.Event{Event: "packet", Node: c.target.Node, Namespace: c.target.Namespace,
 			Pod: c.target.Pod, Container: c.target.Container}
 		return readLines(c.out, func(line []byte) error {
 			if blank(line) {

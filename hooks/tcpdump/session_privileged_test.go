@@ -22,6 +22,7 @@ import (
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
 	"github.com/ktrace-dev/kubectl-trace/hooks/tcpdump/tcpdumptest"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 // ownNetns is the test process's network namespace at the start.
@@ -64,7 +65,7 @@ func descriptor(t *testing.T) hooks.Descriptor {
 }
 
 func peerTarget(p *tcpdumptest.Peer, pod string) Target {
-	return Target{Target: hooks.Target{Node: "n1", Namespace: "ns", Pod: pod, Container: "app"}, PIDs: []int{p.PID()}}
+	return Target{Target: wire.Target{Node: "n1", Namespace: "ns", Pod: pod, Container: "app"}, PIDs: []int{p.PID()}}
 }
 
 // logs collects Options.Log and Options.Warn.
@@ -232,8 +233,8 @@ func TestTcpdumpJSON(t *testing.T) {
 	s, _ := open(t, hooks.OutputJSON, map[string]string{"filter": "tcp", "interface": "lo", "snaplen": "96"}, peerTarget(target, "web"))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	var events []hooks.Event
-	err := s.Stream(ctx, func(ev *hooks.Event, details string) error {
+	var events []wire.Event
+	err := s.Stream(ctx, func(ev *wire.Event, details string) error {
 		e := *ev
 		events = append(events, e)
 		return nil
@@ -298,7 +299,7 @@ func TestTcpdumpOpenErrors(t *testing.T) {
 			wantErr: "eth0"},
 		{name: "pcap with two targets", output: hooks.OutputPCAP, targets: []Target{peerTarget(target, "a"), peerTarget(other, "b")},
 			wantErr: "pcap output to stdout takes one target, not 2"},
-		{name: "target gone", output: hooks.OutputText, targets: []Target{{Target: hooks.Target{Namespace: "ns", Pod: "gone", Container: "app"}, PIDs: []int{1 << 30}}},
+		{name: "target gone", output: hooks.OutputText, targets: []Target{{Target: wire.Target{Namespace: "ns", Pod: "gone", Container: "app"}, PIDs: []int{1 << 30}}},
 			wantErr: "no such file or directory"},
 	}
 	for _, tt := range tests {
@@ -364,7 +365,7 @@ func TestTcpdumpDiesWhileStreaming(t *testing.T) {
 // A target in the node's network namespace (hostNetwork) is captured with
 // a warning, which waits for the stream like tcpdump's own lines.
 func TestTcpdumpHostNetworkWarns(t *testing.T) {
-	host := Target{Target: hooks.Target{Namespace: "kube-system", Pod: "agent", Container: "app"}, PIDs: []int{os.Getpid()}}
+	host := Target{Target: wire.Target{Namespace: "kube-system", Pod: "agent", Container: "app"}, PIDs: []int{os.Getpid()}}
 	s, l := open(t, hooks.OutputText, map[string]string{"interface": "lo", "filter": "tcp port 1"}, host)
 	if got := l.String(); got != "" {
 		t.Errorf("logged before the stream started:\n%s", got)

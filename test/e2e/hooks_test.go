@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -392,7 +393,7 @@ func hookSyscallTop(t *testing.T) {
 	evs := traceOK(t, r, "syscall-top-target", "syscall-top", "text")
 	noNoise(t, evs, "ktbravo", "getgid")
 
-	rows := map[float64][]hooks.Event{}
+	rows := map[float64][]wire.Event{}
 	for _, e := range evs {
 		f := e.Fields
 		rows[e.Time] = append(rows[e.Time], e)
@@ -738,7 +739,7 @@ wait:
 // traceOK checks what every successful trace must show: exit 0, the
 // summary row, every line of stdout an event of the target (pod; "" for
 // any pod of the namespace), nothing left behind. It returns the events.
-func traceOK(t *testing.T, r result, pod, hook, format string) []hooks.Event {
+func traceOK(t *testing.T, r result, pod, hook, format string) []wire.Event {
 	t.Helper()
 	sessionClean(t, r.stderr)
 	if r.code != 0 {
@@ -763,7 +764,7 @@ func traceOK(t *testing.T, r result, pod, hook, format string) []hooks.Event {
 }
 
 // noNoise fails for any event that mentions one of the noise's markers.
-func noNoise(t *testing.T, evs []hooks.Event, markers ...string) {
+func noNoise(t *testing.T, evs []wire.Event, markers ...string) {
 	t.Helper()
 	n := 0
 	for _, e := range evs {
@@ -817,14 +818,14 @@ var textEvent = regexp.MustCompile(`^(\d+\.\d{6}) \[(\d{3})\] (.+)-(\d+) ([a-z_]
 
 // parseEvents reads stdout as JSON events or as text lines, whose details
 // become Fields.
-func parseEvents(t *testing.T, stdout, format string) []hooks.Event {
+func parseEvents(t *testing.T, stdout, format string) []wire.Event {
 	t.Helper()
-	var evs []hooks.Event
+	var evs []wire.Event
 	sc := bufio.NewScanner(strings.NewReader(stdout))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		var e hooks.Event
+		var e wire.Event
 		if format == "json" {
 			if err := json.Unmarshal([]byte(line), &e); err != nil {
 				t.Fatalf("stdout line is not a JSON event: %q: %v", line, err)

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -178,7 +178,7 @@ func TestTcpdump(t *testing.T) {
 		}
 		n := 0
 		for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
-			var e hooks.Event
+			var e wire.Event
 			if err := json.Unmarshal([]byte(line), &e); err != nil {
 				t.Fatalf("not a JSON event: %q: %v", line, err)
 			}

@@ -32,7 +32,7 @@ func attachEBPF(_ context.Context, a Attachment) (Hook, error) {
 		Warn:     a.Warn,
 	}
 	if a.Request.Framed {
-		// Targets join a framed session (hooks.Control.Add).
+		// Targets join a framed session (wire.Control.Add).
 		opts.SpareTargets = spareTargets
 	}
 	for _, r := range a.Targets {

@@ -3,14 +3,14 @@
 // runtime registered for its kind (Attacher: ftrace, eBPF, tcpdump), report
 // "ready", wait for the plugin's go byte on stdin, stream trace data to
 // stdout until stdin ends or the context is cancelled, then stop, drain,
-// detach and report statistics. Status lines (hooks.Status) go to stderr,
+// detach and report statistics. Status lines (wire.Status) go to stderr,
 // with the lines a tool such as tcpdump prints; the ones before the go
 // byte, but "ready", are held until it comes.
 //
-// After the go byte, stdin carries control messages (hooks.Control): a
+// After the go byte, stdin carries control messages (wire.Control): a
 // target joins (TargetAdder) or leaves (TargetRemover) the running
-// session. A framed session (hooks.Request.Framed) writes each target's
-// records in frames of its index (hooks.WriteFrame); a target whose
+// session. A framed session (wire.Request.Framed) writes each target's
+// records in frames of its index (wire.WriteFrame); a target whose
 // processes are gone ends on its own ("target-ended").
 //
 // Text output is one line per event:
@@ -19,5 +19,5 @@
 //
 // where comm-pid is the traced task (the target's side of the event; blanks
 // in comm are written as '_'), and details the kernel's own text. JSON
-// output is one hooks.Event per line.
+// output is one wire.Event per line.
 package runner

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
 	"github.com/ktrace-dev/kubectl-trace/hooks/ebpf/ebpftest"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 // Workloads of the eBPF tests are this binary, run again (ebpftest.Start).
@@ -46,14 +47,14 @@ func (b *ebpfBuffer) String() string {
 // ebpfRun runs Run with the ebpf attacher, playing the plugin: wait for
 // ready, send the go byte, call during(), close stdin. It returns stdout,
 // the statuses and Run's error.
-func ebpfRun(t *testing.T, req hooks.Request, during func()) (string, []hooks.Status, error) {
+func ebpfRun(t *testing.T, req wire.Request, during func()) (string, []wire.Status, error) {
 	t.Helper()
 	return ebpfRunRefresh(t, req, 0, during)
 }
 
 // ebpfRunRefresh is ebpfRun with the membership refresh every refresh (0:
 // the default).
-func ebpfRunRefresh(t *testing.T, req hooks.Request, refresh time.Duration, during func()) (string, []hooks.Status, error) {
+func ebpfRunRefresh(t *testing.T, req wire.Request, refresh time.Duration, during func()) (string, []wire.Status, error) {
 	t.Helper()
 	var stdout, stderr ebpfBuffer
 	stdinR, stdinW := io.Pipe()
@@ -90,14 +91,14 @@ func ebpfRunRefresh(t *testing.T, req hooks.Request, refresh time.Duration, duri
 	return stdout.String(), ebpfStatuses(t, stderr.String()), err
 }
 
-func ebpfStatuses(t *testing.T, stderr string) []hooks.Status {
+func ebpfStatuses(t *testing.T, stderr string) []wire.Status {
 	t.Helper()
-	var out []hooks.Status
+	var out []wire.Status
 	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
 		if line == "" {
 			continue
 		}
-		s, ok := hooks.ParseStatus([]byte(line))
+		s, ok := wire.ParseStatus([]byte(line))
 		if !ok {
 			t.Fatalf("stderr line %q is not a status", line)
 		}
@@ -106,9 +107,9 @@ func ebpfStatuses(t *testing.T, stderr string) []hooks.Status {
 	return out
 }
 
-func ebpfRequest(hook, output string, args map[string]string, targets ...hooks.Target) hooks.Request {
-	return hooks.Request{
-		Version:   hooks.ProtocolVersion,
+func ebpfRequest(hook, output string, args map[string]string, targets ...wire.Target) wire.Request {
+	return wire.Request{
+		Version:   wire.ProtocolVersion,
 		SessionID: fmt.Sprintf("ebpf-%d", time.Now().UnixNano()),
 		Hook:      hook,
 		Args:      args,
@@ -166,7 +167,7 @@ func TestRunEBPFExec(t *testing.T) {
 	sc := bufio.NewScanner(strings.NewReader(stdout))
 	for sc.Scan() {
 		n++
-		var ev hooks.Event
+		var ev wire.Event
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 			t.Fatalf("line %q: %v", sc.Text(), err)
 		}
@@ -312,13 +313,13 @@ func TestRunEBPFTargetGoneKeepsItsLastEvents(t *testing.T) {
 	stats := statuses[len(statuses)-1]
 	var gone bool
 	for _, s := range statuses {
-		gone = gone || (s.Kind == hooks.StatusTargetEnded && s.Message == msgGone)
+		gone = gone || (s.Kind == wire.StatusTargetEnded && s.Message == msgGone)
 	}
 	n, ours := 0, 0
 	sc := bufio.NewScanner(strings.NewReader(stdout))
 	for sc.Scan() {
 		n++
-		var ev hooks.Event
+		var ev wire.Event
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 			t.Fatalf("line %q: %v", sc.Text(), err)
 		}
@@ -327,7 +328,7 @@ func TestRunEBPFTargetGoneKeepsItsLastEvents(t *testing.T) {
 		}
 	}
 	t.Logf("%d events, %d opens of the file; stats %+v", n, ours, stats)
-	if !gone || stats.Kind != hooks.StatusStats || stats.Ended != endedTarget {
+	if !gone || stats.Kind != wire.StatusStats || stats.Ended != endedTarget {
 		t.Errorf("the session did not end with its target: statuses %+v", statuses)
 	}
 	if ours != opens || stats.Lost != 0 || stats.Events != uint64(n) {

@@ -5,10 +5,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
-// nsenterFlags maps each of hooks.ExecNamespaces to nsenter's flag.
+// nsenterFlags maps each of wire.ExecNamespaces to nsenter's flag.
 var nsenterFlags = map[string]string{
 	"net":    "--net",
 	"pid":    "--pid",
@@ -21,7 +21,7 @@ var nsenterFlags = map[string]string{
 // ExecArgv resolves the target on this node and returns the nsenter command
 // line that runs argv in the target's namespaces. The tool comes from the
 // tracer image unless the mount namespace is entered too.
-func ExecArgv(procRoot string, t hooks.Target, namespaces, argv []string) ([]string, error) {
+func ExecArgv(procRoot string, t wire.Target, namespaces, argv []string) ([]string, error) {
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("no command to run in %s", t)
 	}
@@ -38,7 +38,7 @@ func ExecArgv(procRoot string, t hooks.Target, namespaces, argv []string) ([]str
 	for _, ns := range namespaces {
 		flag, ok := nsenterFlags[ns]
 		if !ok {
-			return nil, fmt.Errorf("unknown namespace %q: choose from %s", ns, strings.Join(hooks.ExecNamespaces, ", "))
+			return nil, fmt.Errorf("unknown namespace %q: choose from %s", ns, strings.Join(wire.ExecNamespaces, ", "))
 		}
 		out = append(out, flag)
 	}

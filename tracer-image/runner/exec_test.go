@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 func TestExecArgv(t *testing.T) {
@@ -26,7 +26,7 @@ func TestExecArgv(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	target := hooks.Target{Namespace: "ns", Pod: "web", Container: "app", ContainerID: "containerd://" + id}
+	target := wire.Target{Namespace: "ns", Pod: "web", Container: "app", ContainerID: "containerd://" + id}
 	got, err := ExecArgv(proc, target, []string{"net", "mnt"}, []string{"ip", "-o", "addr"})
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +56,7 @@ func TestExecNamespacesHaveFlags(t *testing.T) {
 		mapped = append(mapped, ns)
 	}
 	slices.Sort(mapped)
-	if diff := cmp.Diff(hooks.ExecNamespaces, mapped); diff != "" {
+	if diff := cmp.Diff(wire.ExecNamespaces, mapped); diff != "" {
 		t.Errorf("namespaces (-plugin +helper):\n%s", diff)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/ktrace-dev/kubectl-trace/hooks"
 	"github.com/ktrace-dev/kubectl-trace/hooks/ebpf/ebpftest"
 	"github.com/ktrace-dev/kubectl-trace/hooks/tcpdump/tcpdumptest"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 // framedRun plays the plugin of a framed session: it waits for ready,
@@ -31,7 +32,7 @@ type framedRun struct {
 	done           chan error
 }
 
-func startFramed(t *testing.T, req hooks.Request, cfg Config) *framedRun {
+func startFramed(t *testing.T, req wire.Request, cfg Config) *framedRun {
 	t.Helper()
 	r := &framedRun{t: t, done: make(chan error, 1)}
 	stdinR, stdinW := io.Pipe()
@@ -39,16 +40,16 @@ func startFramed(t *testing.T, req hooks.Request, cfg Config) *framedRun {
 	t.Cleanup(func() { stdinW.Close() })
 	cfg.Stdin, cfg.Stdout, cfg.Stderr = stdinR, &r.stdout, &r.stderr
 	go func() { r.done <- Run(context.Background(), req, cfg) }()
-	r.wait("ready", func(s hooks.Status) bool { return s.Kind == hooks.StatusReady })
+	r.wait("ready", func(s wire.Status) bool { return s.Kind == wire.StatusReady })
 	if _, err := stdinW.Write([]byte{'g'}); err != nil {
 		t.Fatal(err)
 	}
 	return r
 }
 
-func (r *framedRun) control(c hooks.Control) {
+func (r *framedRun) control(c wire.Control) {
 	r.t.Helper()
-	line, err := hooks.EncodeControl(c)
+	line, err := wire.EncodeControl(c)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -57,12 +58,12 @@ func (r *framedRun) control(c hooks.Control) {
 	}
 }
 
-func (r *framedRun) wait(what string, ok func(hooks.Status) bool) hooks.Status {
+func (r *framedRun) wait(what string, ok func(wire.Status) bool) wire.Status {
 	r.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, line := range strings.Split(r.stderr.String(), "\n") {
-			if s, good := hooks.ParseStatus([]byte(line)); good && ok(s) {
+			if s, good := wire.ParseStatus([]byte(line)); good && ok(s) {
 				return s
 			}
 		}
@@ -74,16 +75,16 @@ func (r *framedRun) wait(what string, ok func(hooks.Status) bool) hooks.Status {
 		time.Sleep(10 * time.Millisecond)
 	}
 	r.t.Fatalf("no %s status within 20 s; stderr:\n%s", what, r.stderr.String())
-	return hooks.Status{}
+	return wire.Status{}
 }
 
-func (r *framedRun) end() (map[int][]byte, []hooks.Status) {
+func (r *framedRun) end() (map[int][]byte, []wire.Status) {
 	return r.endFrames(true)
 }
 
 // endFrames is end; lines says whether each frame must end a line (not
 // for pcap).
-func (r *framedRun) endFrames(lines bool) (map[int][]byte, []hooks.Status) {
+func (r *framedRun) endFrames(lines bool) (map[int][]byte, []wire.Status) {
 	r.t.Helper()
 	r.stdin.Close()
 	select {
@@ -98,7 +99,7 @@ func (r *framedRun) endFrames(lines bool) (map[int][]byte, []hooks.Status) {
 	br := bytes.NewReader([]byte(r.stdout.String()))
 	var buf []byte
 	for {
-		idx, p, nb, err := hooks.ReadFrame(br, buf)
+		idx, p, nb, err := wire.ReadFrame(br, buf)
 		buf = nb
 		if errors.Is(err, io.EOF) {
 			break
@@ -115,20 +116,20 @@ func (r *framedRun) endFrames(lines bool) (map[int][]byte, []hooks.Status) {
 	return out, statuses
 }
 
-func endedIndex(idx int) func(hooks.Status) bool {
-	return func(s hooks.Status) bool {
-		return s.Kind == hooks.StatusTargetEnded && s.Index != nil && *s.Index == idx
+func endedIndex(idx int) func(wire.Status) bool {
+	return func(s wire.Status) bool {
+		return s.Kind == wire.StatusTargetEnded && s.Index != nil && *s.Index == idx
 	}
 }
 
-func addedIndex(idx int) func(hooks.Status) bool {
-	return func(s hooks.Status) bool {
-		return s.Kind == hooks.StatusTargetAdded && s.Index != nil && *s.Index == idx
+func addedIndex(idx int) func(wire.Status) bool {
+	return func(s wire.Status) bool {
+		return s.Kind == wire.StatusTargetAdded && s.Index != nil && *s.Index == idx
 	}
 }
 
-func fakeTarget(c *fakeContainer, i int) hooks.Target {
-	return hooks.Target{Node: "n1", Namespace: "test", Pod: "kt" + strconv.Itoa(i), PodUID: "u" + strconv.Itoa(i),
+func fakeTarget(c *fakeContainer, i int) wire.Target {
+	return wire.Target{Node: "n1", Namespace: "test", Pod: "kt" + strconv.Itoa(i), PodUID: "u" + strconv.Itoa(i),
 		Container: "app", ContainerID: "containerd://" + c.id}
 }
 
@@ -149,13 +150,13 @@ func TestRunFramedFtraceSched(t *testing.T) {
 	}
 	req := privRequest(hooks.OutputText, "containerd://"+cs[0].id)
 	req.Framed = true
-	req.Targets = []hooks.Target{fakeTarget(cs[0], 0), fakeTarget(cs[1], 1)}
+	req.Targets = []wire.Target{fakeTarget(cs[0], 0), fakeTarget(cs[1], 1)}
 	r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Attachers: map[string]Attacher{hooks.KindFtrace: FtraceAttacher{}}})
 	for _, l := range loops {
 		l.start(t)
 	}
 	time.Sleep(700 * time.Millisecond)
-	r.control(hooks.Control{Add: ptr(fakeTarget(cs[2], 2))})
+	r.control(wire.Control{Add: ptr(fakeTarget(cs[2], 2))})
 	r.wait("target-added 2", addedIndex(2))
 	time.Sleep(700 * time.Millisecond)
 	syscall.Kill(-loops[0].pid(), syscall.SIGKILL)
@@ -207,11 +208,11 @@ func ptr[T any](v T) *T { return &v }
 // kindsBut returns the kinds of the statuses but warnings, which are
 // logged: a helper of another test on the machine may leave a tracefs
 // instance behind, which a session removes with a warning.
-func kindsBut(t *testing.T, statuses []hooks.Status) []string {
+func kindsBut(t *testing.T, statuses []wire.Status) []string {
 	t.Helper()
 	var kinds []string
 	for _, s := range statuses {
-		if s.Kind == hooks.StatusWarning {
+		if s.Kind == wire.StatusWarning {
 			t.Logf("warning: %s", s.Message)
 			continue
 		}
@@ -241,7 +242,7 @@ func TestRunFramedEBPFExec(t *testing.T) {
 		p.Go(t)
 	}
 	time.Sleep(700 * time.Millisecond)
-	r.control(hooks.Control{Add: ptr(cs[2].Target())})
+	r.control(wire.Control{Add: ptr(cs[2].Target())})
 	r.wait("target-added 2", addedIndex(2))
 	time.Sleep(700 * time.Millisecond)
 	procs[0].Cmd.Process.Kill()
@@ -263,7 +264,7 @@ func TestRunFramedEBPFExec(t *testing.T) {
 			if line == "" {
 				continue
 			}
-			var ev hooks.Event
+			var ev wire.Event
 			if err := json.Unmarshal([]byte(line), &ev); err != nil {
 				t.Fatalf("target %d: line %q: %v", idx, line, err)
 			}
@@ -307,13 +308,13 @@ func TestRunFramedTcpdump(t *testing.T) {
 	t.Run("text", func(t *testing.T) {
 		req := tcpdumpRequest(hooks.OutputText, "", map[string]string{"filter": "tcp[tcpflags] & tcp-syn != 0"})
 		req.Framed = true
-		req.Targets = []hooks.Target{fakeTarget(cs[0], 0), fakeTarget(cs[1], 1)}
+		req.Targets = []wire.Target{fakeTarget(cs[0], 0), fakeTarget(cs[1], 1)}
 		r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Attachers: attachers})
 		time.Sleep(700 * time.Millisecond)
-		r.control(hooks.Control{Add: ptr(fakeTarget(cs[2], 2))})
+		r.control(wire.Control{Add: ptr(fakeTarget(cs[2], 2))})
 		r.wait("target-added 2", addedIndex(2))
 		time.Sleep(700 * time.Millisecond)
-		r.control(hooks.Control{Remove: ptr(0)})
+		r.control(wire.Control{Remove: ptr(0)})
 		removed := r.wait("target-ended 0", endedIndex(0))
 		time.Sleep(time.Second)
 		out, statuses := r.end()
@@ -344,7 +345,7 @@ func TestRunFramedTcpdump(t *testing.T) {
 	t.Run("pcap", func(t *testing.T) {
 		req := tcpdumpRequest(hooks.OutputPCAP, "", nil)
 		req.Framed = true
-		req.Targets = []hooks.Target{fakeTarget(cs[0], 0), fakeTarget(cs[1], 1)}
+		req.Targets = []wire.Target{fakeTarget(cs[0], 0), fakeTarget(cs[1], 1)}
 		r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Attachers: attachers})
 		time.Sleep(1500 * time.Millisecond)
 		out, _ := r.endFrames(false)
@@ -379,7 +380,7 @@ func TestRunFramedEBPFSyscallTopAdd(t *testing.T) {
 	req := ebpfRequest("syscall-top", hooks.OutputText, map[string]string{"interval": "300ms", "top": "5"}, cs[0].Target())
 	req.Framed = true
 	r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Attachers: map[string]Attacher{hooks.KindEBPF: ebpfAttacher()}})
-	r.control(hooks.Control{Add: ptr(cs[1].Target())})
+	r.control(wire.Control{Add: ptr(cs[1].Target())})
 	r.wait("target-added 1", addedIndex(1))
 	for _, p := range procs {
 		p.Go(t)

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 // workerEnv makes the test binary a worker (see init) instead of running
@@ -124,9 +125,9 @@ type hookCase struct {
 
 // hookRun is what a session produced.
 type hookRun struct {
-	events   []hooks.Event // JSON output
-	lines    []tracedLine  // text output
-	statuses []hooks.Status
+	events   []wire.Event // JSON output
+	lines    []tracedLine // text output
+	statuses []wire.Status
 	target   *loop
 	outsider *loop
 	err      error
@@ -143,13 +144,13 @@ func runHookCase(t *testing.T, hc hookCase) *hookRun {
 		t.Fatalf("target shares the test's mount namespace %s", ownNS)
 	}
 	outsider := hc.outsider(t)
-	req := hooks.Request{
-		Version:   hooks.ProtocolVersion,
+	req := wire.Request{
+		Version:   wire.ProtocolVersion,
 		SessionID: fmt.Sprintf("priv-%s-%d", hc.hook, time.Now().UnixNano()),
 		Hook:      hc.hook,
 		Args:      hc.args,
 		Output:    hc.output,
-		Targets: []hooks.Target{{Node: "n1", Namespace: "test", Pod: "kt", PodUID: "u1",
+		Targets: []wire.Target{{Node: "n1", Namespace: "test", Pod: "kt", PodUID: "u1",
 			Container: "kttarget", ContainerID: "containerd://" + c.id}},
 	}
 	if d, ok := hooks.Lookup(hc.hook); ok {
@@ -192,7 +193,7 @@ func runHookCase(t *testing.T, hc hookCase) *hookRun {
 		return run
 	}
 	k := kinds(run.statuses)
-	want := []string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStarted, hooks.StatusStats}
+	want := []string{wire.StatusReady, wire.StatusResolved, wire.StatusStarted, wire.StatusStats}
 	if strings.Join(k, ",") != strings.Join(want, ",") {
 		t.Errorf("status kinds %v, want %v", k, want)
 	}
@@ -225,13 +226,13 @@ func runHookCase(t *testing.T, hc hookCase) *hookRun {
 }
 
 // parseEvents reads JSON output.
-func parseEvents(t *testing.T, out string, tg hooks.Target) []hooks.Event {
+func parseEvents(t *testing.T, out string, tg wire.Target) []wire.Event {
 	t.Helper()
-	var evs []hooks.Event
+	var evs []wire.Event
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		var ev hooks.Event
+		var ev wire.Event
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 			t.Fatalf("line %q: %v", sc.Text(), err)
 		}
@@ -266,7 +267,7 @@ func checkTracersReset(t *testing.T) {
 }
 
 // count returns how many events satisfy ok.
-func count(evs []hooks.Event, ok func(ev hooks.Event) bool) int {
+func count(evs []wire.Event, ok func(ev wire.Event) bool) int {
 	n := 0
 	for _, ev := range evs {
 		if ok(ev) {
@@ -296,16 +297,16 @@ func TestFtraceHookSyscalls(t *testing.T) {
 		if r.err != nil {
 			t.Fatalf("Run: %v", r.err)
 		}
-		enoent := count(r.events, func(ev hooks.Event) bool {
+		enoent := count(r.events, func(ev wire.Event) bool {
 			return ev.Comm == "ktcat" && ev.Event == "syscall" && ev.Fields["name"] == "openat" && ev.Fields["errno"] == "ENOENT" && ev.Fields["ret"] == "-2"
 		})
-		reads := count(r.events, func(ev hooks.Event) bool {
+		reads := count(r.events, func(ev wire.Event) bool {
 			d, err := strconv.ParseInt(ev.Fields["duration_ns"], 10, 64)
 			n, _ := strconv.Atoi(ev.Fields["ret"])
 			return ev.Comm == "ktcat" && ev.Fields["name"] == "read" && n > 0 && err == nil && d > 0 && strings.HasPrefix(ev.Fields["args"], "fd: ")
 		})
-		shell := count(r.events, func(ev hooks.Event) bool { return ev.Comm == "kttarget" && ev.PID == r.target.pid() })
-		exits := count(r.events, func(ev hooks.Event) bool { return ev.Fields["name"] == "exit_group" })
+		shell := count(r.events, func(ev wire.Event) bool { return ev.Comm == "kttarget" && ev.PID == r.target.pid() })
+		exits := count(r.events, func(ev wire.Event) bool { return ev.Fields["name"] == "exit_group" })
 		t.Logf("openat ENOENT: %d, reads: %d, shell's: %d, exit_group: %d", enoent, reads, shell, exits)
 		if enoent == 0 || reads == 0 || shell == 0 || exits == 0 {
 			t.Error("missing events of the target")
@@ -393,21 +394,21 @@ func TestFtraceHookSignals(t *testing.T) {
 			evs := r.events
 			if output == hooks.OutputText {
 				for _, l := range r.lines {
-					evs = append(evs, hooks.Event{PID: l.pid, Comm: l.comm, Event: l.event, Fields: fieldsOf(l.details)})
+					evs = append(evs, wire.Event{PID: l.pid, Comm: l.comm, Event: l.event, Fields: fieldsOf(l.details)})
 				}
 			}
-			self := count(evs, func(ev hooks.Event) bool {
+			self := count(evs, func(ev wire.Event) bool {
 				return ev.Event == "signal_generate" && ev.Fields["signame"] == "SIGUSR1" && ev.Fields["sender_pid"] == tp && ev.Fields["receiver_pid"] == tp && ev.Fields["result"] == "delivered"
 			})
-			toBystander := count(evs, func(ev hooks.Event) bool {
+			toBystander := count(evs, func(ev wire.Event) bool {
 				return ev.Event == "signal_generate" && ev.Fields["signame"] == "SIGCONT" && ev.PID == r.target.pid() &&
 					ev.Fields["sender_pid"] == tp && ev.Fields["receiver_comm"] == "ktbystander"
 			})
-			fromOutside := count(evs, func(ev hooks.Event) bool {
+			fromOutside := count(evs, func(ev wire.Event) bool {
 				return ev.Event == "signal_generate" && ev.Fields["signame"] == "SIGUSR2" && ev.PID == r.target.pid() &&
 					ev.Fields["receiver_pid"] == tp && fromTest(ev.Fields["sender_pid"]) && ev.Fields["result"] == "delivered"
 			})
-			delivered := count(evs, func(ev hooks.Event) bool {
+			delivered := count(evs, func(ev wire.Event) bool {
 				return ev.Event == "signal_deliver" && ev.Fields["signame"] == "SIGUSR2" && ev.PID == r.target.pid()
 			})
 			t.Logf("to itself %d, to the bystander %d, from outside %d, SIGUSR2 delivered %d", self, toBystander, fromOutside, delivered)
@@ -493,15 +494,15 @@ func TestFtraceHookBlock(t *testing.T) {
 			evs := r.events
 			if output == hooks.OutputText {
 				for _, l := range r.lines {
-					evs = append(evs, hooks.Event{PID: l.pid, Comm: l.comm, Event: l.event, Fields: fieldsOf(l.details)})
+					evs = append(evs, wire.Event{PID: l.pid, Comm: l.comm, Event: l.event, Fields: fieldsOf(l.details)})
 				}
 			}
-			writes := count(evs, func(ev hooks.Event) bool {
+			writes := count(evs, func(ev wire.Event) bool {
 				lat, err := strconv.ParseInt(ev.Fields["latency_ns"], 10, 64)
 				return ev.Event == "block_io" && ev.Comm == "ktdd" && ev.Fields["dev"] == targetNum && strings.HasPrefix(ev.Fields["rwbs"], "W") &&
 					ev.Fields["bytes"] == "4096" && err == nil && lat > 0 && ev.Fields["error"] == "0"
 			})
-			reads := count(evs, func(ev hooks.Event) bool {
+			reads := count(evs, func(ev wire.Event) bool {
 				return ev.Event == "block_io" && ev.Comm == "ktdd" && ev.Fields["dev"] == targetNum && strings.HasPrefix(ev.Fields["rwbs"], "R")
 			})
 			t.Logf("target's writes %d, reads %d", writes, reads)
@@ -540,11 +541,11 @@ func TestFtraceHookPageFaults(t *testing.T) {
 		if r.err != nil {
 			t.Fatalf("Run: %v", r.err)
 		}
-		writes := count(r.events, func(ev hooks.Event) bool {
+		writes := count(r.events, func(ev wire.Event) bool {
 			return ev.Event == "page_fault_user" && ev.Comm == "ktfault" && ev.Fields["access"] == "write" && ev.Fields["cause"] == "not-present" &&
 				strings.HasPrefix(ev.Fields["address"], "0x") && strings.HasPrefix(ev.Fields["ip"], "0x")
 		})
-		kernel := count(r.events, func(ev hooks.Event) bool { return ev.Event == "page_fault_kernel" })
+		kernel := count(r.events, func(ev wire.Event) bool { return ev.Event == "page_fault_kernel" })
 		t.Logf("user write faults of the target: %d, kernel faults %d", writes, kernel)
 		// 4 MiB a round, 20 rounds a second: thousands.
 		if writes < 1000 {
@@ -639,7 +640,7 @@ func TestFtraceHookFuncgraph(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("Run: %v", r.err)
 	}
-	reads := count(r.events, func(ev hooks.Event) bool {
+	reads := count(r.events, func(ev wire.Event) bool {
 		return ev.Event == "function" && ev.Comm == "ktcat" && ev.Fields["func"] == "vfs_read" && ev.Fields["caller"] != ""
 	})
 	t.Logf("vfs_read calls of the target: %d", reads)

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 // getppidWorker waits for a line on stdin, then calls getppid(2) at
@@ -105,10 +106,10 @@ func TestFtraceSyscallsThroughput(t *testing.T) {
 				var count syncBuffer
 				target := startWorkOut(t, env, &count, bins+"/ktloop")
 				c.add(t, target.pid())
-				req := hooks.Request{
-					Version: hooks.ProtocolVersion, SessionID: fmt.Sprintf("tput-%d", time.Now().UnixNano()),
+				req := wire.Request{
+					Version: wire.ProtocolVersion, SessionID: fmt.Sprintf("tput-%d", time.Now().UnixNano()),
 					Hook: "syscalls", Args: map[string]string{"syscalls": "getppid"}, Output: output,
-					Targets: []hooks.Target{{Node: "n1", Namespace: "test", Pod: "kt", PodUID: "u1", Container: "c", ContainerID: "containerd://" + c.id}},
+					Targets: []wire.Target{{Node: "n1", Namespace: "test", Pod: "kt", PodUID: "u1", Container: "c", ContainerID: "containerd://" + c.id}},
 				}
 				cw := &countingWriter{want: []byte("name=getppid")}
 				if output == hooks.OutputJSON {
@@ -169,7 +170,7 @@ func startWorkOut(t *testing.T, env []string, out io.Writer, bin string) *loop {
 }
 
 // runSessionTo is runSession with trace data going to stdout.
-func runSessionTo(t *testing.T, req hooks.Request, cfg Config, stdout io.Writer, during func()) *session {
+func runSessionTo(t *testing.T, req wire.Request, cfg Config, stdout io.Writer, during func()) *session {
 	t.Helper()
 	s := &session{}
 	stdinR, stdinW := io.Pipe()

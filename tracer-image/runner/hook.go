@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 // Attacher attaches one kind of hook (hooks.KindFtrace, …) to resolved
@@ -21,12 +22,12 @@ func (f AttacherFunc) Attach(ctx context.Context, a Attachment) (Hook, error) { 
 
 // Attachment is what an Attacher gets.
 type Attachment struct {
-	Request hooks.Request
+	Request wire.Request
 	Hook    hooks.Descriptor
 	// Targets are the resolved targets; a hook's events name a target by
 	// its index here.
 	Targets []Resolution
-	// Fields asks for hooks.Event.Fields (JSON output).
+	// Fields asks for wire.Event.Fields (JSON output).
 	Fields bool
 	// ProcRoot is the host's /proc (Config.ProcRoot).
 	ProcRoot string
@@ -74,7 +75,7 @@ type Refresher interface {
 
 // EmitFunc receives one event. ev is reused for the next event. details is
 // the kernel's own text for the event, which text output prints as is.
-type EmitFunc func(ev *hooks.Event, details string) error
+type EmitFunc func(ev *wire.Event, details string) error
 
 // Stats are a session's totals.
 type Stats struct {
@@ -87,11 +88,11 @@ type Stats struct {
 // A hook's targets are numbered by slot: Attachment.Targets' order, then
 // one more slot for each AddTarget, whether it succeeded or not. A slot is
 // the hook's own number; Run maps it to the target's index in the session
-// (hooks.Status.Index, the frames' tag), which also counts the targets that
+// (wire.Status.Index, the frames' tag), which also counts the targets that
 // were not found on this node.
 
 // TargetAdder is implemented by hooks that can take one more target while
-// they run (hooks.Control.Add): slot is the next slot, r the new target,
+// they run (wire.Control.Add): slot is the next slot, r the new target,
 // resolved. AddTarget is called from another goroutine than Stream, from
 // the go byte on; an error leaves the slot unused and the session going.
 type TargetAdder interface {
@@ -99,7 +100,7 @@ type TargetAdder interface {
 }
 
 // TargetRemover is implemented by hooks that can stop collecting one
-// target while they run (hooks.Control.Remove, or its processes are gone).
+// target while they run (wire.Control.Remove, or its processes are gone).
 // Run drops whatever the hook still emits for the slot, so a hook without
 // it only wastes work; RemoveTarget is called at most once per slot.
 type TargetRemover interface {

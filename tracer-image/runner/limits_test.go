@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 // fakeRawHook stands for tcpdump: StreamRaw writes before in pieces of
@@ -123,14 +124,14 @@ func checkPcap(t *testing.T, b []byte) int {
 
 type limitRun struct {
 	stdout string
-	stats  hooks.Status
+	stats  wire.Status
 	kinds  []string
 	err    error
 }
 
 // runLimited runs a session whose stdin stays open: only the hook's end or
 // a limit ends it (or the test's timeout).
-func runLimited(t *testing.T, req hooks.Request, kind string, h Hook) limitRun {
+func runLimited(t *testing.T, req wire.Request, kind string, h Hook) limitRun {
 	t.Helper()
 	procRoot, cgroupRoot, _ := fakeNode(t)
 	stdinR, stdinW := io.Pipe()
@@ -159,7 +160,7 @@ func runLimited(t *testing.T, req hooks.Request, kind string, h Hook) limitRun {
 	return r
 }
 
-func rawRequest(output string, maxEvents, maxBytes int64) hooks.Request {
+func rawRequest(output string, maxEvents, maxBytes int64) wire.Request {
 	r := request(output, "containerd://"+id)
 	r.Hook, r.MaxEvents, r.MaxBytes = "tcpdump", maxEvents, maxBytes
 	return r
@@ -204,7 +205,7 @@ func TestRunRawPcapLimits(t *testing.T) {
 			if r.err != nil {
 				t.Fatalf("Run: %v", r.err)
 			}
-			if diff := cmp.Diff([]string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStarted, hooks.StatusStats}, r.kinds); diff != "" {
+			if diff := cmp.Diff([]string{wire.StatusReady, wire.StatusResolved, wire.StatusStarted, wire.StatusStats}, r.kinds); diff != "" {
 				t.Errorf("status kinds (-want +got):\n%s", diff)
 			}
 			if len(r.stdout) != tt.wantLen || r.stdout != string(stream[:tt.wantLen]) {
@@ -223,7 +224,7 @@ func TestRunRawPcapLimits(t *testing.T) {
 
 // runWithEOF runs a session that the end of stdin stops, after the
 // hook's first writes have reached stdout.
-func runWithEOF(t *testing.T, req hooks.Request, h Hook) limitRun {
+func runWithEOF(t *testing.T, req wire.Request, h Hook) limitRun {
 	t.Helper()
 	procRoot, cgroupRoot, _ := fakeNode(t)
 	stdinR, stdinW := io.Pipe()
@@ -353,7 +354,7 @@ func TestRunRawTextLimits(t *testing.T) {
 // Limits apply to event hooks too: whole lines, the hook drained and
 // stopped as at the end of stdin.
 func TestRunEventLimits(t *testing.T) {
-	var many []hooks.Event
+	var many []wire.Event
 	for i := 0; i < 10; i++ {
 		ev := ev1
 		ev.PID = 1000 + i
@@ -380,7 +381,7 @@ func TestRunEventLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := &fakeHook{before: many, after: []hooks.Event{ev2}}
+			h := &fakeHook{before: many, after: []wire.Event{ev2}}
 			req := request(tt.output, "containerd://"+id)
 			req.MaxEvents, req.MaxBytes = tt.maxEvents, tt.maxBytes
 			if tt.wantEnded == "" {
@@ -413,7 +414,7 @@ func TestRunEventLimits(t *testing.T) {
 			if r.stats.Ended != tt.wantEnded || r.stats.Events != uint64(tt.wantLines) || r.stats.Lost != 3 {
 				t.Errorf("stats %+v, want ended %q, %d events, lost 3", r.stats, tt.wantEnded, tt.wantLines)
 			}
-			if diff := cmp.Diff([]string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStarted, hooks.StatusStats}, r.kinds); diff != "" {
+			if diff := cmp.Diff([]string{wire.StatusReady, wire.StatusResolved, wire.StatusStarted, wire.StatusStats}, r.kinds); diff != "" {
 				t.Errorf("status kinds (-want +got):\n%s", diff)
 			}
 		})

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"github.com/ktrace-dev/kubectl-trace/tracer-image/pidns"
 )
 
@@ -47,7 +47,7 @@ type Membership struct {
 // Resolution.GlobalErr).
 func Members(procRoot, cgroupRoot string, r Resolution) (Membership, error) {
 	if r.Method == MethodMountNS {
-		res, err := ResolveMode(procRoot, r.Target, hooks.ModeEphemeral)
+		res, err := ResolveMode(procRoot, r.Target, wire.ModeEphemeral)
 		if err != nil {
 			return Membership{Source: MethodMountNS}, err
 		}

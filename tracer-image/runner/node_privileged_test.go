@@ -16,6 +16,7 @@ import (
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
 	"github.com/ktrace-dev/kubectl-trace/hooks/ebpf/ebpftest"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 // nodeWorkloads are two "containers" (own cgroups, mount and network
@@ -37,7 +38,7 @@ func nodeWorkloads(t *testing.T, bin string) (procs []*ebpftest.Proc, names []st
 }
 
 // nodeRun is ebpfRun with the attachers given.
-func nodeRun(t *testing.T, req hooks.Request, attachers map[string]Attacher, during func()) (string, []hooks.Status, error) {
+func nodeRun(t *testing.T, req wire.Request, attachers map[string]Attacher, during func()) (string, []wire.Status, error) {
 	t.Helper()
 	var stdout, stderr ebpfBuffer
 	stdinR, stdinW := io.Pipe()
@@ -70,20 +71,20 @@ func nodeRun(t *testing.T, req hooks.Request, attachers map[string]Attacher, dur
 	return stdout.String(), ebpfStatuses(t, stderr.String()), err
 }
 
-func nodeRequest(hook string) hooks.Request {
-	r := ebpfRequest(hook, hooks.OutputJSON, nil, hooks.Target{Kind: hooks.TargetNode, Node: "n1"})
+func nodeRequest(hook string) wire.Request {
+	r := ebpfRequest(hook, hooks.OutputJSON, nil, wire.Target{Kind: wire.TargetNode, Node: "n1"})
 	return r
 }
 
 // nodeEvents decodes the JSON events and checks that each names the node
 // and no pod.
-func nodeEvents(t *testing.T, stdout string) []hooks.Event {
+func nodeEvents(t *testing.T, stdout string) []wire.Event {
 	t.Helper()
-	var evs []hooks.Event
+	var evs []wire.Event
 	sc := bufio.NewScanner(strings.NewReader(stdout))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		var ev hooks.Event
+		var ev wire.Event
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 			t.Fatalf("line %q: %v", sc.Text(), err)
 		}

@@ -10,12 +10,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 func TestResolveNode(t *testing.T) {
 	procRoot, _, _ := fakeNode(t)
-	node := hooks.Target{Kind: hooks.TargetNode, Node: "n1"}
-	r, err := ResolveMode(procRoot, node, hooks.ModeNode)
+	node := wire.Target{Kind: wire.TargetNode, Node: "n1"}
+	r, err := ResolveMode(procRoot, node, wire.ModeNode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,9 +33,9 @@ func TestRunWholeNode(t *testing.T) {
 	var stderr syncBuffer
 	var stdout syncBuffer
 	var got Attachment
-	h := &fakeHook{before: []hooks.Event{{Time: 1, PID: 7, Comm: "host", Event: "sched_switch", Node: "n1"}}}
-	req := hooks.Request{Version: hooks.ProtocolVersion, SessionID: "s1", Hook: "sched", Output: hooks.OutputJSON,
-		Targets: []hooks.Target{{Kind: hooks.TargetNode, Node: "n1"}}}
+	h := &fakeHook{before: []wire.Event{{Time: 1, PID: 7, Comm: "host", Event: "sched_switch", Node: "n1"}}}
+	req := wire.Request{Version: wire.ProtocolVersion, SessionID: "s1", Hook: "sched", Output: hooks.OutputJSON,
+		Targets: []wire.Target{{Kind: wire.TargetNode, Node: "n1"}}}
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(context.Background(), req, Config{
@@ -65,14 +66,14 @@ func TestRunWholeNode(t *testing.T) {
 		t.Errorf("the hook got %+v, want the whole node", got.Targets)
 	}
 	statuses := parseStatuses(t, stderr.String())
-	want := []string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStarted, hooks.StatusStats}
+	want := []string{wire.StatusReady, wire.StatusResolved, wire.StatusStarted, wire.StatusStats}
 	if diff := cmp.Diff(want, kinds(statuses)); diff != "" {
 		t.Fatalf("status kinds (-want +got):\n%s", diff)
 	}
 	if statuses[1].Method != MethodNode || !strings.Contains(statuses[1].Message, "every task") {
 		t.Errorf("resolved status = %+v, want the whole node", statuses[1])
 	}
-	var ev hooks.Event
+	var ev wire.Event
 	if err := json.Unmarshal([]byte(strings.TrimSpace(stdout.String())), &ev); err != nil {
 		t.Fatalf("stdout %q: %v", stdout.String(), err)
 	}

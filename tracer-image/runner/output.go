@@ -11,9 +11,10 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
-// Why a limit of the request ended a session (hooks.Status.Ended).
+// Why a limit of the request ended a session (wire.Status.Ended).
 const (
 	endedMaxEvents = "max events reached"
 	endedMaxSize   = "max size reached"
@@ -31,7 +32,7 @@ type output struct {
 	mu     sync.Mutex
 	spool  *spool
 	format string
-	enc    hooks.EventEncoder
+	enc    wire.EventEncoder
 	line   []byte // the record being formatted
 	err    error  // the first write error; every emit after it fails
 
@@ -42,7 +43,7 @@ type output struct {
 	ended               string // the limit that ended the session
 	stopped             string // why the session was stopped without a limit (stopSession)
 
-	// framed writes every record in a frame (hooks.WriteFrame) tagged
+	// framed writes every record in a frame (wire.WriteFrame) tagged
 	// with its target's session index; records of one target in a row
 	// share a frame, written when another target's record comes, when it
 	// is full or at a flush.
@@ -51,7 +52,7 @@ type output struct {
 	frameIdx int
 	// index returns the session index of an event's target, false to
 	// drop the event (its target was removed or ended); nil is index 0.
-	index func(ev *hooks.Event) (int, bool)
+	index func(ev *wire.Event) (int, bool)
 
 	stop chan struct{}
 	done chan struct{}
@@ -83,7 +84,7 @@ func (o *output) setLimits(maxEvents, maxBytes int64, onLimit func()) {
 
 // setFramed turns framing on; index tells an event's target (see
 // output.index). Call it before the first record.
-func (o *output) setFramed(index func(ev *hooks.Event) (int, bool)) {
+func (o *output) setFramed(index func(ev *wire.Event) (int, bool)) {
 	o.framed, o.index = true, index
 }
 
@@ -120,7 +121,7 @@ func (o *output) flusher(every time.Duration) {
 // emit writes one event; it is an EmitFunc. After a limit ended the
 // session it drops the event and returns nil, so the hook drains and stops
 // as it would at the end of stdin.
-func (o *output) emit(ev *hooks.Event, details string) error {
+func (o *output) emit(ev *wire.Event, details string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.err != nil {
@@ -205,7 +206,7 @@ func (o *output) write(idx int, b []byte, alone bool) error {
 		}
 	}
 	if alone || len(b) > maxFrame {
-		return hooks.WriteFrame(o.spool, idx, b)
+		return wire.WriteFrame(o.spool, idx, b)
 	}
 	o.frameIdx = idx
 	o.frame = append(o.frame, b...)
@@ -217,7 +218,7 @@ func (o *output) flushFrame() error {
 	if len(o.frame) == 0 {
 		return nil
 	}
-	err := hooks.WriteFrame(o.spool, o.frameIdx, o.frame)
+	err := wire.WriteFrame(o.spool, o.frameIdx, o.frame)
 	o.frame = o.frame[:0]
 	return err
 }
@@ -281,7 +282,7 @@ func (o *output) close() error {
 // where comm-pid is the traced task (the target's side of the event), with
 // any blank in comm written as '_' so the line splits on blanks, and details
 // is the kernel's own text.
-func appendText(b []byte, ev *hooks.Event, details string) []byte {
+func appendText(b []byte, ev *wire.Event, details string) []byte {
 	b = strconv.AppendFloat(b, ev.Time, 'f', 6, 64)
 	b = append(b, " ["...)
 	switch {

@@ -11,12 +11,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
-func testEvents(n int) []hooks.Event {
-	evs := make([]hooks.Event, n)
+func testEvents(n int) []wire.Event {
+	evs := make([]wire.Event, n)
 	for i := range evs {
-		evs[i] = hooks.Event{Time: float64(i) / 1000, CPU: i % 2, PID: 1000 + i%7, Comm: "ktbench", Event: "syscall",
+		evs[i] = wire.Event{Time: float64(i) / 1000, CPU: i % 2, PID: 1000 + i%7, Comm: "ktbench", Event: "syscall",
 			Fields: map[string]string{"name": "getppid", "ret": fmt.Sprint(i)}, Node: "vm", Namespace: "ns", Pod: "load", Container: "app"}
 	}
 	return evs
@@ -31,7 +32,7 @@ func TestOutputCompressed(t *testing.T) {
 			b := newOutput(&packed, hooks.OutputJSON, time.Hour)
 			b.setCompressed()
 			if framed {
-				index := func(ev *hooks.Event) (int, bool) { return ev.PID % 3, true }
+				index := func(ev *wire.Event) (int, bool) { return ev.PID % 3, true }
 				a.setFramed(index)
 				b.setFramed(index)
 			}

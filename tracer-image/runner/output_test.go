@@ -12,36 +12,37 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 func TestAppendText(t *testing.T) {
 	tests := []struct {
 		name    string
-		ev      hooks.Event
+		ev      wire.Event
 		details string
 		want    string
 	}{
 		{
 			name:    "switch into the target names the target",
-			ev:      hooks.Event{Time: 429.674962, CPU: 1, PID: 19442, Comm: "bash", Event: "sched_switch"},
+			ev:      wire.Event{Time: 429.674962, CPU: 1, PID: 19442, Comm: "bash", Event: "sched_switch"},
 			details: "prev_comm=link prev_pid=19430 prev_prio=120 prev_state=R ==> next_comm=bash next_pid=19442 next_prio=120",
 			want:    "429.674962 [001] bash-19442 sched_switch: prev_comm=link prev_pid=19430 prev_prio=120 prev_state=R ==> next_comm=bash next_pid=19442 next_prio=120\n",
 		},
 		{
 			name:    "comm with a dash keeps it; the pid follows the last dash",
-			ev:      hooks.Event{Time: 3, CPU: 12, PID: 7, Comm: "kube-proxy", Event: "sched_process_exit"},
+			ev:      wire.Event{Time: 3, CPU: 12, PID: 7, Comm: "kube-proxy", Event: "sched_process_exit"},
 			details: "comm=kube-proxy pid=7 prio=120 group_dead=true",
 			want:    "3.000000 [012] kube-proxy-7 sched_process_exit: comm=kube-proxy pid=7 prio=120 group_dead=true\n",
 		},
 		{
 			name:    "blank in comm becomes an underscore, details stay as the kernel wrote them",
-			ev:      hooks.Event{Time: 0.5, CPU: 123, PID: 8, Comm: "Web Content", Event: "sched_wakeup"},
+			ev:      wire.Event{Time: 0.5, CPU: 123, PID: 8, Comm: "Web Content", Event: "sched_wakeup"},
 			details: "comm=Web Content pid=8 prio=120 target_cpu=123",
 			want:    "0.500000 [123] Web_Content-8 sched_wakeup: comm=Web Content pid=8 prio=120 target_cpu=123\n",
 		},
 		{
 			name: "unknown comm, no details",
-			ev:   hooks.Event{Time: 1.25, CPU: 1024, PID: 9, Event: "something"},
+			ev:   wire.Event{Time: 1.25, CPU: 1024, PID: 9, Event: "something"},
 			want: "1.250000 [1024] <...>-9 something: \n",
 		},
 	}
@@ -58,7 +59,7 @@ func TestAppendText(t *testing.T) {
 func TestOutputJSON(t *testing.T) {
 	var buf bytes.Buffer
 	o := newOutput(&buf, hooks.OutputJSON, time.Hour)
-	ev := hooks.Event{Time: 1.5, CPU: 1, PID: 42, Comm: "<idle>", Event: "sched_wakeup",
+	ev := wire.Event{Time: 1.5, CPU: 1, PID: 42, Comm: "<idle>", Event: "sched_wakeup",
 		Fields: map[string]string{"pid": "42"}, Node: "n1", Namespace: "ns", Pod: "web", Container: "app"}
 	if err := o.emit(&ev, "pid=42"); err != nil {
 		t.Fatal(err)
@@ -70,7 +71,7 @@ func TestOutputJSON(t *testing.T) {
 	if diff := cmp.Diff(want, buf.String()); diff != "" {
 		t.Errorf("json line mismatch (-want +got):\n%s", diff)
 	}
-	var back hooks.Event
+	var back wire.Event
 	if err := json.Unmarshal(buf.Bytes(), &back); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func TestOutputFlushesWithoutClose(t *testing.T) {
 	var buf syncBuffer
 	o := newOutput(&buf, hooks.OutputText, 10*time.Millisecond)
 	defer o.close()
-	ev := hooks.Event{Time: 1, CPU: 0, PID: 1, Comm: "a", Event: "e"}
+	ev := wire.Event{Time: 1, CPU: 0, PID: 1, Comm: "a", Event: "e"}
 	if err := o.emit(&ev, "x=1"); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ var errBrokenPipe = errors.New("broken pipe")
 
 func TestOutputWriteError(t *testing.T) {
 	o := newOutput(failingWriter{}, hooks.OutputText, time.Hour)
-	ev := hooks.Event{Event: "e"}
+	ev := wire.Event{Event: "e"}
 	// The first emits fill the buffer; the error shows once it is flushed.
 	if err := o.close(); err != nil {
 		t.Fatalf("close of an empty output: %v", err)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"github.com/ktrace-dev/kubectl-trace/tracer-image/pidns"
 	"github.com/ktrace-dev/kubectl-trace/tracer-image/pidns/pidnstest"
 )
@@ -57,7 +58,7 @@ func TestResolvePIDNamespace(t *testing.T) {
 		t.Fatalf("worker %d -> %d, NSpid %v", local, global, nspid)
 	}
 	c.add(t, global)
-	tg := hooks.Target{Node: "n1", Namespace: "test", Pod: "kt", PodUID: "u1", Container: "kttarget", ContainerID: "containerd://" + c.id}
+	tg := wire.Target{Node: "n1", Namespace: "test", Pod: "kt", PodUID: "u1", Container: "kttarget", ContainerID: "containerd://" + c.id}
 
 	r, err := Resolve(ns.ProcRoot, tg)
 	if err != nil {
@@ -97,12 +98,12 @@ func TestResolvePIDNamespace(t *testing.T) {
 // mount namespace than the helper's.
 func TestResolveEphemeralMountNS(t *testing.T) {
 	ns := pidnstest.New(t, 2)
-	tg := hooks.Target{Node: "n1", Namespace: "test", Pod: "kt", PodUID: "u1", Container: "kttarget",
+	tg := wire.Target{Node: "n1", Namespace: "test", Pod: "kt", PodUID: "u1", Container: "kttarget",
 		ContainerID: "containerd://0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}
-	if _, err := ResolveMode(ns.ProcRoot, tg, hooks.ModeNode); err == nil {
+	if _, err := ResolveMode(ns.ProcRoot, tg, wire.ModeNode); err == nil {
 		t.Fatal("node mode found a container that does not exist")
 	}
-	r, err := ResolveMode(ns.ProcRoot, tg, hooks.ModeEphemeral)
+	r, err := ResolveMode(ns.ProcRoot, tg, wire.ModeEphemeral)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +149,7 @@ func TestRunPIDNamespaceSched(t *testing.T) {
 		t.Fatal("worker: no global id")
 	}
 	c.add(t, global)
-	r, err := Resolve(ns.ProcRoot, hooks.Target{ContainerID: "containerd://" + c.id})
+	r, err := Resolve(ns.ProcRoot, wire.Target{ContainerID: "containerd://" + c.id})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"github.com/ktrace-dev/kubectl-trace/tracer-image/pidns"
 )
 
@@ -26,7 +26,7 @@ const MethodProcCgroup = "proc-cgroup"
 // namespaces hide the container id from /proc/<pid>/cgroup.
 const MethodMountNS = "mount-namespace"
 
-// MethodNode names a whole node (hooks.TargetNode): nothing to look for,
+// MethodNode names a whole node (wire.TargetNode): nothing to look for,
 // every task on the node is the target's.
 const MethodNode = "whole-node"
 
@@ -42,7 +42,7 @@ type Cgroup struct {
 
 // Resolution is where a target's processes are on this node.
 type Resolution struct {
-	Target hooks.Target
+	Target wire.Target
 	// Method says how the target was found (MethodProcCgroup).
 	Method string
 	// PIDs are the process ids (thread group ids) as the proc root shows
@@ -66,7 +66,7 @@ type Resolution struct {
 
 // NotFoundError says that no process on the node belongs to a target.
 type NotFoundError struct {
-	Target   hooks.Target
+	Target   wire.Target
 	ProcRoot string
 }
 
@@ -93,18 +93,18 @@ func (e *NotFoundError) Error() string {
 // cgroup v1, v2 and hybrid nodes. Processes that exit during the scan are
 // skipped. The thread ids are translated to global ids (Resolution.TIDs).
 //
-// Resolve is ResolveMode with hooks.ModeNode.
-func Resolve(procRoot string, t hooks.Target) (Resolution, error) {
-	return ResolveMode(procRoot, t, hooks.ModeNode)
+// Resolve is ResolveMode with wire.ModeNode.
+func Resolve(procRoot string, t wire.Target) (Resolution, error) {
+	return ResolveMode(procRoot, t, wire.ModeNode)
 }
 
-// ResolveMode is Resolve for a helper running in mode (a hooks.Request
-// Mode). In hooks.ModeEphemeral, when no process names t's container in its
+// ResolveMode is Resolve for a helper running in mode (a wire.Request
+// Mode). In wire.ModeEphemeral, when no process names t's container in its
 // cgroup file (cgroup namespaces hide the path), the target's processes are
 // those whose mount namespace is not the helper's (MethodMountNS): the
 // ephemeral container shares the target container's pid namespace, and
 // has a mount namespace of its own.
-func ResolveMode(procRoot string, t hooks.Target, mode string) (Resolution, error) {
+func ResolveMode(procRoot string, t wire.Target, mode string) (Resolution, error) {
 	if t.IsNode() {
 		// A whole node: the hooks drop their filters; no process, cgroup
 		// or membership to look for.
@@ -112,7 +112,7 @@ func ResolveMode(procRoot string, t hooks.Target, mode string) (Resolution, erro
 	}
 	r, err := resolveFS(os.DirFS(procRoot), t)
 	var nf *NotFoundError
-	if errors.As(err, &nf) && mode == hooks.ModeEphemeral {
+	if errors.As(err, &nf) && mode == wire.ModeEphemeral {
 		r, err = resolveMountNS(procRoot, "/proc/self/ns/mnt", t)
 	}
 	if errors.As(err, &nf) {
@@ -149,7 +149,7 @@ func globalize(procRoot string, r *Resolution) error {
 // is not that of selfMnt (the helper's), leaving out a pid 1 named
 // "pause" (the pod's sandbox, visible when the pod shares its pid
 // namespace). Its Cgroups are the cgroup files' lines as they are.
-func resolveMountNS(procRoot, selfMnt string, t hooks.Target) (Resolution, error) {
+func resolveMountNS(procRoot, selfMnt string, t wire.Target) (Resolution, error) {
 	self, err := inode(selfMnt)
 	if err != nil {
 		return Resolution{}, fmt.Errorf("resolving %s by mount namespace: %w", t, err)
@@ -204,7 +204,7 @@ func inode(name string) (uint64, error) {
 	return st.Ino, nil
 }
 
-func resolveFS(proc fs.FS, t hooks.Target) (Resolution, error) {
+func resolveFS(proc fs.FS, t wire.Target) (Resolution, error) {
 	id := t.RuntimeID()
 	if id == "" {
 		return Resolution{}, fmt.Errorf("resolving %s: container id is empty", t)

@@ -12,8 +12,7 @@ import (
 	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 // Container ids of the fake nodes. near* differ from id by one character,
@@ -86,8 +85,8 @@ func v1(path, systemd string) string {
 
 func v2(path string) string { return "0::" + path + "\n" }
 
-func target(containerID string) hooks.Target {
-	return hooks.Target{Node: "n1", Namespace: "ns", Pod: "web", PodUID: podUID, Container: "app", ContainerID: containerID}
+func target(containerID string) wire.Target {
+	return wire.Target{Node: "n1", Namespace: "ns", Pod: "web", PodUID: podUID, Container: "app", ContainerID: containerID}
 }
 
 // The helper and other processes every fake node has.
@@ -102,7 +101,7 @@ var bystanders = []fakeProc{
 func TestResolve(t *testing.T) {
 	tests := []struct {
 		name   string
-		target hooks.Target
+		target wire.Target
 		procs  []fakeProc
 		want   Resolution
 	}{
@@ -262,7 +261,7 @@ func TestResolve(t *testing.T) {
 func TestResolveNotFound(t *testing.T) {
 	tests := []struct {
 		name   string
-		target hooks.Target
+		target wire.Target
 		want   string
 	}{
 		{
@@ -272,7 +271,7 @@ func TestResolveNotFound(t *testing.T) {
 		},
 		{
 			name:   "no node in the request",
-			target: hooks.Target{Namespace: "ns", Pod: "web", Container: "app", ContainerID: "docker://abc123abc123"},
+			target: wire.Target{Namespace: "ns", Pod: "web", Container: "app", ContainerID: "docker://abc123abc123"},
 			want:   `container "abc123abc123" of pod ns/web (container app) not found in DIR: is the helper running on the target's node with hostPID?`,
 		},
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 // Config is what Run needs besides the request. The zero value is the
@@ -29,7 +30,7 @@ type Config struct {
 	Stdin io.Reader
 	// Stdout receives trace data only.
 	Stdout io.Writer
-	// Stderr receives hooks.Status lines.
+	// Stderr receives wire.Status lines.
 	Stderr io.Writer
 
 	// Attachers are the hook runtimes by kind; nil means DefaultAttachers.
@@ -93,7 +94,7 @@ func (c Config) withDefaults() Config {
 // written in order.
 //
 // After the go byte stdin carries control messages, one per line
-// (hooks.Control): Add resolves one more target and hands it to the hook
+// (wire.Control): Add resolves one more target and hands it to the hook
 // (TargetAdder), then reports "target-added" with its index, or
 // "target-ended" failed; Remove stops the target (TargetRemover) and
 // reports "target-ended" ("removed"). A line that is no control message is
@@ -103,7 +104,7 @@ func (c Config) withDefaults() Config {
 // not framed, it stops as at the end of stdin, keeping what the hook still
 // drains from the kernel (stats Ended "target ended").
 //
-// With Request.Framed every byte of stdout is in frames (hooks.WriteFrame)
+// With Request.Framed every byte of stdout is in frames (wire.WriteFrame)
 // tagged with the target's index, each holding whole records of that
 // target; otherwise stdout holds the records as they are.
 //
@@ -116,13 +117,13 @@ func (c Config) withDefaults() Config {
 //
 // It returns nil after a clean stop. On failure it reports an "error"
 // status and returns the error; the hook is detached on every path.
-func Run(ctx context.Context, req hooks.Request, cfg Config) (err error) {
+func Run(ctx context.Context, req wire.Request, cfg Config) (err error) {
 	cfg = cfg.withDefaults()
 	st := &statusWriter{w: cfg.Stderr, hold: true}
 	defer func() {
 		st.release()
 		if err != nil {
-			st.write(hooks.Status{Kind: hooks.StatusError, Message: err.Error()})
+			st.write(wire.Status{Kind: wire.StatusError, Message: err.Error()})
 		}
 	}()
 
@@ -153,7 +154,7 @@ func Run(ctx context.Context, req hooks.Request, cfg Config) (err error) {
 		Targets:  resolved,
 		Fields:   req.Output == hooks.OutputJSON,
 		ProcRoot: cfg.ProcRoot,
-		Warn:     func(msg string) { st.write(hooks.Status{Kind: hooks.StatusWarning, Message: msg}) },
+		Warn:     func(msg string) { st.write(wire.Status{Kind: wire.StatusWarning, Message: msg}) },
 		Log:      st.line,
 	})
 	if err != nil {
@@ -179,7 +180,7 @@ func Run(ctx context.Context, req hooks.Request, cfg Config) (err error) {
 		s.ref = newRefresher(cfg, h, tg, st, s.gone)
 		s.ref.once(false)
 	}
-	st.writeNow(hooks.Status{Kind: hooks.StatusReady})
+	st.writeNow(wire.Status{Kind: wire.StatusReady})
 
 	in := watchStdin(cfg.Stdin)
 	defer in.close()
@@ -197,7 +198,7 @@ func Run(ctx context.Context, req hooks.Request, cfg Config) (err error) {
 		return finish(h, st, 0, &written{raw: isRaw})
 	}
 	st.release()
-	st.write(hooks.Status{Kind: hooks.StatusStarted})
+	st.write(wire.Status{Kind: wire.StatusStarted})
 	start := cfg.Now()
 
 	streamCtx, stop := context.WithCancel(ctx)
@@ -287,7 +288,7 @@ func Run(ctx context.Context, req hooks.Request, cfg Config) (err error) {
 // liveSession is what the goroutines of a running session share.
 type liveSession struct {
 	cfg Config
-	req hooks.Request
+	req wire.Request
 	st  *statusWriter
 	h   Hook
 	tg  *sessionTargets
@@ -302,7 +303,7 @@ func (s *liveSession) closeRaw(rw *rawWriter) error {
 		return err
 	}
 	if dropped > 0 {
-		s.st.write(hooks.Status{Kind: hooks.StatusWarning, Message: fmt.Sprintf("the hook's output ended inside a pcap record: its last %d bytes were dropped", dropped)})
+		s.st.write(wire.Status{Kind: wire.StatusWarning, Message: fmt.Sprintf("the hook's output ended inside a pcap record: its last %d bytes were dropped", dropped)})
 	}
 	return nil
 }
@@ -321,9 +322,9 @@ func (s *liveSession) control(ctx context.Context, lines <-chan []byte, stop fun
 			if len(strings.TrimSpace(string(line))) == 0 {
 				continue
 			}
-			c, err := hooks.DecodeControl(line)
+			c, err := wire.DecodeControl(line)
 			if err != nil {
-				s.st.write(hooks.Status{Kind: hooks.StatusWarning, Message: fmt.Sprintf("ignoring a control message: %v", err)})
+				s.st.write(wire.Status{Kind: wire.StatusWarning, Message: fmt.Sprintf("ignoring a control message: %v", err)})
 				continue
 			}
 			switch {
@@ -340,10 +341,10 @@ func (s *liveSession) control(ctx context.Context, lines <-chan []byte, stop fun
 }
 
 // add traces one more target, under the next index.
-func (s *liveSession) add(t hooks.Target) {
+func (s *liveSession) add(t wire.Target) {
 	idx := s.tg.nextIndex()
 	fail := func(msg string) {
-		s.st.write(hooks.Status{Kind: hooks.StatusTargetEnded, Index: &idx, Target: &t, Failed: true, Message: msg})
+		s.st.write(wire.Status{Kind: wire.StatusTargetEnded, Index: &idx, Target: &t, Failed: true, Message: msg})
 	}
 	if !s.req.Framed {
 		fail("a target can only join a framed session")
@@ -377,7 +378,7 @@ func (s *liveSession) add(t hooks.Target) {
 		return
 	}
 	s.tg.settle(slot)
-	s.st.write(hooks.Status{Kind: hooks.StatusTargetAdded, Index: &idx, Target: &t, Method: r.Method, PIDs: r.PIDs})
+	s.st.write(wire.Status{Kind: wire.StatusTargetAdded, Index: &idx, Target: &t, Method: r.Method, PIDs: r.PIDs})
 }
 
 // remove stops tracing the target with session index idx.
@@ -386,12 +387,12 @@ func (s *liveSession) remove(idx int) {
 	if !ok {
 		// A target that was not found or failed to join ended already.
 		if !s.tg.known(idx) {
-			s.st.write(hooks.Status{Kind: hooks.StatusWarning, Message: fmt.Sprintf("ignoring a control message: no target %d to remove", idx)})
+			s.st.write(wire.Status{Kind: wire.StatusWarning, Message: fmt.Sprintf("ignoring a control message: no target %d to remove", idx)})
 		}
 		return
 	}
 	if s.stopTarget(slot) {
-		s.st.write(hooks.Status{Kind: hooks.StatusTargetEnded, Index: &idx, Message: msgRemoved})
+		s.st.write(wire.Status{Kind: wire.StatusTargetEnded, Index: &idx, Message: msgRemoved})
 	}
 }
 
@@ -403,7 +404,7 @@ func (s *liveSession) stopTarget(slot int) bool {
 	}
 	if rm, ok := s.h.(TargetRemover); ok {
 		if err := rm.RemoveTarget(slot); err != nil {
-			s.st.write(hooks.Status{Kind: hooks.StatusWarning, Message: fmt.Sprintf("removing target %d: %v", s.tg.indexOfSlot(slot), err)})
+			s.st.write(wire.Status{Kind: wire.StatusWarning, Message: fmt.Sprintf("removing target %d: %v", s.tg.indexOfSlot(slot), err)})
 		}
 	}
 	return true
@@ -420,7 +421,7 @@ func (s *liveSession) gone(slot int) {
 			return
 		}
 		idx := s.tg.indexOfSlot(slot)
-		s.st.write(hooks.Status{Kind: hooks.StatusTargetEnded, Index: &idx, Message: msgGone})
+		s.st.write(wire.Status{Kind: wire.StatusTargetEnded, Index: &idx, Message: msgGone})
 		s.out.stopSession(endedTarget)
 		return
 	}
@@ -428,7 +429,7 @@ func (s *liveSession) gone(slot int) {
 		return
 	}
 	idx := s.tg.indexOfSlot(slot)
-	s.st.write(hooks.Status{Kind: hooks.StatusTargetEnded, Index: &idx, Message: msgGone})
+	s.st.write(wire.Status{Kind: wire.StatusTargetEnded, Index: &idx, Message: msgGone})
 }
 
 // written is what a session wrote to stdout: out is nil when it never
@@ -446,7 +447,7 @@ func finish(h Hook, st *statusWriter, d time.Duration, w *written) error {
 		return fmt.Errorf("detaching hook: %w", err)
 	}
 	s := h.Stats()
-	status := hooks.Status{Kind: hooks.StatusStats, Events: s.Events, Lost: s.Lost, Seconds: d.Seconds()}
+	status := wire.Status{Kind: wire.StatusStats, Events: s.Events, Lost: s.Lost, Seconds: d.Seconds()}
 	if w != nil {
 		var events int64 // nothing was written when the session never started
 		var ended string
@@ -466,7 +467,7 @@ func finish(h Hook, st *statusWriter, d time.Duration, w *written) error {
 // index in the request. A target that is not found is a warning when
 // others are (framed: a failed "target-ended" of its index); the session
 // fails when none is.
-func resolveAll(cfg Config, req hooks.Request, st *statusWriter) ([]Resolution, []int, error) {
+func resolveAll(cfg Config, req wire.Request, st *statusWriter) ([]Resolution, []int, error) {
 	targets, framed := req.Targets, req.Framed
 	var (
 		found   []Resolution
@@ -483,7 +484,7 @@ func resolveAll(cfg Config, req hooks.Request, st *statusWriter) ([]Resolution, 
 		}
 		if r.Method == MethodNode {
 			idx := i
-			st.write(hooks.Status{Kind: hooks.StatusResolved, Target: &r.Target, Index: &idx, Method: r.Method,
+			st.write(wire.Status{Kind: wire.StatusResolved, Target: &r.Target, Index: &idx, Method: r.Method,
 				Message: "the whole node: every task, host processes and every container's"})
 			found = append(found, r)
 			indexes = append(indexes, i)
@@ -495,7 +496,7 @@ func resolveAll(cfg Config, req hooks.Request, st *statusWriter) ([]Resolution, 
 			msg += "; processes that join later are found in " + m.Source
 		}
 		idx := i
-		st.write(hooks.Status{Kind: hooks.StatusResolved, Target: &r.Target, Index: &idx, Method: r.Method, PIDs: r.PIDs, Message: msg})
+		st.write(wire.Status{Kind: wire.StatusResolved, Target: &r.Target, Index: &idx, Method: r.Method, PIDs: r.PIDs, Message: msg})
 		found = append(found, r)
 		indexes = append(indexes, i)
 	}
@@ -503,7 +504,7 @@ func resolveAll(cfg Config, req hooks.Request, st *statusWriter) ([]Resolution, 
 		return nil, nil, errors.Join(errs...)
 	}
 	for j, err := range errs {
-		s := hooks.Status{Kind: hooks.StatusWarning, Message: err.Error()}
+		s := wire.Status{Kind: wire.StatusWarning, Message: err.Error()}
 		if nf := (*NotFoundError)(nil); errors.As(err, &nf) {
 			t := nf.Target
 			s.Target = &t
@@ -511,7 +512,7 @@ func resolveAll(cfg Config, req hooks.Request, st *statusWriter) ([]Resolution, 
 		if framed {
 			idx := missed[j]
 			t := targets[idx]
-			s = hooks.Status{Kind: hooks.StatusTargetEnded, Index: &idx, Target: &t, Failed: true, Message: err.Error()}
+			s = wire.Status{Kind: wire.StatusTargetEnded, Index: &idx, Target: &t, Failed: true, Message: err.Error()}
 		}
 		st.write(s)
 	}
@@ -620,13 +621,13 @@ func (r *refresher) once(gone bool) {
 			continue
 		}
 		if err := r.h.AddPIDs(slot, added); err != nil {
-			r.st.write(hooks.Status{Kind: hooks.StatusWarning, Target: &res[slot].Target,
+			r.st.write(wire.Status{Kind: wire.StatusWarning, Target: &res[slot].Target,
 				Message: fmt.Sprintf("following new processes of %s: %v", tg.Target, err)})
 		}
 	}
 }
 
-// statusWriter writes hooks.Status lines from several goroutines. While
+// statusWriter writes wire.Status lines from several goroutines. While
 // hold is set it keeps them, in order, until release.
 type statusWriter struct {
 	mu   sync.Mutex
@@ -635,7 +636,7 @@ type statusWriter struct {
 	held [][]byte
 }
 
-func (s *statusWriter) write(st hooks.Status) {
+func (s *statusWriter) write(st wire.Status) {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return
@@ -644,7 +645,7 @@ func (s *statusWriter) write(st hooks.Status) {
 }
 
 // writeNow writes st at once, even while others are held.
-func (s *statusWriter) writeNow(st hooks.Status) {
+func (s *statusWriter) writeNow(st wire.Status) {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return

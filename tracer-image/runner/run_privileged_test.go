@@ -29,6 +29,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 // fakeContainer is a cgroup in every hierarchy of the node whose leaf is
@@ -203,7 +204,7 @@ type session struct {
 	err            error
 }
 
-func runSession(t *testing.T, req hooks.Request, cfg Config, during func()) *session {
+func runSession(t *testing.T, req wire.Request, cfg Config, during func()) *session {
 	t.Helper()
 	s := &session{}
 	stdinR, stdinW := io.Pipe()
@@ -290,13 +291,13 @@ func instancesLeft(t *testing.T, prefix string) []string {
 	return out
 }
 
-func privRequest(output, containerID string) hooks.Request {
-	return hooks.Request{
-		Version:   hooks.ProtocolVersion,
+func privRequest(output, containerID string) wire.Request {
+	return wire.Request{
+		Version:   wire.ProtocolVersion,
 		SessionID: fmt.Sprintf("priv-%d", time.Now().UnixNano()),
 		Hook:      "sched",
 		Output:    output,
-		Targets: []hooks.Target{{Node: "n1", Namespace: "test", Pod: "kt", PodUID: "u1",
+		Targets: []wire.Target{{Node: "n1", Namespace: "test", Pod: "kt", PodUID: "u1",
 			Container: "kttarget", ContainerID: containerID}},
 	}
 }
@@ -396,13 +397,13 @@ func (h recordingHook) AddPIDs(target int, tids []int) error {
 	return h.ref.AddPIDs(target, tids)
 }
 
-func parseJSON(t *testing.T, out string, tg hooks.Target) []tracedLine {
+func parseJSON(t *testing.T, out string, tg wire.Target) []tracedLine {
 	t.Helper()
 	var lines []tracedLine
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		var ev hooks.Event
+		var ev wire.Event
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 			t.Fatalf("line %q: %v", sc.Text(), err)
 		}
@@ -420,10 +421,10 @@ func parseJSON(t *testing.T, out string, tg hooks.Target) []tracedLine {
 
 // checkTrace asserts what every session of TestRunTracesContainer must show.
 // joined are the tids the membership refresh added during the session.
-func checkTrace(t *testing.T, lines []tracedLine, statuses []hooks.Status, targetPID, outsiderPID int, joined []int) {
+func checkTrace(t *testing.T, lines []tracedLine, statuses []wire.Status, targetPID, outsiderPID int, joined []int) {
 	t.Helper()
 	kinds := kinds(statuses)
-	wantKinds := []string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStarted, hooks.StatusStats}
+	wantKinds := []string{wire.StatusReady, wire.StatusResolved, wire.StatusStarted, wire.StatusStats}
 	if strings.Join(kinds, ",") != strings.Join(wantKinds, ",") {
 		t.Errorf("status kinds %v, want %v", kinds, wantKinds)
 	}
@@ -495,7 +496,7 @@ func TestRunUnknownContainer(t *testing.T) {
 		t.Fatalf("Run error %v, want a NotFoundError", err)
 	}
 	statuses := parseStatuses(t, stderr.String())
-	if len(statuses) != 1 || statuses[0].Kind != hooks.StatusError || !strings.Contains(statuses[0].Message, "hostPID") {
+	if len(statuses) != 1 || statuses[0].Kind != wire.StatusError || !strings.Contains(statuses[0].Message, "hostPID") {
 		t.Errorf("statuses %+v, want one error about hostPID", statuses)
 	}
 	if stdout.String() != "" {

@@ -15,12 +15,13 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 // fakeHook stands for a kernel hook: Stream emits before at once, then
 // waits for the end, then emits after (what a real hook drains).
 type fakeHook struct {
-	before, after []hooks.Event
+	before, after []wire.Event
 	streamErr     error
 	onStream      func()
 
@@ -36,7 +37,7 @@ func (f *fakeHook) Stream(ctx context.Context, emit EmitFunc) error {
 	f.mu.Lock()
 	f.streamed = true
 	f.mu.Unlock()
-	send := func(evs []hooks.Event) error {
+	send := func(evs []wire.Event) error {
 		for i := range evs {
 			ev := evs[i]
 			if err := emit(&ev, "k=v"); err != nil {
@@ -103,8 +104,8 @@ func fakeNode(t *testing.T) (procRoot, cgroupRoot, cgroupDir string) {
 	return procRoot, cgroupRoot, cgroupDir
 }
 
-func request(output string, containerIDs ...string) hooks.Request {
-	r := hooks.Request{Version: hooks.ProtocolVersion, SessionID: "s1", Hook: "sched", Output: output}
+func request(output string, containerIDs ...string) wire.Request {
+	r := wire.Request{Version: wire.ProtocolVersion, SessionID: "s1", Hook: "sched", Output: output}
 	for _, c := range containerIDs {
 		r.Targets = append(r.Targets, target(c))
 	}
@@ -127,12 +128,12 @@ func fakeClock() func() time.Time {
 	}
 }
 
-func parseStatuses(t *testing.T, stderr string) []hooks.Status {
+func parseStatuses(t *testing.T, stderr string) []wire.Status {
 	t.Helper()
-	var out []hooks.Status
+	var out []wire.Status
 	sc := bufio.NewScanner(strings.NewReader(stderr))
 	for sc.Scan() {
-		s, ok := hooks.ParseStatus(sc.Bytes())
+		s, ok := wire.ParseStatus(sc.Bytes())
 		if !ok {
 			t.Errorf("stderr line is not a status: %q", sc.Text())
 			continue
@@ -142,7 +143,7 @@ func parseStatuses(t *testing.T, stderr string) []hooks.Status {
 	return out
 }
 
-func kinds(ss []hooks.Status) []string {
+func kinds(ss []wire.Status) []string {
 	var out []string
 	for _, s := range ss {
 		out = append(out, s.Kind)
@@ -153,15 +154,15 @@ func kinds(ss []hooks.Status) []string {
 // absent is a container id that no process of the fake node has.
 var absent = strings.Repeat("ab", 32)
 
-var ev1 = hooks.Event{Time: 1.000001, CPU: 1, PID: 4242, Comm: "app", Event: "sched_switch",
+var ev1 = wire.Event{Time: 1.000001, CPU: 1, PID: 4242, Comm: "app", Event: "sched_switch",
 	Node: "n1", Namespace: "ns", Pod: "web", Container: "app"}
-var ev2 = hooks.Event{Time: 2.5, CPU: 0, PID: 4243, Comm: "app worker", Event: "sched_process_exit",
+var ev2 = wire.Event{Time: 2.5, CPU: 0, PID: 4243, Comm: "app worker", Event: "sched_process_exit",
 	Node: "n1", Namespace: "ns", Pod: "web", Container: "app"}
 
 func TestRunLifecycle(t *testing.T) {
 	tests := []struct {
 		name string
-		req  hooks.Request
+		req  wire.Request
 		// stdin returns the plugin's end of stdin; cancel cancels Run's
 		// context.
 		stdin      func(cancel context.CancelFunc) io.Reader
@@ -180,7 +181,7 @@ func TestRunLifecycle(t *testing.T) {
 			name:         "go byte then end of stdin streams everything, drained events too",
 			req:          request(hooks.OutputText, "containerd://"+id),
 			stdin:        func(context.CancelFunc) io.Reader { return strings.NewReader("g") },
-			wantKinds:    []string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStarted, hooks.StatusStats},
+			wantKinds:    []string{wire.StatusReady, wire.StatusResolved, wire.StatusStarted, wire.StatusStats},
 			wantStdout:   "1.000001 [001] app-4242 sched_switch: k=v\n2.500000 [000] app_worker-4243 sched_process_exit: k=v\n",
 			wantStreamed: true, wantAttached: true,
 		},
@@ -191,7 +192,7 @@ func TestRunLifecycle(t *testing.T) {
 				// Never ends: only the stop message can end the session.
 				return io.MultiReader(strings.NewReader("\n"+`{"stop":true}`+"\n"), blockingReader{})
 			},
-			wantKinds:    []string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStarted, hooks.StatusStats},
+			wantKinds:    []string{wire.StatusReady, wire.StatusResolved, wire.StatusStarted, wire.StatusStats},
 			wantStdout:   "1.000001 [001] app-4242 sched_switch: k=v\n2.500000 [000] app_worker-4243 sched_process_exit: k=v\n",
 			wantStreamed: true, wantAttached: true,
 		},
@@ -199,7 +200,7 @@ func TestRunLifecycle(t *testing.T) {
 			name:      "json output",
 			req:       request(hooks.OutputJSON, "containerd://"+id),
 			stdin:     func(context.CancelFunc) io.Reader { return strings.NewReader("g") },
-			wantKinds: []string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStarted, hooks.StatusStats},
+			wantKinds: []string{wire.StatusReady, wire.StatusResolved, wire.StatusStarted, wire.StatusStats},
 			wantStdout: `{"time":1.000001,"cpu":1,"pid":4242,"comm":"app","event":"sched_switch","node":"n1","namespace":"ns","pod":"web","container":"app"}` + "\n" +
 				`{"time":2.5,"cpu":0,"pid":4243,"comm":"app worker","event":"sched_process_exit","node":"n1","namespace":"ns","pod":"web","container":"app"}` + "\n",
 			wantStreamed: true, wantAttached: true,
@@ -208,7 +209,7 @@ func TestRunLifecycle(t *testing.T) {
 			name:         "end of stdin before the go byte stops without data",
 			req:          request(hooks.OutputText, "containerd://"+id),
 			stdin:        func(context.CancelFunc) io.Reader { return strings.NewReader("") },
-			wantKinds:    []string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStats},
+			wantKinds:    []string{wire.StatusReady, wire.StatusResolved, wire.StatusStats},
 			wantAttached: true,
 		},
 		{
@@ -219,7 +220,7 @@ func TestRunLifecycle(t *testing.T) {
 				return r
 			},
 			cancelAt:     "start",
-			wantKinds:    []string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStats},
+			wantKinds:    []string{wire.StatusReady, wire.StatusResolved, wire.StatusStats},
 			wantAttached: true,
 		},
 		{
@@ -231,7 +232,7 @@ func TestRunLifecycle(t *testing.T) {
 				return r
 			},
 			cancelAt:     "stream",
-			wantKinds:    []string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStarted, hooks.StatusStats},
+			wantKinds:    []string{wire.StatusReady, wire.StatusResolved, wire.StatusStarted, wire.StatusStats},
 			wantStdout:   "1.000001 [001] app-4242 sched_switch: k=v\n2.500000 [000] app_worker-4243 sched_process_exit: k=v\n",
 			wantStreamed: true, wantAttached: true,
 		},
@@ -239,14 +240,14 @@ func TestRunLifecycle(t *testing.T) {
 			name:      "target not on this node",
 			req:       request(hooks.OutputText, "containerd://"+absent),
 			stdin:     func(context.CancelFunc) io.Reader { return strings.NewReader("g") },
-			wantKinds: []string{hooks.StatusError},
+			wantKinds: []string{wire.StatusError},
 			wantErr:   `container "abababababab…" of pod ns/web (container app) not found in`,
 		},
 		{
 			name:         "one of two targets not on this node is a warning",
 			req:          request(hooks.OutputText, "containerd://"+absent, "containerd://"+id),
 			stdin:        func(context.CancelFunc) io.Reader { return strings.NewReader("") },
-			wantKinds:    []string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusWarning, hooks.StatusStats},
+			wantKinds:    []string{wire.StatusReady, wire.StatusResolved, wire.StatusWarning, wire.StatusStats},
 			wantAttached: true,
 		},
 		{
@@ -254,7 +255,7 @@ func TestRunLifecycle(t *testing.T) {
 			req:          request(hooks.OutputText, "containerd://"+id),
 			stdin:        func(context.CancelFunc) io.Reader { return strings.NewReader("g") },
 			attachErr:    errors.New("creating tracefs instance: permission denied"),
-			wantKinds:    []string{hooks.StatusResolved, hooks.StatusError},
+			wantKinds:    []string{wire.StatusResolved, wire.StatusError},
 			wantErr:      `attaching hook "sched": creating tracefs instance: permission denied`,
 			wantAttached: true,
 		},
@@ -263,7 +264,7 @@ func TestRunLifecycle(t *testing.T) {
 			req:          request(hooks.OutputText, "containerd://"+id),
 			stdin:        func(context.CancelFunc) io.Reader { return strings.NewReader("g") },
 			streamErr:    errors.New("reading trace_pipe: input/output error"),
-			wantKinds:    []string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStarted, hooks.StatusError},
+			wantKinds:    []string{wire.StatusReady, wire.StatusResolved, wire.StatusStarted, wire.StatusError},
 			wantStdout:   "1.000001 [001] app-4242 sched_switch: k=v\n",
 			wantErr:      "tracing: reading trace_pipe: input/output error",
 			wantStreamed: true, wantAttached: true,
@@ -273,14 +274,14 @@ func TestRunLifecycle(t *testing.T) {
 			req:        request(hooks.OutputText, "containerd://"+id),
 			stdin:      func(context.CancelFunc) io.Reader { return strings.NewReader("g") },
 			noAttacher: true,
-			wantKinds:  []string{hooks.StatusError},
+			wantKinds:  []string{wire.StatusError},
 			wantErr:    `hook "sched" of kind "ftrace" is not supported by this tracer`,
 		},
 		{
 			name:      "invalid request",
-			req:       hooks.Request{Version: 99, SessionID: "s1", Hook: "sched", Output: hooks.OutputText, Targets: []hooks.Target{target("containerd://" + id)}},
+			req:       wire.Request{Version: 99, SessionID: "s1", Hook: "sched", Output: hooks.OutputText, Targets: []wire.Target{target("containerd://" + id)}},
 			stdin:     func(context.CancelFunc) io.Reader { return strings.NewReader("g") },
-			wantKinds: []string{hooks.StatusError},
+			wantKinds: []string{wire.StatusError},
 			wantErr:   "invalid request: protocol version 99 is not 1",
 		},
 	}
@@ -292,7 +293,7 @@ func TestRunLifecycle(t *testing.T) {
 			if tt.cancelAt == "start" {
 				cancel()
 			}
-			h := &fakeHook{before: []hooks.Event{ev1}, after: []hooks.Event{ev2}, streamErr: tt.streamErr}
+			h := &fakeHook{before: []wire.Event{ev1}, after: []wire.Event{ev2}, streamErr: tt.streamErr}
 			if tt.cancelAt == "stream" {
 				h.onStream = cancel
 			}
@@ -345,7 +346,7 @@ func TestRunLifecycle(t *testing.T) {
 
 func TestRunStatuses(t *testing.T) {
 	procRoot, cgroupRoot, cgroupDir := fakeNode(t)
-	h := &fakeHook{before: []hooks.Event{ev1}, after: []hooks.Event{ev2}}
+	h := &fakeHook{before: []wire.Event{ev1}, after: []wire.Event{ev2}}
 	var attached Attachment
 	var stdout, stderr syncBuffer
 	req := request(hooks.OutputJSON, "containerd://"+id)
@@ -364,14 +365,14 @@ func TestRunStatuses(t *testing.T) {
 	}
 	tg := target("containerd://" + id)
 	zero := 0
-	want := []hooks.Status{
-		{Kind: hooks.StatusReady},
-		{Kind: hooks.StatusResolved, Target: &tg, Index: &zero, Method: MethodProcCgroup, PIDs: []int{4242},
+	want := []wire.Status{
+		{Kind: wire.StatusReady},
+		{Kind: wire.StatusResolved, Target: &tg, Index: &zero, Method: MethodProcCgroup, PIDs: []int{4242},
 			Message: "1 process, 2 threads in cgroup /kubepods/besteffort/pod" + podUID + "/" + id +
 				"; processes that join later are found in " + cgroupDir},
-		{Kind: hooks.StatusWarning, Message: "removed tracefs instance \"x\" left by a helper that is gone"},
-		{Kind: hooks.StatusStarted},
-		{Kind: hooks.StatusStats, Events: 2, Lost: 3, Seconds: 2.5},
+		{Kind: wire.StatusWarning, Message: "removed tracefs instance \"x\" left by a helper that is gone"},
+		{Kind: wire.StatusStarted},
+		{Kind: wire.StatusStats, Events: 2, Lost: 3, Seconds: 2.5},
 	}
 	if diff := cmp.Diff(want, parseStatuses(t, stderr.String())); diff != "" {
 		t.Errorf("statuses mismatch (-want +got):\n%s", diff)
@@ -436,7 +437,7 @@ func TestRunRefreshContainerGone(t *testing.T) {
 	stdinR, stdinW := io.Pipe()
 	defer stdinW.Close()
 	var stderr syncBuffer
-	h := &fakeHook{before: []hooks.Event{ev1}}
+	h := &fakeHook{before: []wire.Event{ev1}}
 	h.onStream = func() {
 		mustWrite(t, filepath.Join(cgroupDir, "cgroup.procs"), "")
 	}
@@ -459,7 +460,7 @@ func TestRunRefreshContainerGone(t *testing.T) {
 		t.Fatal("the session did not end when its only target was gone")
 	}
 	statuses := parseStatuses(t, stderr.String())
-	want := []string{hooks.StatusReady, hooks.StatusResolved, hooks.StatusStarted, hooks.StatusTargetEnded, hooks.StatusStats}
+	want := []string{wire.StatusReady, wire.StatusResolved, wire.StatusStarted, wire.StatusTargetEnded, wire.StatusStats}
 	if diff := cmp.Diff(want, kinds(statuses)); diff != "" {
 		t.Fatalf("status kinds mismatch (-want +got):\n%s", diff)
 	}

@@ -3,7 +3,7 @@ package runner
 import (
 	"sync"
 
-	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 // Why a target ended, as StatusTargetEnded says it.
@@ -36,7 +36,7 @@ type sessionTargets struct {
 
 type targetKey struct{ namespace, pod, container string }
 
-func keyOf(t hooks.Target) targetKey { return targetKey{t.Namespace, t.Pod, t.Container} }
+func keyOf(t wire.Target) targetKey { return targetKey{t.Namespace, t.Pod, t.Container} }
 
 func newSessionTargets(requested int) *sessionTargets {
 	return &sessionTargets{byKey: map[targetKey]int{}, next: requested, lastSlot: -1}
@@ -155,7 +155,7 @@ func (t *sessionTargets) indexOfSlot(slot int) int {
 
 // eventIndex returns the session index of ev's target; false when it is
 // no target that is still traced (the event is dropped).
-func (t *sessionTargets) eventIndex(ev *hooks.Event) (int, bool) {
+func (t *sessionTargets) eventIndex(ev *wire.Event) (int, bool) {
 	k := targetKey{ev.Namespace, ev.Pod, ev.Container}
 	t.mu.Lock()
 	defer t.mu.Unlock()

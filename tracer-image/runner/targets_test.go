@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 // Containers of the multi-target fake node: pod a (pid 4242, the id of
@@ -30,8 +31,8 @@ var multi = []struct {
 	{"c", strings.Repeat("c2", 32), 6000},
 }
 
-func multiTarget(i int) hooks.Target {
-	return hooks.Target{Node: "n1", Namespace: "ns", Pod: multi[i].pod, PodUID: podUID, Container: "app", ContainerID: "containerd://" + multi[i].id}
+func multiTarget(i int) wire.Target {
+	return wire.Target{Node: "n1", Namespace: "ns", Pod: multi[i].pod, PodUID: podUID, Container: "app", ContainerID: "containerd://" + multi[i].id}
 }
 
 // multiNode builds a node with the containers of multi; it returns the
@@ -53,8 +54,8 @@ func multiNode(t *testing.T) (procRoot, cgroupRoot string, procs []string) {
 	return procRoot, cgroupRoot, procs
 }
 
-func multiRequest(output string, n int) hooks.Request {
-	r := hooks.Request{Version: hooks.ProtocolVersion, SessionID: "s1", Hook: "sched", Output: output, Framed: true}
+func multiRequest(output string, n int) wire.Request {
+	r := wire.Request{Version: wire.ProtocolVersion, SessionID: "s1", Hook: "sched", Output: output, Framed: true}
 	for i := range n {
 		r.Targets = append(r.Targets, multiTarget(i))
 	}
@@ -64,16 +65,16 @@ func multiRequest(output string, n int) hooks.Request {
 // multiHook is a hook of several targets: Stream emits what the test
 // feeds it until the end; it takes and removes targets.
 type multiHook struct {
-	feed chan hooks.Event
+	feed chan wire.Event
 
 	mu      sync.Mutex
-	targets []hooks.Target // by slot
+	targets []wire.Target // by slot
 	removed []int
 	addErr  error
 }
 
 func newMultiHook(a Attachment) *multiHook {
-	h := &multiHook{feed: make(chan hooks.Event)}
+	h := &multiHook{feed: make(chan wire.Event)}
 	for _, r := range a.Targets {
 		h.targets = append(h.targets, r.Target)
 	}
@@ -98,7 +99,7 @@ func (h *multiHook) send(slot, n int) {
 	h.mu.Lock()
 	tg := h.targets[slot]
 	h.mu.Unlock()
-	h.feed <- hooks.Event{Time: float64(n), PID: 1, Comm: tg.Pod, Event: "e", Node: tg.Node, Namespace: tg.Namespace, Pod: tg.Pod, Container: tg.Container}
+	h.feed <- wire.Event{Time: float64(n), PID: 1, Comm: tg.Pod, Event: "e", Node: tg.Node, Namespace: tg.Namespace, Pod: tg.Pod, Container: tg.Container}
 }
 
 func (h *multiHook) Stats() Stats { return Stats{} }
@@ -132,7 +133,7 @@ func frames(t *testing.T, b []byte) (byTarget map[int][]byte, list []int) {
 	r := bytes.NewReader(b)
 	var buf []byte
 	for {
-		idx, p, nb, err := hooks.ReadFrame(r, buf)
+		idx, p, nb, err := wire.ReadFrame(r, buf)
 		buf = nb
 		if errors.Is(err, io.EOF) {
 			return byTarget, list
@@ -152,7 +153,7 @@ type testSession struct {
 	done           chan error
 }
 
-func startSession(t *testing.T, req hooks.Request, cfg Config) *testSession {
+func startSession(t *testing.T, req wire.Request, cfg Config) *testSession {
 	t.Helper()
 	s := &testSession{done: make(chan error, 1)}
 	r, w := io.Pipe()
@@ -174,22 +175,22 @@ func (s *testSession) write(t *testing.T, line string) {
 }
 
 // waitStatus waits for a status line for which ok is true.
-func (s *testSession) waitStatus(t *testing.T, what string, ok func(hooks.Status) bool) hooks.Status {
+func (s *testSession) waitStatus(t *testing.T, what string, ok func(wire.Status) bool) wire.Status {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, line := range strings.Split(s.stderr.String(), "\n") {
-			if st, good := hooks.ParseStatus([]byte(line)); good && ok(st) {
+			if st, good := wire.ParseStatus([]byte(line)); good && ok(st) {
 				return st
 			}
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 	t.Fatalf("no %s status; stderr:\n%s", what, s.stderr.String())
-	return hooks.Status{}
+	return wire.Status{}
 }
 
-func (s *testSession) end(t *testing.T) []hooks.Status {
+func (s *testSession) end(t *testing.T) []wire.Status {
 	t.Helper()
 	s.stdin.Close()
 	select {
@@ -203,8 +204,8 @@ func (s *testSession) end(t *testing.T) []hooks.Status {
 	return parseStatuses(t, s.stderr.String())
 }
 
-func kindIs(kind string, idx int) func(hooks.Status) bool {
-	return func(s hooks.Status) bool { return s.Kind == kind && s.Index != nil && *s.Index == idx }
+func kindIs(kind string, idx int) func(wire.Status) bool {
+	return func(s wire.Status) bool { return s.Kind == kind && s.Index != nil && *s.Index == idx }
 }
 
 // Framed output: each target's records in frames of its index, whole
@@ -367,7 +368,7 @@ func TestRunFramedPcap(t *testing.T) {
 			first := map[int]bool{}
 			got := map[int][]byte{}
 			for {
-				idx, p, nb, err := hooks.ReadFrame(r, buf)
+				idx, p, nb, err := wire.ReadFrame(r, buf)
 				buf = nb
 				if errors.Is(err, io.EOF) {
 					break
@@ -404,13 +405,13 @@ func TestRunControl(t *testing.T) {
 			a.Warn("from attach")
 			return h, nil
 		})}})
-	s.waitStatus(t, "ready", func(st hooks.Status) bool { return st.Kind == hooks.StatusReady })
+	s.waitStatus(t, "ready", func(st wire.Status) bool { return st.Kind == wire.StatusReady })
 	time.Sleep(20 * time.Millisecond)
-	if got := kinds(parseStatuses(t, s.stderr.String())); !slices.Equal(got, []string{hooks.StatusReady}) {
+	if got := kinds(parseStatuses(t, s.stderr.String())); !slices.Equal(got, []string{wire.StatusReady}) {
 		t.Fatalf("before the go byte stderr has %v, want ready alone", got)
 	}
-	add := func(tg hooks.Target) string {
-		b, err := hooks.EncodeControl(hooks.Control{Add: &tg})
+	add := func(tg wire.Target) string {
+		b, err := wire.EncodeControl(wire.Control{Add: &tg})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -418,29 +419,29 @@ func TestRunControl(t *testing.T) {
 	}
 	// The go byte and the first message in one write.
 	s.write(t, "g"+add(multiTarget(2)))
-	added := s.waitStatus(t, "target-added", kindIs(hooks.StatusTargetAdded, 2))
+	added := s.waitStatus(t, "target-added", kindIs(wire.StatusTargetAdded, 2))
 	if added.Target == nil || added.Target.Pod != "c" {
 		t.Errorf("target-added %+v", added)
 	}
 	h.send(2, 7)
 	h.send(0, 8)
 	s.write(t, "{not json\n\n")
-	s.waitStatus(t, "warning", func(st hooks.Status) bool {
-		return st.Kind == hooks.StatusWarning && strings.HasPrefix(st.Message, "ignoring a control message")
+	s.waitStatus(t, "warning", func(st wire.Status) bool {
+		return st.Kind == wire.StatusWarning && strings.HasPrefix(st.Message, "ignoring a control message")
 	})
 	s.write(t, `{"remove":0}`+"\n")
-	s.waitStatus(t, "target-ended", kindIs(hooks.StatusTargetEnded, 0))
+	s.waitStatus(t, "target-ended", kindIs(wire.StatusTargetEnded, 0))
 	h.send(0, 9) // dropped: removed
 	h.send(1, 10)
 	absentTarget := multiTarget(2)
 	absentTarget.Pod, absentTarget.ContainerID = "gone", "containerd://"+absent
 	s.write(t, add(absentTarget))
-	failed := s.waitStatus(t, "failed target-ended", kindIs(hooks.StatusTargetEnded, 3))
+	failed := s.waitStatus(t, "failed target-ended", kindIs(wire.StatusTargetEnded, 3))
 	// Removing the target that failed to join says nothing; an index the
 	// session never had is a warning.
 	s.write(t, `{"remove":3}`+"\n"+`{"remove":9}`+"\n")
-	s.waitStatus(t, "warning", func(st hooks.Status) bool {
-		return st.Kind == hooks.StatusWarning && strings.Contains(st.Message, "no target 9")
+	s.waitStatus(t, "warning", func(st wire.Status) bool {
+		return st.Kind == wire.StatusWarning && strings.Contains(st.Message, "no target 9")
 	})
 	statuses := s.end(t)
 
@@ -452,7 +453,7 @@ func TestRunControl(t *testing.T) {
 		t.Errorf("failed add: %+v", failed)
 	}
 	for _, st := range statuses {
-		if st.Kind == hooks.StatusTargetEnded && *st.Index == 0 && (st.Message != msgRemoved || st.Failed) {
+		if st.Kind == wire.StatusTargetEnded && *st.Index == 0 && (st.Message != msgRemoved || st.Failed) {
 			t.Errorf("removed: %+v", st)
 		}
 	}
@@ -481,9 +482,9 @@ func TestRunControlAddUnsupported(t *testing.T) {
 	s := startSession(t, req, Config{ProcRoot: procRoot, CgroupRoot: cgroupRoot, RefreshInterval: -1,
 		Attachers: map[string]Attacher{hooks.KindFtrace: AttacherFunc(func(context.Context, Attachment) (Hook, error) { return h, nil })}})
 	tg := multiTarget(2)
-	line, _ := hooks.EncodeControl(hooks.Control{Add: &tg})
+	line, _ := wire.EncodeControl(wire.Control{Add: &tg})
 	s.write(t, "g"+string(line))
-	st := s.waitStatus(t, "target-ended", kindIs(hooks.StatusTargetEnded, 1))
+	st := s.waitStatus(t, "target-ended", kindIs(wire.StatusTargetEnded, 1))
 	if !st.Failed || !strings.Contains(st.Message, "cannot add a target") {
 		t.Errorf("status %+v", st)
 	}
@@ -502,7 +503,7 @@ func TestRunFramedTargetGone(t *testing.T) {
 		})}})
 	s.write(t, "g")
 	mustWrite(t, procs[1], "")
-	s.waitStatus(t, "target-ended", kindIs(hooks.StatusTargetEnded, 1))
+	s.waitStatus(t, "target-ended", kindIs(wire.StatusTargetEnded, 1))
 	time.Sleep(30 * time.Millisecond) // several more refreshes
 	h.send(0, 1)
 	h.send(1, 2) // dropped

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
 	"github.com/ktrace-dev/kubectl-trace/hooks/tcpdump/tcpdumptest"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
 // TestMain lets the test binary run as a network peer (tcpdumptest).
@@ -31,11 +32,11 @@ const (
 
 // splitStderr separates the helper's status lines from the lines a tool
 // printed (passed on as they are).
-func splitStderr(t *testing.T, stderr string) (statuses []hooks.Status, plain []string) {
+func splitStderr(t *testing.T, stderr string) (statuses []wire.Status, plain []string) {
 	t.Helper()
 	sc := bufio.NewScanner(strings.NewReader(stderr))
 	for sc.Scan() {
-		if s, ok := hooks.ParseStatus(sc.Bytes()); ok {
+		if s, ok := wire.ParseStatus(sc.Bytes()); ok {
 			statuses = append(statuses, s)
 		} else {
 			plain = append(plain, sc.Text())
@@ -44,7 +45,7 @@ func splitStderr(t *testing.T, stderr string) (statuses []hooks.Status, plain []
 	return statuses, plain
 }
 
-func tcpdumpRequest(output, containerID string, args map[string]string) hooks.Request {
+func tcpdumpRequest(output, containerID string, args map[string]string) wire.Request {
 	r := privRequest(output, containerID)
 	r.Hook, r.Args = "tcpdump", args
 	return r
@@ -122,7 +123,7 @@ func TestRunTcpdump(t *testing.T) {
 		n := 0
 		sc := bufio.NewScanner(strings.NewReader(s.stdout.String()))
 		for sc.Scan() {
-			var ev hooks.Event
+			var ev wire.Event
 			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 				t.Fatalf("%q: %v", sc.Text(), err)
 			}
@@ -165,7 +166,7 @@ func TestRunTcpdump(t *testing.T) {
 			if stats.Seconds > 2 {
 				t.Errorf("the session lasted %.1f s: the limit did not end it", stats.Seconds)
 			}
-			if stats.Kind != hooks.StatusStats || stats.Ended != tt.ended || stats.Events != uint64(packets) {
+			if stats.Kind != wire.StatusStats || stats.Ended != tt.ended || stats.Events != uint64(packets) {
 				t.Errorf("stats %+v, want ended %q and %d events", stats, tt.ended, packets)
 			}
 			if tt.maxBytes > 0 && (int64(len(s.stdout.String())) > tt.maxBytes || len(s.stdout.String()) < 5000) {

@@ -33,9 +33,8 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"golang.org/x/sys/unix"
-
-	"github.com/ktrace-dev/kubectl-trace/hooks"
 )
 
 // Container is a fake container: a cgroup in every hierarchy the test
@@ -169,8 +168,8 @@ func (c *Container) SetMemoryLimit(t testing.TB, bytes int64) {
 }
 
 // Target is the container as the plugin would describe it.
-func (c *Container) Target() hooks.Target {
-	return hooks.Target{Node: "n1", Namespace: "test", Pod: "kt-" + c.ID[:6], PodUID: "uid-" + c.ID[:6],
+func (c *Container) Target() wire.Target {
+	return wire.Target{Node: "n1", Namespace: "test", Pod: "kt-" + c.ID[:6], PodUID: "uid-" + c.ID[:6],
 		Container: "app", ContainerID: "containerd://" + c.ID}
 }
 

@@ -1,4 +1,4 @@
-package hooks
+package wire
 
 // ExecNamespaces are the namespaces `kubectl trace exec --ns` may enter:
 // the plugin validates --ns against them, and the helper maps each to its

@@ -1,4 +1,4 @@
-package hooks
+package wire
 
 // Event is one trace event as `-o json` prints it, one per line. Field names
 // are stable: scripts depend on them (docs/hooks.md).

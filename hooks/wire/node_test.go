@@ -1,10 +1,11 @@
-package hooks
+package wire
 
 import (
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/ktrace-dev/kubectl-trace/hooks"
 )
 
 func nodeRequest() Request {
@@ -38,7 +39,7 @@ func TestNodeRequestRejects(t *testing.T) {
 		{name: "names a pod", mutate: func(r *Request) { r.Targets[0].Pod = "web" }, wantErr: "names no pod or container"},
 		{name: "names a container id", mutate: func(r *Request) { r.Targets[0].ContainerID = "containerd://0123456789abcdef" }, wantErr: "names no pod or container"},
 		{name: "ephemeral mode", mutate: func(r *Request) { r.Mode = ModeEphemeral }, wantErr: "cannot be traced from an ephemeral container"},
-		{name: "hook refuses nodes", mutate: func(r *Request) { r.Hook = "funcgraph"; r.Output = OutputText }, wantErr: `hook "funcgraph" cannot trace a whole node`},
+		{name: "hook refuses nodes", mutate: func(r *Request) { r.Hook = "funcgraph"; r.Output = hooks.OutputText }, wantErr: `hook "funcgraph" cannot trace a whole node`},
 		{name: "two nodes", mutate: func(r *Request) { r.Targets = append(r.Targets, Target{Kind: TargetNode, Node: "n2"}) }, wantErr: "only target of its request"},
 		{name: "node and pod", mutate: func(r *Request) { r.Targets = append(r.Targets, validRequest().Targets[0]) }, wantErr: "only target of its request"},
 		{name: "unknown kind", mutate: func(r *Request) { r.Targets[0].Kind = "cluster" }, wantErr: `unknown kind "cluster"`},
@@ -62,29 +63,5 @@ func TestNodeTargetNames(t *testing.T) {
 	want := []string{"node/n1", "node/n1", "node_n1", "default/web/app", "web/app", "default_web_app"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("names (-want +got):\n%s", diff)
-	}
-}
-
-// TestNodeWideCatalogue pins which hooks trace a whole node: a hook that
-// starts refusing (or accepting) it must be a decision, with its reason.
-func TestNodeWideCatalogue(t *testing.T) {
-	var refused []string
-	for _, d := range Catalogue() {
-		err := d.CheckNodeWide()
-		if (err != nil) != (d.NotNodeWide != "") {
-			t.Errorf("%s: CheckNodeWide = %v with NotNodeWide %q", d.Name, err, d.NotNodeWide)
-		}
-		if err == nil {
-			continue
-		}
-		refused = append(refused, d.Name)
-		for _, want := range []string{d.NotNodeWide, "trace pods with it instead", "sched"} {
-			if !strings.Contains(err.Error(), want) {
-				t.Errorf("%s: refusal %q lacks %q", d.Name, err, want)
-			}
-		}
-	}
-	if diff := cmp.Diff([]string{"funcgraph"}, refused); diff != "" {
-		t.Errorf("hooks refused node-wide (-want +got):\n%s", diff)
 	}
 }

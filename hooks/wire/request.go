@@ -1,4 +1,4 @@
-package hooks
+package wire
 
 import (
 	"encoding/base64"
@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/ktrace-dev/kubectl-trace/hooks"
 )
 
 // ProtocolVersion changes whenever Request, Status or Event change in a way
@@ -16,14 +18,6 @@ const ProtocolVersion = 1
 // RequestEnv is the environment variable that carries the encoded Request
 // into the helper container.
 const RequestEnv = "KTRACE_REQUEST"
-
-// Output formats of the trace data on stdout.
-const (
-	OutputText = "text"
-	OutputJSON = "json"
-	// OutputPCAP is binary pcap, for hooks that capture packets.
-	OutputPCAP = "pcap"
-)
 
 // Helper modes.
 const (
@@ -139,10 +133,10 @@ func (r Request) Validate() error {
 	if r.SessionID == "" {
 		errs = append(errs, errors.New("session id is empty"))
 	}
-	if _, ok := Lookup(r.Hook); !ok {
+	if _, ok := hooks.Lookup(r.Hook); !ok {
 		errs = append(errs, fmt.Errorf("unknown hook %q", r.Hook))
 	}
-	if d, ok := Lookup(r.Hook); ok && !slices.Contains(d.Outputs, r.Output) {
+	if d, ok := hooks.Lookup(r.Hook); ok && !slices.Contains(d.Outputs, r.Output) {
 		errs = append(errs, fmt.Errorf("hook %q cannot write output %q", r.Hook, r.Output))
 	}
 	if r.Mode != "" && r.Mode != ModeNode && r.Mode != ModeEphemeral {
@@ -188,7 +182,7 @@ func validNodeTarget(r Request, i int, t Target) []error {
 	if r.Mode == ModeEphemeral {
 		errs = append(errs, fmt.Errorf("target %d (%s): a whole node cannot be traced from an ephemeral container, which lives in one pod: use --mode node", i, t))
 	}
-	if d, ok := Lookup(r.Hook); ok {
+	if d, ok := hooks.Lookup(r.Hook); ok {
 		if err := d.CheckNodeWide(); err != nil {
 			errs = append(errs, err)
 		}
