@@ -337,8 +337,8 @@ chmod 755 "$N_DIR/conf/init.sh"
 ns=(--mount --propagation private --uts --fork --kill-child)
 [ "$PIDNS" = 1 ] && ns+=(--pid --mount-proc)
 rm -f "$N_RUN/start-kubelet"
-setsid nsenter --net="$N_NETNS" unshare "${ns[@]}" "$N_DIR/conf/init.sh" \
-  >"$N_LOG/init.log" 2>&1 </dev/null 9>&- &
+(without_fds setsid nsenter --net="$N_NETNS" unshare "${ns[@]}" "$N_DIR/conf/init.sh") \
+  >"$N_LOG/init.log" 2>&1 </dev/null &
 echo $! > "$N_RUN/unshare.pid"
 init=
 for _ in $(seq 50); do

@@ -93,6 +93,19 @@ node_vars() {
 # (node 1: $RUN, extra node NAME: $NODES/NAME/run), namespace k8s.io.
 ctr_at() { local d=$1; shift; ctr --address "$d/containerd.sock" -n k8s.io "$@"; }
 
+# without_fds CMD...: exec CMD with no file descriptor open but 0, 1 and 2.
+# A daemon must not keep a lock its starter held: `flock FILE make e2e`
+# opens FILE as fd 3, and a cluster started under it would hold that lock
+# for as long as it runs. Run in a subshell: it replaces the shell.
+without_fds() {
+  local fd
+  for fd in /proc/self/fd/*; do
+    fd=${fd##*/}
+    [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
+  done
+  exec "$@"
+}
+
 # cluster_lock: one up.sh/down.sh/load.sh at a time. The lock file lives
 # beside $KTC because down.sh wipes $KTC; up.sh runs down.sh with the lock
 # already held (KTRACE_CLUSTER_LOCKED). Daemons must not inherit fd 9.

@@ -61,7 +61,7 @@ healthy() {
 # process group leader), so $! is the daemon itself; checked below.
 start() {
   local name=$1 pid; shift
-  setsid "$@" >"$LOG/$name.log" 2>&1 </dev/null 9>&- &
+  (without_fds setsid "$@") >"$LOG/$name.log" 2>&1 </dev/null &
   pid=$!
   echo "$pid" > "$RUN/$name.pid"
   for _ in $(seq 40); do alive "$name" && break; sleep 0.05; done
