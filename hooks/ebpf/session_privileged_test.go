@@ -21,11 +21,11 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
-	"github.com/ktrace-dev/kubectl-trace/hooks/ebpf/ebpftest"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
+	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 )
 
-func init() { ebpftest.Main() }
+func init() { testenv.Main() }
 
 // got is one emitted event, copied.
 type got struct {
@@ -64,10 +64,10 @@ func trace(t *testing.T, hook string, args map[string]string, targets []Target, 
 
 func traceWith(t *testing.T, cfg traceConfig, hook string, args map[string]string, targets []Target, during func()) traced {
 	t.Helper()
-	if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+	if left := testenv.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
 		t.Fatalf("programs of an earlier session still loaded: %v", left)
 	}
-	before := ebpftest.AllPrograms(t)
+	before := testenv.AllPrograms(t)
 	d, ok := hooks.Lookup(hook)
 	if !ok {
 		t.Fatalf("hook %q not in the catalogue", hook)
@@ -100,7 +100,7 @@ func traceWith(t *testing.T, cfg traceConfig, hook string, args map[string]strin
 		cfg.opened(s)
 	}
 	res.warns = append(res.warns, s.Warnings()...)
-	loaded := ebpftest.OurPrograms(t, "kt_")
+	loaded := testenv.OurPrograms(t, "kt_")
 	if len(loaded) == 0 {
 		t.Error("no kt_ program loaded while the session is open")
 	}
@@ -142,11 +142,11 @@ func traceWith(t *testing.T, cfg traceConfig, hook string, args map[string]strin
 	}
 	res.stats = s.Stats()
 	closed := time.Now()
-	if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+	if left := testenv.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
 		t.Errorf("programs left 5 s after Close: %v", left)
 	}
 	t.Logf("%s: programs gone %v after Close", hook, time.Since(closed).Round(time.Millisecond))
-	after := ebpftest.AllPrograms(t)
+	after := testenv.AllPrograms(t)
 	t.Logf("%s: programs loaded %v; BPF programs on the machine before %d, after %d", hook, loaded, before, after)
 	if after != before {
 		t.Errorf("BPF programs on the machine: %d before, %d after the session", before, after)
@@ -172,10 +172,10 @@ func traceWith(t *testing.T, cfg traceConfig, hook string, args map[string]strin
 
 // target makes a fake container holding a workload in its own mount and
 // network namespaces.
-func target(t *testing.T, name string, w ebpftest.Work) (*ebpftest.Container, *ebpftest.Proc, Target) {
+func target(t *testing.T, name string, w testenv.Work) (*testenv.Container, *testenv.Proc, Target) {
 	t.Helper()
-	c := ebpftest.NewContainer(t)
-	p := ebpftest.Start(t, name, w, syscall.CLONE_NEWNS|syscall.CLONE_NEWNET)
+	c := testenv.NewContainer(t)
+	p := testenv.Start(t, name, w, syscall.CLONE_NEWNS|syscall.CLONE_NEWNET)
 	c.Add(t, p.PID())
 	return c, p, Target{Target: c.Target(), PIDs: []int{p.PID()}, MemCgroupDirs: []string{c.Dir(t, "memory")}}
 }
@@ -210,10 +210,10 @@ func checkFields(t *testing.T, hook string, events []got, optional ...string) {
 }
 
 func TestExec(t *testing.T) {
-	inside := ebpftest.CopyBinary(t, "/bin/true", "ktexec-in")
-	outside := ebpftest.CopyBinary(t, "/bin/true", "ktexec-out")
-	_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "exec", Path: inside, Args: []string{"--who", "the target", "x"}, Every: 20 * time.Millisecond})
-	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "exec", Path: outside, Args: []string{"--who", "outsider"}, Every: 5 * time.Millisecond}, 0)
+	inside := testenv.CopyBinary(t, "/bin/true", "ktexec-in")
+	outside := testenv.CopyBinary(t, "/bin/true", "ktexec-out")
+	_, tp, tg := target(t, "kttarget", testenv.Work{Kind: "exec", Path: inside, Args: []string{"--who", "the target", "x"}, Every: 20 * time.Millisecond})
+	op := testenv.Start(t, "ktoutsider", testenv.Work{Kind: "exec", Path: outside, Args: []string{"--who", "outsider"}, Every: 5 * time.Millisecond}, 0)
 	res := trace(t, HookExec, nil, []Target{tg}, func() {
 		tp.Go(t)
 		op.Go(t)
@@ -255,10 +255,10 @@ func TestExec(t *testing.T) {
 func TestOpen(t *testing.T) {
 	dir := t.TempDir()
 	in, out, missing := filepath.Join(dir, "kt-open-in"), filepath.Join(dir, "kt-open-out"), filepath.Join(dir, "kt-open-missing")
-	in = ebpftest.CopyBinary(t, "/bin/true", "kt-open-in")
-	out = ebpftest.CopyBinary(t, "/bin/true", "kt-open-out")
-	_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "open", Paths: []string{in, missing}, Every: 20 * time.Millisecond})
-	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "open", Paths: []string{out, missing}, Every: 5 * time.Millisecond}, 0)
+	in = testenv.CopyBinary(t, "/bin/true", "kt-open-in")
+	out = testenv.CopyBinary(t, "/bin/true", "kt-open-out")
+	_, tp, tg := target(t, "kttarget", testenv.Work{Kind: "open", Paths: []string{in, missing}, Every: 20 * time.Millisecond})
+	op := testenv.Start(t, "ktoutsider", testenv.Work{Kind: "open", Paths: []string{out, missing}, Every: 5 * time.Millisecond}, 0)
 	res := trace(t, HookOpen, nil, []Target{tg}, func() {
 		tp.Go(t)
 		op.Go(t)
@@ -294,10 +294,10 @@ func TestOpen(t *testing.T) {
 
 func TestTCP(t *testing.T) {
 	const port = 47113
-	_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "tcp", Port: port, Every: 20 * time.Millisecond})
+	_, tp, tg := target(t, "kttarget", testenv.Work{Kind: "tcp", Port: port, Every: 20 * time.Millisecond})
 	// The outsider does the same on the same port, in a network namespace
 	// of its own, outside the container's mount namespace and cgroups.
-	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "tcp", Port: port, Every: 5 * time.Millisecond}, syscall.CLONE_NEWNET)
+	op := testenv.Start(t, "ktoutsider", testenv.Work{Kind: "tcp", Port: port, Every: 5 * time.Millisecond}, syscall.CLONE_NEWNET)
 	res := trace(t, HookTCP, nil, []Target{tg}, func() {
 		tp.Go(t)
 		op.Go(t)
@@ -354,8 +354,8 @@ func TestSyscallTop(t *testing.T) {
 	const calls = 2000000
 	for _, mode := range syscallTopModes {
 		t.Run("latency="+mode.latency, func(t *testing.T) {
-			_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "syscalls", Count: calls})
-			op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "syscalls", Count: calls}, 0)
+			_, tp, tg := target(t, "kttarget", testenv.Work{Kind: "syscalls", Count: calls})
+			op := testenv.Start(t, "ktoutsider", testenv.Work{Kind: "syscalls", Count: calls}, 0)
 			res := trace(t, HookSyscallTop, map[string]string{"interval": "200ms", "top": "50", "latency": mode.latency}, []Target{tg}, func() {
 				tp.Go(t)
 				op.Go(t)
@@ -410,7 +410,7 @@ func TestSyscallTop(t *testing.T) {
 // and came back) gets the calls made after its return, none lost.
 func TestSyscallTopTargetAgain(t *testing.T) {
 	const calls = 100000
-	c, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "syscall-rounds", Count: calls})
+	c, tp, tg := target(t, "kttarget", testenv.Work{Kind: "syscall-rounds", Count: calls})
 	again := tg
 	again.Target = c.Target()
 	again.Pod = "again"
@@ -454,8 +454,8 @@ func TestSyscallTopMemcg(t *testing.T) {
 	for _, mode := range syscallTopModes {
 		for _, filter := range []bool{false, true} {
 			t.Run(fmt.Sprintf("latency=%s/filter=%v", mode.latency, filter), func(t *testing.T) {
-				_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "syscalls", Count: calls})
-				in := ebpftest.StartInMountNamespace(t, "ktintruder", ebpftest.Work{Kind: "syscalls", Count: intruderCalls}, tp.PID())
+				_, tp, tg := target(t, "kttarget", testenv.Work{Kind: "syscalls", Count: calls})
+				in := testenv.StartInMountNamespace(t, "ktintruder", testenv.Work{Kind: "syscalls", Count: intruderCalls}, tp.PID())
 				res := traceWith(t, traceConfig{opts: func(o *Options) { o.MemcgFilter = filter }, allowMismatch: true},
 					HookSyscallTop, map[string]string{"interval": "0", "top": "50", "latency": mode.latency}, []Target{tg}, func() {
 						tp.Go(t)
@@ -495,15 +495,15 @@ func TestSyscallTopMemcg(t *testing.T) {
 }
 
 func TestRunqlat(t *testing.T) {
-	_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "spin", Count: 2})
-	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "spin", Count: 4}, 0)
+	_, tp, tg := target(t, "kttarget", testenv.Work{Kind: "spin", Count: 2})
+	op := testenv.Start(t, "ktoutsider", testenv.Work{Kind: "spin", Count: 4}, 0)
 	var switches uint64
 	res := trace(t, HookRunqlat, map[string]string{"interval": "500ms"}, []Target{tg}, func() {
-		s0 := ebpftest.SwitchCount(t, tp.PID())
+		s0 := testenv.SwitchCount(t, tp.PID())
 		tp.Go(t)
 		op.Go(t)
 		time.Sleep(2 * time.Second)
-		switches = ebpftest.SwitchCount(t, tp.PID()) - s0
+		switches = testenv.SwitchCount(t, tp.PID()) - s0
 	})
 	var total uint64
 	times := map[float64]bool{}
@@ -538,11 +538,11 @@ func TestRunqlat(t *testing.T) {
 }
 
 func TestOOMKill(t *testing.T) {
-	c, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "alloc"})
+	c, tp, tg := target(t, "kttarget", testenv.Work{Kind: "alloc"})
 	c.SetMemoryLimit(t, 64<<20)
 	// The outsider gets the same limit in a cgroup of its own.
-	oc := ebpftest.NewContainer(t)
-	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "alloc"}, 0)
+	oc := testenv.NewContainer(t)
+	op := testenv.Start(t, "ktoutsider", testenv.Work{Kind: "alloc"}, 0)
 	oc.Add(t, op.PID())
 	oc.SetMemoryLimit(t, 64<<20)
 	res := trace(t, HookOOMKill, nil, []Target{tg}, func() {
@@ -578,13 +578,13 @@ func TestOOMKill(t *testing.T) {
 // A target in the tracer's own mount namespace would scope nothing: Open
 // refuses it, and leaves nothing loaded.
 func TestOpenRefusesHostMountNamespace(t *testing.T) {
-	p := ebpftest.Start(t, "kthost", ebpftest.Work{Kind: "syscalls"}, 0)
+	p := testenv.Start(t, "kthost", testenv.Work{Kind: "syscalls"}, 0)
 	_, err := Open(Options{Hook: HookExec, Targets: []Target{{Target: wire.Target{Namespace: "a", Pod: "b", Container: "c"}, PIDs: []int{p.PID()}}}})
 	if err == nil || !strings.Contains(err.Error(), "mount namespace") {
 		t.Fatalf("Open error %v, want a refusal", err)
 	}
 	t.Log(err)
-	if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+	if left := testenv.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
 		t.Errorf("programs left: %v", left)
 	}
 }
@@ -593,11 +593,11 @@ func TestOpenRefusesHostMountNamespace(t *testing.T) {
 // namespace (nsenter) but stays outside its cgroup is counted and reported;
 // with MemcgFilter its events are dropped.
 func TestMemcgCrossCheck(t *testing.T) {
-	bin := ebpftest.CopyBinary(t, "/bin/true", "ktexec-child")
-	_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "exec", Path: bin, Args: []string{"target"}, Every: 20 * time.Millisecond})
+	bin := testenv.CopyBinary(t, "/bin/true", "ktexec-child")
+	_, tp, tg := target(t, "kttarget", testenv.Work{Kind: "exec", Path: bin, Args: []string{"target"}, Every: 20 * time.Millisecond})
 	for _, filter := range []bool{false, true} {
 		t.Run(fmt.Sprintf("filter=%v", filter), func(t *testing.T) {
-			in := ebpftest.StartInMountNamespace(t, "ktintruder", ebpftest.Work{Kind: "exec", Path: bin, Args: []string{"intruder"}, Every: 20 * time.Millisecond}, tp.PID())
+			in := testenv.StartInMountNamespace(t, "ktintruder", testenv.Work{Kind: "exec", Path: bin, Args: []string{"intruder"}, Every: 20 * time.Millisecond}, tp.PID())
 			res := traceWith(t, traceConfig{opts: func(o *Options) { o.MemcgFilter = filter }, allowMismatch: true},
 				HookExec, nil, []Target{tg}, func() {
 					if !filter {
@@ -632,8 +632,8 @@ func TestMemcgCrossCheck(t *testing.T) {
 // event or counted lost.
 func TestOpenThroughput(t *testing.T) {
 	const opens = 300000
-	path := ebpftest.CopyBinary(t, "/bin/true", "kt-open-fast")
-	_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "open", Paths: []string{path}, Count: opens})
+	path := testenv.CopyBinary(t, "/bin/true", "kt-open-fast")
+	_, tp, tg := target(t, "kttarget", testenv.Work{Kind: "open", Paths: []string{path}, Count: opens})
 	var took time.Duration
 	res := traceWith(t, traceConfig{allowLost: true}, HookOpen, nil, []Target{tg}, func() {
 		start := time.Now()
@@ -657,8 +657,8 @@ func TestOpenThroughput(t *testing.T) {
 // AllTasks (node-wide tracing): a process in no target's mount namespace
 // is traced as target 0, and the session takes no more targets.
 func TestAllTasks(t *testing.T) {
-	outside := ebpftest.CopyBinary(t, "/bin/true", "ktexec-all")
-	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "exec", Path: outside, Args: []string{"node"}, Every: 20 * time.Millisecond}, 0)
+	outside := testenv.CopyBinary(t, "/bin/true", "ktexec-all")
+	op := testenv.Start(t, "ktoutsider", testenv.Work{Kind: "exec", Path: outside, Args: []string{"node"}, Every: 20 * time.Millisecond}, 0)
 	node := Target{Target: wire.Target{Node: "n1"}}
 	var addErr error
 	res := traceWith(t, traceConfig{opts: func(o *Options) { o.AllTasks = true }}, HookExec, nil, []Target{node}, func() {
@@ -693,7 +693,7 @@ func TestAllTasks(t *testing.T) {
 	if _, err := Open(Options{Hook: HookExec, AllTasks: true, Targets: []Target{node, node}}); err == nil || !strings.Contains(err.Error(), "exactly one target") {
 		t.Errorf("Open with AllTasks and two targets: %v, want a refusal", err)
 	}
-	if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+	if left := testenv.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
 		t.Errorf("programs left: %v", left)
 	}
 }

@@ -21,15 +21,15 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
-	"github.com/ktrace-dev/kubectl-trace/hooks/tcpdump/tcpdumptest"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
+	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 )
 
 // ownNetns is the test process's network namespace at the start.
 var ownNetns string
 
 func TestMain(m *testing.M) {
-	tcpdumptest.MaybeRunPeer()
+	testenv.Main()
 	ownNetns, _ = os.Readlink("/proc/self/ns/net")
 	os.Exit(m.Run())
 }
@@ -64,7 +64,7 @@ func descriptor(t *testing.T) hooks.Descriptor {
 	return d
 }
 
-func peerTarget(p *tcpdumptest.Peer, pod string) Target {
+func peerTarget(p *testenv.Peer, pod string) Target {
 	return Target{Target: wire.Target{Node: "n1", Namespace: "ns", Pod: pod, Container: "app"}, PIDs: []int{p.PID()}}
 }
 
@@ -134,14 +134,14 @@ func (l *lockedBuffer) Bytes() []byte {
 // tcpdump runs in the target's network namespace: the thread that forked
 // it had entered it with setns, and the child inherited it.
 func TestTcpdumpStartsInTheTargetsNetns(t *testing.T) {
-	target := tcpdumptest.StartPeer(t, targetPort, "target-hello", 0)
+	target := testenv.StartPeer(t, targetPort, "target-hello", 0)
 	s, _ := open(t, hooks.OutputText, nil, peerTarget(target, "web"))
 	c := s.caps[0]
-	got, want := tcpdumptest.Netns(t, c.cmd.Process.Pid), tcpdumptest.Netns(t, target.PID())
+	got, want := testenv.Netns(t, c.cmd.Process.Pid), testenv.Netns(t, target.PID())
 	if got != want {
 		t.Errorf("tcpdump's netns %d, target's %d", got, want)
 	}
-	if own := tcpdumptest.Netns(t, os.Getpid()); own == got {
+	if own := testenv.Netns(t, os.Getpid()); own == got {
 		t.Errorf("tcpdump is in the test's own netns %d", own)
 	}
 	// No thread of this process stayed in the target's namespace, while
@@ -166,8 +166,8 @@ func TestTcpdumpStartsInTheTargetsNetns(t *testing.T) {
 // The pcap holds the target's connections and not the outsider's, which
 // does the same in another namespace; tcpdump -r reads it.
 func TestTcpdumpPcapIsScopedToTheTarget(t *testing.T) {
-	target := tcpdumptest.StartPeer(t, targetPort, "target-hello", 0)
-	outsider := tcpdumptest.StartPeer(t, outsiderPort, "outsider-hello", 0)
+	target := testenv.StartPeer(t, targetPort, "target-hello", 0)
+	outsider := testenv.StartPeer(t, outsiderPort, "outsider-hello", 0)
 	_ = outsider
 	s, l := open(t, hooks.OutputPCAP, nil, peerTarget(target, "web"))
 	data := captureRaw(t, s, 1500*time.Millisecond)
@@ -181,7 +181,7 @@ func TestTcpdumpPcapIsScopedToTheTarget(t *testing.T) {
 	if err := os.WriteFile(file, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	text := tcpdumptest.ReadPcap(t, file)
+	text := testenv.ReadPcap(t, file)
 	records := strings.Count(text, " IP 127.0.0.1.")
 	t.Logf("%d bytes of pcap, %d packets; logs:\n%s", len(data), records, l)
 	if !strings.Contains(text, fmt.Sprintf("> 127.0.0.1.%d: Flags [S]", targetPort)) || !strings.Contains(text, "target-hello") {
@@ -209,8 +209,8 @@ func TestTcpdumpPcapIsScopedToTheTarget(t *testing.T) {
 }
 
 func TestTcpdumpText(t *testing.T) {
-	target := tcpdumptest.StartPeer(t, targetPort, "target-hello", 0)
-	tcpdumptest.StartPeer(t, outsiderPort, "outsider-hello", 0)
+	target := testenv.StartPeer(t, targetPort, "target-hello", 0)
+	testenv.StartPeer(t, outsiderPort, "outsider-hello", 0)
 	s, _ := open(t, hooks.OutputText, map[string]string{"filter": fmt.Sprintf("tcp dst port %d", targetPort)}, peerTarget(target, "web"))
 	out := string(captureRaw(t, s, time.Second))
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
@@ -229,7 +229,7 @@ func TestTcpdumpText(t *testing.T) {
 }
 
 func TestTcpdumpJSON(t *testing.T) {
-	target := tcpdumptest.StartPeer(t, targetPort, "target-hello", 0)
+	target := testenv.StartPeer(t, targetPort, "target-hello", 0)
 	s, _ := open(t, hooks.OutputJSON, map[string]string{"filter": "tcp", "interface": "lo", "snaplen": "96"}, peerTarget(target, "web"))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -258,8 +258,8 @@ func TestTcpdumpJSON(t *testing.T) {
 
 // Several targets: one tcpdump each, text lines prefixed with the target.
 func TestTcpdumpTwoTargets(t *testing.T) {
-	a := tcpdumptest.StartPeer(t, targetPort, "a", 0)
-	b := tcpdumptest.StartPeer(t, outsiderPort, "b", 0)
+	a := testenv.StartPeer(t, targetPort, "a", 0)
+	b := testenv.StartPeer(t, outsiderPort, "b", 0)
 	s, l := open(t, hooks.OutputText, map[string]string{"filter": "tcp[tcpflags] & tcp-syn != 0"}, peerTarget(a, "a"), peerTarget(b, "b"))
 	out := string(captureRaw(t, s, time.Second))
 	count := map[string]int{}
@@ -282,8 +282,8 @@ func TestTcpdumpTwoTargets(t *testing.T) {
 }
 
 func TestTcpdumpOpenErrors(t *testing.T) {
-	target := tcpdumptest.StartPeer(t, targetPort, "x", 0)
-	other := tcpdumptest.StartPeer(t, outsiderPort, "y", 0)
+	target := testenv.StartPeer(t, targetPort, "x", 0)
+	other := testenv.StartPeer(t, outsiderPort, "y", 0)
 	tests := []struct {
 		name    string
 		output  string
@@ -324,7 +324,7 @@ func TestTcpdumpOpenErrors(t *testing.T) {
 // Close without a stream stops tcpdump even when its output filled the
 // pipe, and leaves no process.
 func TestTcpdumpCloseWithoutStream(t *testing.T) {
-	target := tcpdumptest.StartPeer(t, targetPort, strings.Repeat("z", 60000), 0)
+	target := testenv.StartPeer(t, targetPort, strings.Repeat("z", 60000), 0)
 	s, _ := open(t, hooks.OutputPCAP, nil, peerTarget(target, "web"))
 	time.Sleep(1500 * time.Millisecond) // more than a pipe's 64 KiB
 	start := time.Now()
@@ -345,7 +345,7 @@ func TestTcpdumpCloseWithoutStream(t *testing.T) {
 
 // tcpdump that dies while streaming ends the stream with its error.
 func TestTcpdumpDiesWhileStreaming(t *testing.T) {
-	target := tcpdumptest.StartPeer(t, targetPort, "x", 0)
+	target := testenv.StartPeer(t, targetPort, "x", 0)
 	s, _ := open(t, hooks.OutputText, nil, peerTarget(target, "web"))
 	go func() {
 		time.Sleep(300 * time.Millisecond)

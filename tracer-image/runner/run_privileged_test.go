@@ -17,8 +17,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,176 +24,19 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/ktrace-dev/kubectl-trace/hooks"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
+	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 )
 
-// fakeContainer is a cgroup in every hierarchy of the node whose leaf is
-// named by a fake container id, the way a runtime's cgroupfs driver lays
-// out a container; it sits below the test process's own cgroups.
-type fakeContainer struct {
-	id   string
-	dirs []string // leaf directories, one per hierarchy
-	tops []string // the ktrace-test-* parents, removed after the leaves
-}
+func init() { testenv.Main() }
 
-func newFakeContainer(t *testing.T) *fakeContainer {
+// startLoop starts a copy of /bin/sh named name (so comm is name) that
+// waits for Go, then forks and execs children forever.
+func startLoop(t *testing.T, name string, cloneflags uintptr) *testenv.Proc {
 	t.Helper()
-	b := make([]byte, 32)
-	rand.Read(b)
-	c := &fakeContainer{id: hex.EncodeToString(b)}
-	mounts, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	own, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.remove(t))
-	top := "ktrace-test-" + c.id[:8]
-	for _, line := range strings.Split(strings.TrimSpace(string(own)), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		mnt := cgroupMount(string(mounts), parts[1])
-		if mnt == "" {
-			t.Fatalf("no mount for cgroup hierarchy %q of /proc/self/cgroup", line)
-		}
-		parent := filepath.Join(mnt, parts[2], top)
-		leaf := filepath.Join(parent, c.id)
-		for _, d := range []string{parent, leaf} {
-			if err := os.Mkdir(d, 0o755); err != nil {
-				t.Fatalf("making cgroup: %v", err)
-			}
-			if strings.Contains(","+parts[1]+",", ",cpuset,") {
-				// A v1 cpuset cgroup takes no process before it has cpus
-				// and mems: copy the parent's.
-				for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-					v, err := os.ReadFile(filepath.Join(filepath.Dir(d), f))
-					if err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(filepath.Join(d, f), v, 0); err != nil {
-						t.Fatalf("setting %s of %s: %v", f, d, err)
-					}
-				}
-			}
-		}
-		c.tops = append(c.tops, parent)
-		c.dirs = append(c.dirs, leaf)
-	}
-	t.Logf("fake container %s in %d hierarchies, e.g. %s", c.id, len(c.dirs), c.dirs[0])
-	return c
+	return testenv.StartShell(t, name, "read x; while :; do /bin/true; sleep 0.02; done", cloneflags)
 }
-
-// cgroupMount returns the mount point of the hierarchy with the given
-// controllers ("" is cgroup v2).
-func cgroupMount(mounts, controllers string) string {
-	for _, line := range strings.Split(mounts, "\n") {
-		f := strings.Fields(line)
-		if len(f) < 4 {
-			continue
-		}
-		if controllers == "" {
-			if f[2] == "cgroup2" {
-				return f[1]
-			}
-			continue
-		}
-		if f[2] != "cgroup" {
-			continue
-		}
-		opts := ","
-		for _, o := range strings.Split(f[3], ",") {
-			opts += o + ","
-		}
-		all := true
-		for _, c := range strings.Split(controllers, ",") {
-			all = all && strings.Contains(opts, ","+c+",")
-		}
-		if all {
-			return f[1]
-		}
-	}
-	return ""
-}
-
-// add moves a process into the container's cgroups.
-func (c *fakeContainer) add(t *testing.T, pid int) {
-	t.Helper()
-	for _, d := range c.dirs {
-		if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
-			t.Fatalf("moving pid %d into %s: %v", pid, d, err)
-		}
-	}
-}
-
-func (c *fakeContainer) remove(t *testing.T) func() {
-	return func() {
-		for _, dirs := range [][]string{c.dirs, c.tops} {
-			for _, d := range dirs {
-				var err error
-				for i := 0; i < 100; i++ {
-					if err = unix.Rmdir(d); err == nil || errors.Is(err, unix.ENOENT) {
-						err = nil
-						break
-					}
-					time.Sleep(20 * time.Millisecond) // processes still exiting
-				}
-				if err != nil {
-					t.Errorf("removing cgroup %s: %v", d, err)
-				}
-			}
-		}
-	}
-}
-
-// loop is a copy of /bin/sh named name (so comm is name) that waits for a
-// line on stdin, then forks and execs children forever. It runs in its own
-// process group, killed at cleanup.
-type loop struct {
-	cmd *exec.Cmd
-	go_ io.WriteCloser
-}
-
-func startLoop(t *testing.T, name string, cloneflags uintptr) *loop {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), name)
-	src, err := os.ReadFile("/bin/sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, src, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", "read x; while :; do /bin/true; sleep 0.02; done")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Cloneflags: cloneflags}
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-	})
-	return &loop{cmd: cmd, go_: in}
-}
-
-func (l *loop) start(t *testing.T) {
-	t.Helper()
-	if _, err := l.go_.Write([]byte("go\n")); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (l *loop) pid() int { return l.cmd.Process.Pid }
 
 // session runs Run with the plugin's part played by the test: wait for
 // "ready", send the go byte, call during() while streaming, close stdin.
@@ -271,26 +112,6 @@ func parseText(t *testing.T, out string) []tracedLine {
 	return lines
 }
 
-func instancesLeft(t *testing.T, prefix string) []string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := unix.Mount("nodev", dir, "tracefs", 0, ""); err != nil {
-		t.Fatalf("mounting tracefs: %v", err)
-	}
-	defer unix.Unmount(dir, unix.MNT_DETACH)
-	entries, err := os.ReadDir(filepath.Join(dir, "instances"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), prefix) {
-			out = append(out, e.Name())
-		}
-	}
-	return out
-}
-
 func privRequest(output, containerID string) wire.Request {
 	return wire.Request{
 		Version:   wire.ProtocolVersion,
@@ -306,16 +127,16 @@ func privRequest(output, containerID string) wire.Request {
 // mount and network namespaces, an outsider doing the same work outside, a
 // process that joins the container later (kubectl exec).
 func TestRunTracesContainer(t *testing.T) {
-	c := newFakeContainer(t)
+	c := testenv.NewContainer(t)
 	target := startLoop(t, "kttarget", syscall.CLONE_NEWNS|syscall.CLONE_NEWNET)
-	c.add(t, target.pid())
-	target.start(t)
+	c.Add(t, target.PID())
+	target.Go(t)
 	outsider := startLoop(t, "ktoutsider", 0)
-	outsider.start(t)
+	outsider.Go(t)
 	late := startLoop(t, "ktexec", 0)
 
 	ownNS, _ := os.Readlink("/proc/self/ns/mnt")
-	targetNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", target.pid()))
+	targetNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", target.PID()))
 	if ownNS == targetNS {
 		t.Fatalf("target shares the test's mount namespace %s", ownNS)
 	}
@@ -323,7 +144,7 @@ func TestRunTracesContainer(t *testing.T) {
 	// JSON first: the text session adds a process to the container.
 	for _, output := range []string{hooks.OutputJSON, hooks.OutputText} {
 		t.Run(output, func(t *testing.T) {
-			req := privRequest(output, "containerd://"+c.id)
+			req := privRequest(output, "containerd://"+c.ID)
 			rec := &recordingAttacher{}
 			s := runSession(t, req, Config{RefreshInterval: 200 * time.Millisecond, Attachers: map[string]Attacher{hooks.KindFtrace: rec}}, func() {
 				time.Sleep(time.Second)
@@ -331,9 +152,9 @@ func TestRunTracesContainer(t *testing.T) {
 					// Joins the container, not as a child of a traced task
 					// (kubectl exec). It starts its loop once the refresh
 					// has found it, so that each of its forks is seen.
-					c.add(t, late.pid())
+					c.Add(t, late.PID())
 					time.Sleep(600 * time.Millisecond)
-					late.start(t)
+					late.Go(t)
 				}
 				time.Sleep(time.Second)
 			})
@@ -351,7 +172,7 @@ func TestRunTracesContainer(t *testing.T) {
 			rec.mu.Lock()
 			joined := rec.added
 			rec.mu.Unlock()
-			checkTrace(t, lines, statuses, target.pid(), outsider.pid(), joined)
+			checkTrace(t, lines, statuses, target.PID(), outsider.PID(), joined)
 			if output == hooks.OutputText {
 				seen := false
 				for _, l := range lines {
@@ -361,7 +182,7 @@ func TestRunTracesContainer(t *testing.T) {
 					t.Error("the process that joined the container later was not traced")
 				}
 			}
-			if left := instancesLeft(t, "kubectl-trace-"+req.SessionID+"-"); len(left) != 0 {
+			if left := testenv.Instances(t, "kubectl-trace-"+req.SessionID+"-"); len(left) != 0 {
 				t.Errorf("instances left: %v", left)
 			}
 		})
@@ -502,7 +323,7 @@ func TestRunUnknownContainer(t *testing.T) {
 	if stdout.String() != "" {
 		t.Errorf("stdout %q, want nothing", stdout.String())
 	}
-	if left := instancesLeft(t, "kubectl-trace-"+req.SessionID+"-"); len(left) != 0 {
+	if left := testenv.Instances(t, "kubectl-trace-"+req.SessionID+"-"); len(left) != 0 {
 		t.Errorf("instances left: %v", left)
 	}
 }
@@ -510,10 +331,10 @@ func TestRunUnknownContainer(t *testing.T) {
 // A setup error inside the hook (after its instance was made) surfaces
 // before ready and leaves no instance.
 func TestRunAttachErrorLeavesNoInstance(t *testing.T) {
-	c := newFakeContainer(t)
+	c := testenv.NewContainer(t)
 	target := startLoop(t, "kttarget", 0)
-	c.add(t, target.pid())
-	req := privRequest(hooks.OutputText, "containerd://"+c.id)
+	c.Add(t, target.PID())
+	req := privRequest(hooks.OutputText, "containerd://"+c.ID)
 	var stdout, stderr syncBuffer
 	err := Run(context.Background(), req, Config{
 		Stdin: strings.NewReader("g"), Stdout: &stdout, Stderr: &stderr,
@@ -529,7 +350,7 @@ func TestRunAttachErrorLeavesNoInstance(t *testing.T) {
 	if k := kinds(parseStatuses(t, stderr.String())); strings.Join(k, ",") != "resolved,error" {
 		t.Errorf("status kinds %v, want resolved, error", k)
 	}
-	if left := instancesLeft(t, "kubectl-trace-"+req.SessionID+"-"); len(left) != 0 {
+	if left := testenv.Instances(t, "kubectl-trace-"+req.SessionID+"-"); len(left) != 0 {
 		t.Errorf("instances left: %v", left)
 	}
 }

@@ -1,12 +1,6 @@
 //go:build linux
 
-// Package tcpdumptest starts network peers for the tcpdump hook's
-// privileged tests: processes, each in a network namespace of its own,
-// that connect over loopback to a port of their own every few
-// milliseconds and send a payload, so that a capture shows whose traffic
-// it holds. A peer is the test binary itself, started again; the test's
-// TestMain calls MaybeRunPeer first.
-package tcpdumptest
+package testenv
 
 import (
 	"bufio"
@@ -25,87 +19,14 @@ import (
 )
 
 const (
-	envPort    = "KTRACE_TCPDUMPTEST_PORT"
-	envPayload = "KTRACE_TCPDUMPTEST_PAYLOAD"
+	rolePeer   = "peer"
+	envPort    = "KTRACE_TESTENV_PORT"
+	envPayload = "KTRACE_TESTENV_PAYLOAD"
 )
 
-// MaybeRunPeer runs the peer and exits when this process was started as
-// one (by StartPeer); otherwise it returns at once.
-func MaybeRunPeer() {
-	port := os.Getenv(envPort)
-	if port == "" {
-		return
-	}
-	if err := runPeer(port, os.Getenv(envPayload)); err != nil {
-		fmt.Fprintln(os.Stderr, "peer:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
-
-// runPeer brings loopback up (a new namespace has it down), listens on
-// 127.0.0.1:port, says "ready" on stdout, then connects and sends payload
-// every 20 ms until stdin ends.
-func runPeer(port, payload string) error {
-	if err := loopbackUp(); err != nil {
-		return fmt.Errorf("bringing lo up: %w", err)
-	}
-	addr := net.JoinHostPort("127.0.0.1", port)
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				_, _ = io.Copy(io.Discard, c)
-				c.Close()
-			}()
-		}
-	}()
-	fmt.Println("ready")
-	stop := make(chan struct{})
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		close(stop)
-	}()
-	for {
-		select {
-		case <-stop:
-			return nil
-		case <-time.After(20 * time.Millisecond):
-		}
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			return err
-		}
-		_, _ = c.Write([]byte(payload))
-		c.Close()
-	}
-}
-
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return err
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
-}
-
-// Peer is a running peer.
+// Peer is a network peer: a process in a network namespace of its own
+// that connects over loopback to a port of its own every 20 ms and sends
+// a payload, so that a capture shows whose traffic it holds.
 type Peer struct {
 	Cmd     *exec.Cmd
 	Port    int
@@ -124,7 +45,7 @@ func StartPeer(t testing.TB, port int, payload string, cloneflags uintptr) *Peer
 		t.Fatal(err)
 	}
 	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), envPort+"="+strconv.Itoa(port), envPayload+"="+payload)
+	cmd.Env = append(os.Environ(), roleEnv+"="+rolePeer, envPort+"="+strconv.Itoa(port), envPayload+"="+payload)
 	// No Pdeathsig: it follows the thread that forks, and a test's thread
 	// may end (a goroutine that locked it ended) long before the test.
 	// The peer ends when its stdin does, so at the latest with the test.
@@ -160,6 +81,52 @@ func StartPeer(t testing.TB, port int, payload string, cloneflags uintptr) *Peer
 		t.Fatalf("peer on port %d did not start: %q, %v", port, line, err)
 	}
 	return &Peer{Cmd: cmd, Port: port, Payload: payload}
+}
+
+// peerMain brings loopback up, listens on 127.0.0.1:port, says "ready" on
+// stdout, then connects and sends the payload every 20 ms until stdin
+// ends.
+func peerMain() error {
+	if err := loopbackUp(); err != nil {
+		return err
+	}
+	addr := net.JoinHostPort("127.0.0.1", os.Getenv(envPort))
+	payload := os.Getenv(envPayload)
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				_, _ = io.Copy(io.Discard, c)
+				c.Close()
+			}()
+		}
+	}()
+	fmt.Println("ready")
+	stop := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		close(stop)
+	}()
+	for {
+		select {
+		case <-stop:
+			return nil
+		case <-time.After(20 * time.Millisecond):
+		}
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		_, _ = c.Write([]byte(payload))
+		c.Close()
+	}
 }
 
 // Netns returns the inode of a process's network namespace.
