@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 )
@@ -49,7 +51,26 @@ func startLoop(t *testing.T, name, script string) *testenv.Proc {
 	return testenv.StartShell(t, name, script, 0)
 }
 
-var schedEvents = func() []string { d, _ := hooks.Lookup("sched"); return d.Events }()
+var sched = func() hooks.Descriptor { d, _ := hooks.Lookup("sched"); return d }()
+
+// schedAttachment is what the runner attaches the sched hook with, for
+// targets that are threads only.
+func schedAttachment(session string, fields bool, tids ...[]int) attach.Attachment {
+	a := attach.Attachment{Request: wire.Request{SessionID: session}, Hook: sched, Fields: fields}
+	for _, t := range tids {
+		a.Targets = append(a.Targets, attach.Target{TIDs: t})
+	}
+	return a
+}
+
+// emitter is a Sink of events only.
+type emitter func(ev *wire.Event, details string) error
+
+func (e emitter) Emit(ev *wire.Event, details string) error { return e(ev, details) }
+func (e emitter) Raw(int) io.Writer                         { panic("ftrace writes events") }
+
+// drop is a Sink that keeps nothing.
+var drop = emitter(func(*wire.Event, string) error { return nil })
 
 // collector gathers emitted events.
 type collector struct {
@@ -75,7 +96,7 @@ func (c *collector) comms() map[string]int {
 }
 
 // A session traces its target and the target's children, never an
-// outsider doing the same work; a process added later with AddPIDs is
+// outsider doing the same work; a process added later with AddThreads is
 // traced from then on; ending the context drains and the instance is gone.
 func TestSessionTracesTarget(t *testing.T) {
 	const loop = "while :; do /bin/true; sleep 0.02; done"
@@ -84,12 +105,9 @@ func TestSessionTracesTarget(t *testing.T) {
 	session := fmt.Sprintf("ftrace-test-%d", time.Now().UnixNano())
 	// Open before the test mounts its tracefs: where none is mounted, the
 	// session mounts its own (and must unmount it).
-	s, err := Open(Options{
-		SessionID: session,
-		Events:    schedEvents,
-		Targets:   []Target{{Target: wire.Target{Node: "n1", Namespace: "ns", Pod: "p", Container: "c"}, TIDs: testenv.Tasks(t, target.PID())}},
-		Fields:    true,
-	})
+	a := schedAttachment(session, true, testenv.Tasks(t, target.PID()))
+	a.Targets[0].Target = wire.Target{Node: "n1", Namespace: "ns", Pod: "p", Container: "c"}
+	s, err := Runtime{}.open(a)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -103,12 +121,12 @@ func TestSessionTracesTarget(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var c collector
 	done := make(chan error, 1)
-	go func() { done <- s.Stream(ctx, c.emit) }()
+	go func() { done <- s.Stream(ctx, emitter(c.emit)) }()
 
 	time.Sleep(700 * time.Millisecond)
 	late := startLoop(t, "ktflate", loop)
-	if err := s.AddPIDs(0, testenv.Tasks(t, late.PID())); err != nil {
-		t.Fatalf("AddPIDs: %v", err)
+	if err := s.AddThreads(0, testenv.Tasks(t, late.PID())); err != nil {
+		t.Fatalf("AddThreads: %v", err)
 	}
 	time.Sleep(700 * time.Millisecond)
 	cancel()
@@ -160,13 +178,12 @@ func TestSessionCloseUnblocksStream(t *testing.T) {
 	tracefs := testenv.Tracefs(t)
 	idle := startLoop(t, "ktfidle", "sleep 60") // blocks: no events
 	session := fmt.Sprintf("ftrace-close-%d", time.Now().UnixNano())
-	s, err := Open(Options{SessionID: session, Events: schedEvents, Tracefs: tracefs,
-		Targets: []Target{{TIDs: testenv.Tasks(t, idle.PID())}}})
+	s, err := Runtime{Tracefs: tracefs}.open(schedAttachment(session, false, testenv.Tasks(t, idle.PID())))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- s.Stream(context.Background(), func(*wire.Event, string) error { return nil }) }()
+	go func() { done <- s.Stream(context.Background(), drop) }()
 	time.Sleep(300 * time.Millisecond)
 	start := time.Now()
 	if err := s.Close(); err != nil {
@@ -192,15 +209,14 @@ func TestSessionContextUnblocksStream(t *testing.T) {
 	tracefs := testenv.Tracefs(t)
 	idle := startLoop(t, "ktfidle", "sleep 60")
 	session := fmt.Sprintf("ftrace-ctx-%d", time.Now().UnixNano())
-	s, err := Open(Options{SessionID: session, Events: schedEvents, Tracefs: tracefs,
-		Targets: []Target{{TIDs: testenv.Tasks(t, idle.PID())}}})
+	s, err := Runtime{Tracefs: tracefs}.open(schedAttachment(session, false, testenv.Tasks(t, idle.PID())))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	defer s.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Stream(ctx, func(*wire.Event, string) error { return nil }) }()
+	go func() { done <- s.Stream(ctx, drop) }()
 	time.Sleep(300 * time.Millisecond)
 	start := time.Now()
 	cancel()
@@ -223,11 +239,9 @@ func TestSessionContextUnblocksStream(t *testing.T) {
 func TestOpenErrorLeavesNoInstance(t *testing.T) {
 	tracefs := testenv.Tracefs(t)
 	session := fmt.Sprintf("ftrace-bad-%d", time.Now().UnixNano())
-	_, err := Open(Options{
-		SessionID: session,
-		Events:    []string{"sched:sched_switch", "sched:no_such_event"},
-		Targets:   []Target{{TIDs: []int{os.Getpid()}}},
-	})
+	a := schedAttachment(session, false, []int{os.Getpid()})
+	a.Hook.Events = []string{"sched:sched_switch", "sched:no_such_event"}
+	_, err := Runtime{}.open(a)
 	if err == nil || !strings.Contains(err.Error(), `enabling event "sched:no_such_event"`) {
 		t.Fatalf("Open error %v, want one about the missing event", err)
 	}
@@ -265,8 +279,7 @@ func TestOpenRemovesStaleInstances(t *testing.T) {
 			unix.Rmdir(filepath.Join(tracefs, "instances", name))
 		}
 	}()
-	s, err := Open(Options{SessionID: "stale-test", Events: schedEvents, Tracefs: tracefs,
-		Targets: []Target{{TIDs: []int{os.Getpid()}}}})
+	s, err := Runtime{Tracefs: tracefs}.open(schedAttachment("stale-test", false, []int{os.Getpid()}))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -292,8 +305,7 @@ func TestSessionSurvivesUnmount(t *testing.T) {
 	}
 	loop := startLoop(t, "ktfumount", "while :; do /bin/true; sleep 0.02; done")
 	session := fmt.Sprintf("ftrace-umount-%d", time.Now().UnixNano())
-	s, err := Open(Options{SessionID: session, Events: schedEvents, Tracefs: found,
-		Targets: []Target{{TIDs: testenv.Tasks(t, loop.PID())}}})
+	s, err := Runtime{Tracefs: found}.open(schedAttachment(session, false, testenv.Tasks(t, loop.PID())))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -304,7 +316,7 @@ func TestSessionSurvivesUnmount(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	var c collector
-	if err := s.Stream(ctx, c.emit); err != nil {
+	if err := s.Stream(ctx, emitter(c.emit)); err != nil {
 		t.Fatalf("Stream: %v", err)
 	}
 	if err := s.Close(); err != nil {

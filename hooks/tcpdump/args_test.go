@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -176,4 +177,26 @@ func (c *countingReader) Read(p []byte) (int, error) {
 		c.eof = true
 	}
 	return n, err
+}
+
+// A JSON event's text is the line text output shows: tcpdump's default
+// timestamp, the time of day to the microsecond, and the rest as it is.
+func TestTextLine(t *testing.T) {
+	berlin := time.FixedZone("CET", 3600)
+	for _, tt := range []struct {
+		line string
+		loc  *time.Location
+		want string
+	}{
+		{"1764683712.012345 IP 10.0.0.1.8080 > 10.0.0.2.53124: Flags [S.], length 0\n", time.UTC,
+			"13:55:12.012345 IP 10.0.0.1.8080 > 10.0.0.2.53124: Flags [S.], length 0"},
+		{"1764683712.012345 lo In  IP 127.0.0.1.7101 > 127.0.0.1.41234: Flags [P.]", berlin,
+			"14:55:12.012345 lo In  IP 127.0.0.1.7101 > 127.0.0.1.41234: Flags [P.]"},
+		{"no timestamp here\n", time.UTC, "no timestamp here"},
+		{"1764683712 IP x", time.UTC, "1764683712 IP x"},
+	} {
+		if got := textLine([]byte(tt.line), tt.loc); got != tt.want {
+			t.Errorf("textLine(%q) = %q, want %q", tt.line, got, tt.want)
+		}
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 )
@@ -64,11 +66,11 @@ func descriptor(t *testing.T) hooks.Descriptor {
 	return d
 }
 
-func peerTarget(p *testenv.Peer, pod string) Target {
-	return Target{Target: wire.Target{Node: "n1", Namespace: "ns", Pod: pod, Container: "app"}, PIDs: []int{p.PID()}}
+func peerTarget(p *testenv.Peer, pod string) attach.Target {
+	return attach.Target{Target: wire.Target{Node: "n1", Namespace: "ns", Pod: pod, Container: "app"}, PIDs: []int{p.PID()}}
 }
 
-// logs collects Options.Log and Options.Warn.
+// logs collects Attachment.Log and Attachment.Warn.
 type logs struct {
 	mu    sync.Mutex
 	lines []string
@@ -86,17 +88,44 @@ func (l *logs) String() string {
 	return strings.Join(l.lines, "\n")
 }
 
-func open(t *testing.T, output string, args map[string]string, targets ...Target) (*Session, *logs) {
+func open(t *testing.T, output string, args map[string]string, targets ...attach.Target) (*Session, *logs) {
 	t.Helper()
 	l := &logs{}
-	s, err := Open(context.Background(), Options{Output: output, Args: args, Hook: descriptor(t), Targets: targets,
-		Log: l.add, Warn: func(m string) { l.add("WARN " + m) }})
+	s, err := openWith(t, output, args, targets, l)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s, l
 }
+
+// openWith opens a session as the runner does: the arguments checked
+// against the descriptor and with its defaults first.
+func openWith(t *testing.T, output string, args map[string]string, targets []attach.Target, l *logs) (*Session, error) {
+	t.Helper()
+	d := descriptor(t)
+	resolved, err := d.ResolveArgs(args)
+	if err != nil {
+		return nil, err
+	}
+	a := attach.Attachment{Request: wire.Request{Output: output}, Hook: d, Args: resolved, Targets: targets}
+	if l != nil {
+		a.Log, a.Warn = l.add, func(m string) { l.add("WARN " + m) }
+	}
+	return Runtime{}.open(context.Background(), a)
+}
+
+// rawTo is a Sink of bytes only, all to w.
+type rawTo struct{ w io.Writer }
+
+func (r rawTo) Emit(*wire.Event, string) error { panic("text and pcap are bytes") }
+func (r rawTo) Raw(int) io.Writer              { return r.w }
+
+// emitter is a Sink of events only.
+type emitter func(ev *wire.Event, details string) error
+
+func (e emitter) Emit(ev *wire.Event, details string) error { return e(ev, details) }
+func (e emitter) Raw(int) io.Writer                         { panic("json is events") }
 
 // captureRaw streams for d and returns what was written.
 func captureRaw(t *testing.T, s *Session, d time.Duration) []byte {
@@ -105,8 +134,8 @@ func captureRaw(t *testing.T, s *Session, d time.Duration) []byte {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	start := time.Now()
-	if err := s.StreamRaw(ctx, &buf); err != nil {
-		t.Fatalf("StreamRaw: %v", err)
+	if err := s.Stream(ctx, rawTo{&buf}); err != nil {
+		t.Fatalf("Stream: %v", err)
 	}
 	if took := time.Since(start) - d; took > 2*time.Second {
 		t.Errorf("tcpdump took %s to stop after SIGINT", took)
@@ -234,11 +263,11 @@ func TestTcpdumpJSON(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	var events []wire.Event
-	err := s.Stream(ctx, func(ev *wire.Event, details string) error {
+	err := s.Stream(ctx, emitter(func(ev *wire.Event, details string) error {
 		e := *ev
 		events = append(events, e)
 		return nil
-	})
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +317,7 @@ func TestTcpdumpOpenErrors(t *testing.T) {
 		name    string
 		output  string
 		args    map[string]string
-		targets []Target
+		targets []attach.Target
 		wantErr string
 	}{
 		{name: "bad filter", output: hooks.OutputPCAP, args: map[string]string{"filter": "tcp port eighty"},
@@ -297,18 +326,18 @@ func TestTcpdumpOpenErrors(t *testing.T) {
 			wantErr: "cannot start with '-'"},
 		{name: "no such interface in the target's namespace", output: hooks.OutputText, args: map[string]string{"interface": "eth0"},
 			wantErr: "eth0"},
-		{name: "pcap with two targets", output: hooks.OutputPCAP, targets: []Target{peerTarget(target, "a"), peerTarget(other, "b")},
+		{name: "pcap with two targets", output: hooks.OutputPCAP, targets: []attach.Target{peerTarget(target, "a"), peerTarget(other, "b")},
 			wantErr: "pcap output to stdout takes one target, not 2"},
-		{name: "target gone", output: hooks.OutputText, targets: []Target{{Target: wire.Target{Namespace: "ns", Pod: "gone", Container: "app"}, PIDs: []int{1 << 30}}},
+		{name: "target gone", output: hooks.OutputText, targets: []attach.Target{{Target: wire.Target{Namespace: "ns", Pod: "gone", Container: "app"}, PIDs: []int{1 << 30}}},
 			wantErr: "no such file or directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			targets := tt.targets
 			if targets == nil {
-				targets = []Target{peerTarget(target, "web")}
+				targets = []attach.Target{peerTarget(target, "web")}
 			}
-			s, err := Open(context.Background(), Options{Output: tt.output, Args: tt.args, Hook: descriptor(t), Targets: targets})
+			s, err := openWith(t, tt.output, tt.args, targets, nil)
 			if err == nil {
 				s.Close()
 				t.Fatalf("Open succeeded")
@@ -353,19 +382,19 @@ func TestTcpdumpDiesWhileStreaming(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := s.StreamRaw(ctx, &lockedBuffer{})
+	err := s.Stream(ctx, rawTo{&lockedBuffer{}})
 	if err == nil || !strings.Contains(err.Error(), "tcpdump for ns/web/app ended (signal: killed)") {
-		t.Fatalf("StreamRaw error %v", err)
+		t.Fatalf("Stream error %v", err)
 	}
 	if ctx.Err() != nil {
-		t.Error("StreamRaw waited for the context")
+		t.Error("Stream waited for the context")
 	}
 }
 
 // A target in the node's network namespace (hostNetwork) is captured with
 // a warning, which waits for the stream like tcpdump's own lines.
 func TestTcpdumpHostNetworkWarns(t *testing.T) {
-	host := Target{Target: wire.Target{Namespace: "kube-system", Pod: "agent", Container: "app"}, PIDs: []int{os.Getpid()}}
+	host := attach.Target{Target: wire.Target{Namespace: "kube-system", Pod: "agent", Container: "app"}, PIDs: []int{os.Getpid()}}
 	s, l := open(t, hooks.OutputText, map[string]string{"interface": "lo", "filter": "tcp port 1"}, host)
 	if got := l.String(); got != "" {
 		t.Errorf("logged before the stream started:\n%s", got)

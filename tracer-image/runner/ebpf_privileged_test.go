@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
+	"github.com/ktrace-dev/kubectl-trace/hooks/ebpf"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 )
@@ -59,7 +61,7 @@ func ebpfRunRefresh(t *testing.T, req wire.Request, refresh time.Duration, durin
 	stdinR, stdinW := io.Pipe()
 	cfg := Config{
 		Stdin: stdinR, Stdout: &stdout, Stderr: &stderr,
-		Attachers:       map[string]Attacher{hooks.KindEBPF: ebpfAttacher()},
+		Runtimes:        map[string]attach.Runtime{hooks.KindEBPF: ebpf.Runtime{}},
 		RefreshInterval: refresh,
 	}
 	done := make(chan error, 1)

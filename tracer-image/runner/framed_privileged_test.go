@@ -17,6 +17,10 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
+	"github.com/ktrace-dev/kubectl-trace/hooks/ebpf"
+	"github.com/ktrace-dev/kubectl-trace/hooks/ftrace"
+	"github.com/ktrace-dev/kubectl-trace/hooks/tcpdump"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 )
@@ -150,7 +154,7 @@ func TestRunFramedFtraceSched(t *testing.T) {
 	req := privRequest(hooks.OutputText, "containerd://"+cs[0].ID)
 	req.Framed = true
 	req.Targets = []wire.Target{fakeTarget(cs[0], 0), fakeTarget(cs[1], 1)}
-	r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Attachers: map[string]Attacher{hooks.KindFtrace: FtraceAttacher{}}})
+	r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Runtimes: map[string]attach.Runtime{hooks.KindFtrace: ftrace.Runtime{}}})
 	for _, l := range loops {
 		l.Go(t)
 	}
@@ -236,7 +240,7 @@ func TestRunFramedEBPFExec(t *testing.T) {
 	}
 	req := ebpfRequest("exec", hooks.OutputJSON, nil, cs[0].Target(), cs[1].Target())
 	req.Framed = true
-	r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Attachers: map[string]Attacher{hooks.KindEBPF: ebpfAttacher()}})
+	r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Runtimes: map[string]attach.Runtime{hooks.KindEBPF: ebpf.Runtime{}}})
 	for _, p := range procs {
 		p.Go(t)
 	}
@@ -302,13 +306,13 @@ func TestRunFramedTcpdump(t *testing.T) {
 		c.Add(t, p.PID())
 		cs = append(cs, c)
 	}
-	attachers := map[string]Attacher{hooks.KindTcpdump: TcpdumpAttacher{}}
+	attachers := map[string]attach.Runtime{hooks.KindTcpdump: tcpdump.Runtime{}}
 
 	t.Run("text", func(t *testing.T) {
 		req := tcpdumpRequest(hooks.OutputText, "", map[string]string{"filter": "tcp[tcpflags] & tcp-syn != 0"})
 		req.Framed = true
 		req.Targets = []wire.Target{fakeTarget(cs[0], 0), fakeTarget(cs[1], 1)}
-		r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Attachers: attachers})
+		r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Runtimes: attachers})
 		time.Sleep(700 * time.Millisecond)
 		r.control(wire.Control{Add: ptr(fakeTarget(cs[2], 2))})
 		r.wait("target-added 2", addedIndex(2))
@@ -345,7 +349,7 @@ func TestRunFramedTcpdump(t *testing.T) {
 		req := tcpdumpRequest(hooks.OutputPCAP, "", nil)
 		req.Framed = true
 		req.Targets = []wire.Target{fakeTarget(cs[0], 0), fakeTarget(cs[1], 1)}
-		r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Attachers: attachers})
+		r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Runtimes: attachers})
 		time.Sleep(1500 * time.Millisecond)
 		out, _ := r.endFrames(false)
 		for idx := range 2 {
@@ -378,7 +382,7 @@ func TestRunFramedEBPFSyscallTopAdd(t *testing.T) {
 	}
 	req := ebpfRequest("syscall-top", hooks.OutputText, map[string]string{"interval": "300ms", "top": "5"}, cs[0].Target())
 	req.Framed = true
-	r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Attachers: map[string]Attacher{hooks.KindEBPF: ebpfAttacher()}})
+	r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Runtimes: map[string]attach.Runtime{hooks.KindEBPF: ebpf.Runtime{}}})
 	r.control(wire.Control{Add: ptr(cs[1].Target())})
 	r.wait("target-added 1", addedIndex(1))
 	for _, p := range procs {

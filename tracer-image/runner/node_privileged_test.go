@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
+	"github.com/ktrace-dev/kubectl-trace/hooks/ebpf"
+	"github.com/ktrace-dev/kubectl-trace/hooks/ftrace"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 )
@@ -37,12 +40,12 @@ func nodeWorkloads(t *testing.T, bin string) (procs []*testenv.Proc, names []str
 	return append(procs, host), append(names, "ktnodehost")
 }
 
-// nodeRun is ebpfRun with the attachers given.
-func nodeRun(t *testing.T, req wire.Request, attachers map[string]Attacher, during func()) (string, []wire.Status, error) {
+// nodeRun is ebpfRun with the runtimes given.
+func nodeRun(t *testing.T, req wire.Request, runtimes map[string]attach.Runtime, during func()) (string, []wire.Status, error) {
 	t.Helper()
 	var stdout, stderr ebpfBuffer
 	stdinR, stdinW := io.Pipe()
-	cfg := Config{Stdin: stdinR, Stdout: &stdout, Stderr: &stderr, Attachers: attachers}
+	cfg := Config{Stdin: stdinR, Stdout: &stdout, Stderr: &stderr, Runtimes: runtimes}
 	done := make(chan error, 1)
 	go func() { done <- Run(context.Background(), req, cfg) }()
 	deadline := time.Now().Add(20 * time.Second)
@@ -102,7 +105,7 @@ func TestRunNodeFtraceSched(t *testing.T) {
 	bin := testenv.CopyBinary(t, "/bin/true", "ktnode-child")
 	procs, names := nodeWorkloads(t, bin)
 	instancesBefore := tracefsInstances(t)
-	stdout, statuses, err := nodeRun(t, nodeRequest("sched"), map[string]Attacher{hooks.KindFtrace: FtraceAttacher{}}, func() {
+	stdout, statuses, err := nodeRun(t, nodeRequest("sched"), map[string]attach.Runtime{hooks.KindFtrace: ftrace.Runtime{}}, func() {
 		for _, p := range procs {
 			p.Go(t)
 		}
@@ -160,7 +163,7 @@ func TestRunNodeEBPFExec(t *testing.T) {
 	bin := testenv.CopyBinary(t, "/bin/true", "ktnode-child")
 	procs, names := nodeWorkloads(t, bin)
 	before := testenv.AllPrograms(t)
-	stdout, statuses, err := nodeRun(t, nodeRequest("exec"), map[string]Attacher{hooks.KindEBPF: ebpfAttacher()}, func() {
+	stdout, statuses, err := nodeRun(t, nodeRequest("exec"), map[string]attach.Runtime{hooks.KindEBPF: ebpf.Runtime{}}, func() {
 		for _, p := range procs {
 			p.Go(t)
 		}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 	"github.com/ktrace-dev/kubectl-trace/tracer-image/pidns"
@@ -105,8 +106,8 @@ func TestResolveEphemeralMountNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Method != MethodMountNS {
-		t.Errorf("method %q, want %q", r.Method, MethodMountNS)
+	if r.Method != attach.MethodMountNS {
+		t.Errorf("method %q, want %q", r.Method, attach.MethodMountNS)
 	}
 	want := append([]int{1}, ns.Workers...)
 	slices.Sort(want)
@@ -118,8 +119,8 @@ func TestResolveEphemeralMountNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Source != MethodMountNS || !slices.Equal(m.PIDs, r.PIDs) {
-		t.Errorf("Members %+v, want PIDs %v from %s", m, r.PIDs, MethodMountNS)
+	if m.Source != attach.MethodMountNS || !slices.Equal(m.PIDs, r.PIDs) {
+		t.Errorf("Members %+v, want PIDs %v from %s", m, r.PIDs, attach.MethodMountNS)
 	}
 	checkGlobal(t, "Members", m.TIDs)
 	// Nothing of the helper's own mount namespace is taken.

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
+	"github.com/ktrace-dev/kubectl-trace/hooks/ftrace"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 )
@@ -145,8 +147,8 @@ func TestRunTracesContainer(t *testing.T) {
 	for _, output := range []string{hooks.OutputJSON, hooks.OutputText} {
 		t.Run(output, func(t *testing.T) {
 			req := privRequest(output, "containerd://"+c.ID)
-			rec := &recordingAttacher{}
-			s := runSession(t, req, Config{RefreshInterval: 200 * time.Millisecond, Attachers: map[string]Attacher{hooks.KindFtrace: rec}}, func() {
+			rec := &recordingRuntime{}
+			s := runSession(t, req, Config{RefreshInterval: 200 * time.Millisecond, Runtimes: map[string]attach.Runtime{hooks.KindFtrace: rec}}, func() {
 				time.Sleep(time.Second)
 				if output == hooks.OutputText {
 					// Joins the container, not as a child of a traced task
@@ -189,33 +191,33 @@ func TestRunTracesContainer(t *testing.T) {
 	}
 }
 
-// recordingAttacher attaches the real ftrace hook and records the tids the
+// recordingRuntime opens the real ftrace hook and records the tids the
 // membership refresh hands it: processes that joined the container (or
 // were forked before the attach) without a fork event the trace shows.
-type recordingAttacher struct {
+type recordingRuntime struct {
 	mu    sync.Mutex
 	added []int
 }
 
-func (r *recordingAttacher) Attach(ctx context.Context, a Attachment) (Hook, error) {
-	h, err := FtraceAttacher{}.Attach(ctx, a)
+func (r *recordingRuntime) Open(ctx context.Context, a attach.Attachment) (attach.Session, error) {
+	h, err := ftrace.Runtime{}.Open(ctx, a)
 	if err != nil {
 		return nil, err
 	}
-	return recordingHook{Hook: h, ref: h.(Refresher), rec: r}, nil
+	return recordingHook{Session: h, ref: h.(attach.Threads), rec: r}, nil
 }
 
 type recordingHook struct {
-	Hook
-	ref Refresher
-	rec *recordingAttacher
+	attach.Session
+	ref attach.Threads
+	rec *recordingRuntime
 }
 
-func (h recordingHook) AddPIDs(target int, tids []int) error {
+func (h recordingHook) AddThreads(target int, tids []int) error {
 	h.rec.mu.Lock()
 	h.rec.added = append(h.rec.added, tids...)
 	h.rec.mu.Unlock()
-	return h.ref.AddPIDs(target, tids)
+	return h.ref.AddThreads(target, tids)
 }
 
 func parseJSON(t *testing.T, out string, tg wire.Target) []tracedLine {
@@ -251,8 +253,8 @@ func checkTrace(t *testing.T, lines []tracedLine, statuses []wire.Status, target
 	}
 	// The target, and the child it is waiting for when the scan runs ("ready" goes first: the rest is held until the go byte).
 	r := statuses[1]
-	if r.Method != MethodProcCgroup || len(r.PIDs) == 0 || r.PIDs[0] != targetPID || len(r.PIDs) > 2 {
-		t.Errorf("resolved status %+v, want method %s and pids [%d] or [%d <child>]", r, MethodProcCgroup, targetPID, targetPID)
+	if r.Method != attach.MethodProcCgroup || len(r.PIDs) == 0 || r.PIDs[0] != targetPID || len(r.PIDs) > 2 {
+		t.Errorf("resolved status %+v, want method %s and pids [%d] or [%d <child>]", r, attach.MethodProcCgroup, targetPID, targetPID)
 	}
 	stats := statuses[len(statuses)-1]
 	if stats.Events == 0 || stats.Events != uint64(len(lines)) {
@@ -338,9 +340,9 @@ func TestRunAttachErrorLeavesNoInstance(t *testing.T) {
 	var stdout, stderr syncBuffer
 	err := Run(context.Background(), req, Config{
 		Stdin: strings.NewReader("g"), Stdout: &stdout, Stderr: &stderr,
-		Attachers: map[string]Attacher{hooks.KindFtrace: AttacherFunc(func(ctx context.Context, a Attachment) (Hook, error) {
+		Runtimes: map[string]attach.Runtime{hooks.KindFtrace: attach.OpenFunc(func(ctx context.Context, a attach.Attachment) (attach.Session, error) {
 			a.Hook.Events = append(a.Hook.Events, "sched:no_such_event")
-			return FtraceAttacher{}.Attach(ctx, a)
+			return ftrace.Runtime{}.Open(ctx, a)
 		})},
 	})
 	if err == nil || !strings.Contains(err.Error(), `enabling event "sched:no_such_event"`) {

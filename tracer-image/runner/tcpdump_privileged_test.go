@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
+	"github.com/ktrace-dev/kubectl-trace/hooks/tcpdump"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 )
@@ -55,11 +57,11 @@ func TestRunTcpdump(t *testing.T) {
 	target := testenv.StartPeer(t, tdTargetPort, "target-hello", 0)
 	c.Add(t, target.PID())
 	testenv.StartPeer(t, tdOutsiderPort, "outsider-hello", 0)
-	attachers := map[string]Attacher{hooks.KindTcpdump: TcpdumpAttacher{}}
+	attachers := map[string]attach.Runtime{hooks.KindTcpdump: tcpdump.Runtime{}}
 
 	t.Run("pcap", func(t *testing.T) {
 		req := tcpdumpRequest(hooks.OutputPCAP, "containerd://"+c.ID, nil)
-		s := runSession(t, req, Config{Attachers: attachers}, func() { time.Sleep(1500 * time.Millisecond) })
+		s := runSession(t, req, Config{Runtimes: attachers}, func() { time.Sleep(1500 * time.Millisecond) })
 		if s.err != nil {
 			t.Fatalf("Run: %v\nstderr:\n%s", s.err, s.stderr.String())
 		}
@@ -92,7 +94,7 @@ func TestRunTcpdump(t *testing.T) {
 
 	t.Run("text", func(t *testing.T) {
 		req := tcpdumpRequest(hooks.OutputText, "containerd://"+c.ID, map[string]string{"filter": "tcp[tcpflags] & tcp-syn != 0"})
-		s := runSession(t, req, Config{Attachers: attachers}, func() { time.Sleep(time.Second) })
+		s := runSession(t, req, Config{Runtimes: attachers}, func() { time.Sleep(time.Second) })
 		if s.err != nil {
 			t.Fatalf("Run: %v\nstderr:\n%s", s.err, s.stderr.String())
 		}
@@ -110,7 +112,7 @@ func TestRunTcpdump(t *testing.T) {
 
 	t.Run("json", func(t *testing.T) {
 		req := tcpdumpRequest(hooks.OutputJSON, "containerd://"+c.ID, map[string]string{"interface": "lo", "filter": "tcp"})
-		s := runSession(t, req, Config{Attachers: attachers}, func() { time.Sleep(time.Second) })
+		s := runSession(t, req, Config{Runtimes: attachers}, func() { time.Sleep(time.Second) })
 		if s.err != nil {
 			t.Fatalf("Run: %v\nstderr:\n%s", s.err, s.stderr.String())
 		}
@@ -145,7 +147,7 @@ func TestRunTcpdump(t *testing.T) {
 			req := tcpdumpRequest(hooks.OutputPCAP, "containerd://"+c.ID, nil)
 			req.MaxEvents, req.MaxBytes = tt.maxEvents, tt.maxBytes
 			// stdin ends after 3 s; the limit comes long before.
-			s := runSession(t, req, Config{Attachers: attachers}, func() { time.Sleep(3 * time.Second) })
+			s := runSession(t, req, Config{Runtimes: attachers}, func() { time.Sleep(3 * time.Second) })
 			if s.err != nil {
 				t.Fatalf("Run: %v\nstderr:\n%s", s.err, s.stderr.String())
 			}
