@@ -41,7 +41,7 @@ type tracker struct {
 	// removed are the targets no longer traced: their tasks left the set,
 	// and none joins it again.
 	removed map[int]bool
-	// allTasks makes every task target 0's (a whole node, Options.AllTasks):
+	// allTasks makes every task target 0's (a whole node, config.allTasks):
 	// a task the set does not hold joins it when an event names it.
 	allTasks bool
 	// isExcluded, with allTasks, says whether a task the set does not

@@ -200,3 +200,35 @@ func TestTextLine(t *testing.T) {
 		}
 	}
 }
+
+// The catalogue's tcpdump hooks are the ones this runtime runs: each
+// writes only outputs Argv knows, and its parameters are the ones Argv
+// reads.
+func TestDescriptorArgv(t *testing.T) {
+	var names []string
+	for _, d := range hooks.Catalogue() {
+		if d.Kind != hooks.KindTcpdump {
+			continue
+		}
+		names = append(names, d.Name)
+		for _, p := range d.Params {
+			switch p.Name {
+			case hooks.TcpdumpFilter, hooks.TcpdumpInterface, hooks.TcpdumpSnaplen:
+			default:
+				t.Errorf("%s: parameter %q, which Argv does not read", d.Name, p.Name)
+			}
+		}
+		args, err := d.ResolveArgs(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range d.Outputs {
+			if _, err := Argv(o, args); err != nil {
+				t.Errorf("%s: output %s: %v", d.Name, o, err)
+			}
+		}
+	}
+	if diff := cmp.Diff([]string{"tcpdump"}, names); diff != "" {
+		t.Errorf("tcpdump hooks of the catalogue (-runtime +catalogue):\n%s", diff)
+	}
+}

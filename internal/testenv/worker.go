@@ -42,6 +42,10 @@ type Work struct {
 	//   - "pagefaults": map fresh anonymous memory and write every page
 	//     (user-mode faults), and read /dev/zero into fresh memory
 	//     (kernel-mode faults), in a loop;
+	//   - "stamped": on each Go, from one thread, read the wall clock, call
+	//     getppid (or open Path, when set), read it again, and say "done
+	//     <before> <after>" in nanoseconds since the epoch, until stdin
+	//     ends: an event whose wall time the test knows;
 	//   - "spin": spin Count threads;
 	//   - "alloc": allocate and touch memory until it is killed.
 	Kind  string
@@ -201,8 +205,11 @@ func workerMain() error {
 	if line, err := in.ReadString('\n'); err != nil || strings.TrimSpace(line) != "go" {
 		return fmt.Errorf("waiting for go: %q, %v", line, err)
 	}
-	if w.Kind == "syscall-rounds" {
+	switch w.Kind {
+	case "syscall-rounds":
 		return syscallRounds(w, in)
+	case "stamped":
+		return stamped(w, in)
 	}
 	// The end of stdin ends the loops.
 	stop := make(chan struct{})
@@ -280,6 +287,26 @@ func syscallRounds(w Work, in *bufio.Reader) error {
 			syscall.Getppid()
 		}
 		fmt.Println("done")
+		if _, err := in.ReadString('\n'); err != nil {
+			return nil
+		}
+	}
+}
+
+// stamped makes one call a round, between two readings of the wall clock.
+func stamped(w Work, in *bufio.Reader) error {
+	runtime.LockOSThread()
+	for {
+		before := time.Now().UnixNano()
+		if w.Path != "" {
+			if f, err := os.Open(w.Path); err == nil {
+				f.Close()
+			}
+		} else {
+			syscall.Getppid()
+		}
+		after := time.Now().UnixNano()
+		fmt.Println("done", before, after)
 		if _, err := in.ReadString('\n'); err != nil {
 			return nil
 		}

@@ -82,9 +82,10 @@ func (c Config) withDefaults() Config {
 //  3. report "ready" and wait for one byte on stdin, the plugin's go
 //     (end of stdin or ctx before it: stop cleanly, without data);
 //  4. report "started", with the offset of the events' clock to the wall
-//     clock (wire.Status.ClockOffset), and stream trace data to stdout until stdin ends
-//     (the plugin closes it, or the kubelet when the plugin is gone), ctx
-//     is done (SIGTERM, SIGINT) or a limit of the request is reached;
+//     clock (wire.Status.ClockOffset), and stream trace data to stdout
+//     until stdin ends (the plugin closes it, or the kubelet when the
+//     plugin is gone), ctx is done (SIGTERM, SIGINT) or a limit of the
+//     request is reached;
 //  5. stop, drain, detach and report "stats".
 //
 // The plugin attaches to the helper once it runs, so what Run reports
@@ -107,9 +108,9 @@ func (c Config) withDefaults() Config {
 // tagged with the target's index, each holding whole records of that
 // target; otherwise stdout holds the records as they are.
 //
-// A hook that writes bytes (attach.Output.Raw: pcap, tcpdump's lines) goes
-// through the same steps; Run cuts its bytes into records. Limits count records
-// across targets: MaxEvents stops after that many; MaxBytes stops before
+// A hook that writes bytes (attach.Output.Raw: pcap, tcpdump's lines)
+// goes through the same steps; Run cuts its bytes into records. Limits
+// count records across targets: MaxEvents stops after that many; MaxBytes stops before
 // the first record that would go beyond it (a pcap's file header is always
 // written), so stdout never ends in a partial record. The stats then say
 // which limit ended the session (Ended) and the session ends cleanly.

@@ -23,6 +23,7 @@ import (
 // waits for the end, then emits after (what a real hook drains).
 type fakeHook struct {
 	before, after []wire.Event
+	clock         string // the clock of its events' Time
 	streamErr     error
 	onStream      func()
 
@@ -63,9 +64,9 @@ func (f *fakeHook) Stream(ctx context.Context, out attach.Sink) error {
 	return send(f.after)
 }
 
-// Output is a hook's that writes events, with a clock that cannot be
-// related to the wall clock: the statuses carry no offset.
-func (f *fakeHook) Output() attach.Output { return attach.Output{} }
+// Output is a hook's that writes events, of clock (by default one that
+// cannot be related to the wall clock: the statuses carry no offset).
+func (f *fakeHook) Output() attach.Output { return attach.Output{Clock: f.clock} }
 
 func (f *fakeHook) Stats() attach.Stats {
 	f.mu.Lock()
