@@ -88,6 +88,13 @@ func TestClockOffset(t *testing.T) {
 				}
 			}
 			t.Logf("%s: %d events, each within %v of the wall times around its call (offset %d ns)", tt.hook, len(walls), worst, offset)
+			// Nothing is left behind, for the next test to count.
+			if left := testenv.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+				t.Errorf("programs left: %v", left)
+			}
+			if left := testenv.Instances(t, "kubectl-trace-"+req.SessionID+"-"); len(left) != 0 {
+				t.Errorf("instances left: %v", left)
+			}
 		})
 	}
 }
