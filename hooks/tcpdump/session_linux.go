@@ -175,7 +175,10 @@ func (r Runtime) open(ctx context.Context, a attach.Attachment) (*Session, error
 // Output says what Stream writes: tcpdump's bytes for text and pcap,
 // events stamped with the packets' CLOCK_REALTIME for json.
 func (s *Session) Output() attach.Output {
-	return attach.Output{Raw: s.cfg.output != hooks.OutputJSON, Clock: wire.ClockRealtime}
+	if s.cfg.output == hooks.OutputJSON {
+		return attach.Output{Clock: wire.ClockRealtime}
+	}
+	return attach.Output{Raw: true}
 }
 
 // AddTarget starts one more tcpdump, in t's network namespace, with index
