@@ -33,6 +33,15 @@ type OpenFunc func(ctx context.Context, a Attachment) (Session, error)
 // Open calls f.
 func (f OpenFunc) Open(ctx context.Context, a Attachment) (Session, error) { return f(ctx, a) }
 
+// Opened returns s as a Session, or a nil Session (not one holding a nil
+// pointer) with err: a runtime's Open around its own constructor.
+func Opened[S Session](s S, err error) (Session, error) {
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // Attachment is what a runtime is given to attach one hook.
 type Attachment struct {
 	// Request is the session's request (its SessionID, Output, Framed,

@@ -67,11 +67,7 @@ type Runtime struct {
 // matches every task as target 0. Any error leaves nothing loaded or
 // attached.
 func (r Runtime) Open(_ context.Context, a attach.Attachment) (attach.Session, error) {
-	s, err := r.open(a, nil)
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
+	return attach.Opened(r.open(a, nil))
 }
 
 // config is what a session is opened with.

@@ -51,11 +51,7 @@ const (
 // their TIDs; a whole node (a target that IsNode, the only one) has no
 // PID filter, and a.Self is left out.
 func (r Runtime) Open(_ context.Context, a attach.Attachment) (attach.Session, error) {
-	s, err := r.open(a)
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
+	return attach.Opened(r.open(a))
 }
 
 // config is what a session is opened with.

@@ -42,11 +42,7 @@ type Runtime struct {
 // once each is capturing (see Session). Text and pcap output is raw
 // (tcpdump's bytes as they are), json output events.
 func (r Runtime) Open(ctx context.Context, a attach.Attachment) (attach.Session, error) {
-	s, err := r.open(ctx, a)
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
+	return attach.Opened(r.open(ctx, a))
 }
 
 // config is what a session is opened with.
