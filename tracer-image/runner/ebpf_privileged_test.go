@@ -4,16 +4,12 @@ package runner
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,24 +23,6 @@ import (
 
 // Workloads of the eBPF tests are this binary, run again (testenv.Start).
 
-// ebpfBuffer is a bytes.Buffer safe for the writer and a reader.
-type ebpfBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *ebpfBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *ebpfBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // ebpfRun runs Run with the ebpf attacher, playing the plugin: wait for
 // ready, send the go byte, call during(), close stdin. It returns stdout,
 // the statuses and Run's error.
@@ -57,39 +35,9 @@ func ebpfRun(t *testing.T, req wire.Request, during func()) (string, []wire.Stat
 // the default).
 func ebpfRunRefresh(t *testing.T, req wire.Request, refresh time.Duration, during func()) (string, []wire.Status, error) {
 	t.Helper()
-	var stdout, stderr ebpfBuffer
-	stdinR, stdinW := io.Pipe()
-	cfg := Config{
-		Stdin: stdinR, Stdout: &stdout, Stderr: &stderr,
-		Runtimes:        map[string]attach.Runtime{hooks.KindEBPF: ebpf.Runtime{}},
-		RefreshInterval: refresh,
-	}
-	done := make(chan error, 1)
-	go func() { done <- Run(context.Background(), req, cfg) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(stderr.String(), `{"ktrace":"ready"`) {
-		select {
-		case err := <-done:
-			return stdout.String(), ebpfStatuses(t, stderr.String()), err
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no ready status within 20 s; stderr:\n%s", stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if _, err := stdinW.Write([]byte{'g'}); err != nil {
-		t.Fatal(err)
-	}
-	during()
-	stdinW.Close()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("Run did not return within 20 s of the end of stdin")
-	}
-	return stdout.String(), ebpfStatuses(t, stderr.String()), err
+	cfg := Config{Runtimes: map[string]attach.Runtime{hooks.KindEBPF: ebpf.Runtime{}}, RefreshInterval: refresh}
+	s := runSession(t, req, cfg, during)
+	return s.stdout.String(), ebpfStatuses(t, s.stderr.String()), s.err
 }
 
 func ebpfStatuses(t *testing.T, stderr string) []wire.Status {

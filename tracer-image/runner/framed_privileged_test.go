@@ -31,7 +31,7 @@ import (
 type framedRun struct {
 	t              *testing.T
 	stdin          *io.PipeWriter
-	stdout, stderr ebpfBuffer
+	stdout, stderr syncBuffer
 	done           chan error
 }
 

@@ -4,7 +4,6 @@ package runner
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -116,31 +115,6 @@ func TestFtraceSyscallsThroughput(t *testing.T) {
 func runSessionTo(t *testing.T, req wire.Request, cfg Config, stdout io.Writer, during func()) *session {
 	t.Helper()
 	s := &session{}
-	stdinR, stdinW := io.Pipe()
-	cfg.Stdin, cfg.Stdout, cfg.Stderr = stdinR, stdout, &s.stderr
-	done := make(chan error, 1)
-	go func() { done <- Run(context.Background(), req, cfg) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(s.stderr.String(), `{"ktrace":"ready"`) {
-		select {
-		case s.err = <-done:
-			return s
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no ready status within 20 s; stderr:\n%s", s.stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if _, err := stdinW.Write([]byte{'g'}); err != nil {
-		t.Fatal(err)
-	}
-	during()
-	stdinW.Close()
-	select {
-	case s.err = <-done:
-	case <-time.After(60 * time.Second):
-		t.Fatal("Run did not return within 60 s of the end of stdin")
-	}
+	playPlugin(t, s, req, cfg, stdout, 60*time.Second, during)
 	return s
 }

@@ -4,9 +4,7 @@ package runner
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -43,35 +41,8 @@ func nodeWorkloads(t *testing.T, bin string) (procs []*testenv.Proc, names []str
 // nodeRun is ebpfRun with the runtimes given.
 func nodeRun(t *testing.T, req wire.Request, runtimes map[string]attach.Runtime, during func()) (string, []wire.Status, error) {
 	t.Helper()
-	var stdout, stderr ebpfBuffer
-	stdinR, stdinW := io.Pipe()
-	cfg := Config{Stdin: stdinR, Stdout: &stdout, Stderr: &stderr, Runtimes: runtimes}
-	done := make(chan error, 1)
-	go func() { done <- Run(context.Background(), req, cfg) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(stderr.String(), `{"ktrace":"ready"`) {
-		select {
-		case err := <-done:
-			return stdout.String(), ebpfStatuses(t, stderr.String()), err
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no ready status within 20 s; stderr:\n%s", stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if _, err := stdinW.Write([]byte{'g'}); err != nil {
-		t.Fatal(err)
-	}
-	during()
-	stdinW.Close()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("Run did not return within 20 s of the end of stdin")
-	}
-	return stdout.String(), ebpfStatuses(t, stderr.String()), err
+	s := runSession(t, req, Config{Runtimes: runtimes}, during)
+	return s.stdout.String(), ebpfStatuses(t, s.stderr.String()), s.err
 }
 
 func nodeRequest(hook string) wire.Request {

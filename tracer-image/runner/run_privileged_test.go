@@ -50,8 +50,17 @@ type session struct {
 func runSession(t *testing.T, req wire.Request, cfg Config, during func()) *session {
 	t.Helper()
 	s := &session{}
+	playPlugin(t, s, req, cfg, &s.stdout, 20*time.Second, during)
+	return s
+}
+
+// playPlugin runs Run into s with trace data going to stdout: it waits
+// for "ready", sends the go byte, calls during() while streaming, closes
+// stdin and waits for Run, up to stopWithin.
+func playPlugin(t *testing.T, s *session, req wire.Request, cfg Config, stdout io.Writer, stopWithin time.Duration, during func()) {
+	t.Helper()
 	stdinR, stdinW := io.Pipe()
-	cfg.Stdin, cfg.Stdout, cfg.Stderr = stdinR, &s.stdout, &s.stderr
+	cfg.Stdin, cfg.Stdout, cfg.Stderr = stdinR, stdout, &s.stderr
 	done := make(chan error, 1)
 	go func() { done <- Run(context.Background(), req, cfg) }()
 
@@ -59,7 +68,7 @@ func runSession(t *testing.T, req wire.Request, cfg Config, during func()) *sess
 	for !strings.Contains(s.stderr.String(), `{"ktrace":"ready"`) {
 		select {
 		case s.err = <-done:
-			return s
+			return
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -74,10 +83,9 @@ func runSession(t *testing.T, req wire.Request, cfg Config, during func()) *sess
 	stdinW.Close()
 	select {
 	case s.err = <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("Run did not return within 20 s of the end of stdin")
+	case <-time.After(stopWithin):
+		t.Fatalf("Run did not return within %v of the end of stdin", stopWithin)
 	}
-	return s
 }
 
 // traced is one text line: the traced task and the event.
