@@ -81,7 +81,7 @@ func writeHooks(w io.Writer, list []hooks.Descriptor) error {
 		"| `time` | when the event happened, in seconds of the clock the helper's `started` status names (`clock`: `monotonic` or `realtime`); add its `clockOffset` (nanoseconds) for the node's wall-clock time |\n| `cpu` | CPU the event happened on |\n" +
 		"| `pid`, `comm` | the target's task the event is about |\n| `event` | the event's name |\n" +
 		"| `fields` | the hook's own fields, below |\n| `node`, `namespace`, `pod`, `container` | the target |\n" +
-		"| `text` | when the request asks for it (the plugin's exports do), the line `-o text` shows for the event |\n")
+		"| `text` | only when the request asks for it (`Request.Text`): the line `-o text` shows for the event |\n")
 	for _, d := range list {
 		fmt.Fprintf(&b, "\n## %s\n\n%s.\n\n- kind: %s\n- output: %s\n", d.Name, upperFirst(d.Summary), d.Kind, strings.Join(d.Outputs, ", "))
 		if len(d.Events) > 0 {
