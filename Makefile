@@ -96,16 +96,16 @@ verify: ## gofmt, go vet, go.mod/go.sum tidy, generated docs and bpf2go output u
 	$(GO) vet -tags e2e ./test/e2e/
 	$(GO) vet -tags release ./krew/
 	$(GO) mod tidy -diff
-	@gen="hooks/ebpf/*_bpfel.* hooks/ebpf/syscallnames.go tracer-image/pidns/*_bpfel.*" && \
-	  before=$$(cat $$gen | sha256sum) && $(GO) generate ./hooks/ebpf/ ./tracer-image/pidns/ && \
+	@gen="hooks/ebpf/*/*_bpfel.* hooks/ebpf/syscalltop/syscallnames.go tracer-image/pidns/*_bpfel.*" && \
+	  before=$$(cat $$gen | sha256sum) && $(GO) generate ./hooks/ebpf/... ./tracer-image/pidns/ && \
 	  after=$$(cat $$gen | sha256sum) && \
 	  [ "$$before" = "$$after" ] || { echo "the bpf2go output was stale (now regenerated): commit it" >&2; exit 1; }
 	@tmp=$$(mktemp -d) && cp -r docs $$tmp/ && $(GO) run ./hack/docgen -out $$tmp/docs && \
 	  { diff -r docs $$tmp/docs >/dev/null || { diff -ru docs $$tmp/docs | head -40; echo "generated docs are stale: run 'make docs'" >&2; rm -rf $$tmp; exit 1; }; } && rm -rf $$tmp
 
 .PHONY: generate
-generate: ## regenerate the committed bpf2go output (hooks/ebpf, tracer-image/pidns; needs clang-14, llvm-14, libbpf-dev)
-	$(GO) generate ./hooks/ebpf/ ./tracer-image/pidns/
+generate: ## regenerate the committed bpf2go output (hooks/ebpf/*/, tracer-image/pidns; needs clang-14, llvm-14, libbpf-dev)
+	$(GO) generate ./hooks/ebpf/... ./tracer-image/pidns/
 
 .PHONY: docs
 docs: ## regenerate docs/hooks.md and docs/reference/ from the code

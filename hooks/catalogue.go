@@ -120,10 +120,27 @@ func (d Descriptor) ResolveArgs(given map[string]string) (map[string]string, err
 // Needs is what the helper must be granted for the hook to work.
 type Needs struct {
 	Capabilities []string
+	// Why says, for each of Capabilities, what the hook does with it
+	// (docs/security.md's table is generated from it).
+	Why map[string]string
 	// HostPID: the helper must see the node's processes to find the target.
 	HostPID bool
 	// Kernel features, such as "tracefs".
 	Kernel []string
+}
+
+// Capability is one Linux capability a hook needs, and why.
+type Capability struct{ Name, Why string }
+
+// needing returns n with caps added: each in Capabilities, its reason in
+// Why, so that neither is written twice.
+func needing(n Needs, caps ...Capability) Needs {
+	n.Why = map[string]string{}
+	for _, c := range caps {
+		n.Capabilities = append(n.Capabilities, c.Name)
+		n.Why[c.Name] = c.Why
+	}
+	return n
 }
 
 // catalogue is every hook; each kind keeps its descriptors in its own file.

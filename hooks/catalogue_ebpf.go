@@ -10,21 +10,7 @@ import (
 // kernel on the target's mount namespace (read from /proc/<pid>/ns/mnt of
 // its processes), so the helper must see the node's processes.
 func ebpfNeeds(kernel ...string) Needs {
-	return Needs{
-		Capabilities: []string{
-			// BPF: create maps and load programs (Linux 5.8+).
-			"BPF",
-			// PERFMON: load and attach tracing programs (tp_btf) and read
-			// kernel memory from them.
-			"PERFMON",
-			// SYS_PTRACE: stat /proc/<pid>/ns/mnt of another container's
-			// processes (ptrace read access).
-			"SYS_PTRACE",
-			// No SYS_RESOURCE: the hooks need BTF and tp_btf, so kernels
-			// from 5.11 on, which charge BPF maps to the memory cgroup
-			// instead of RLIMIT_MEMLOCK. Asking for it breaks nodes whose
-			// bounding set lacks it (runc: "unable to apply caps").
-		},
+	n := Needs{
 		HostPID: true,
 		// bpf, btf (/sys/kernel/btf/vmlinux: CO-RE and tp_btf programs),
 		// plus what the hook uses. Every hook attaches tp_btf programs
@@ -35,6 +21,15 @@ func ebpfNeeds(kernel ...string) Needs {
 		// does).
 		Kernel: append([]string{"bpf", "btf"}, kernel...),
 	}
+	// No SYS_RESOURCE: the hooks need BTF and tp_btf, so kernels from 5.11
+	// on, which charge BPF maps to the memory cgroup instead of
+	// RLIMIT_MEMLOCK. Asking for it breaks nodes whose bounding set lacks
+	// it (runc: "unable to apply caps").
+	return needing(n,
+		Capability{"BPF", "create maps and load programs (Linux 5.8+)"},
+		Capability{"PERFMON", "load and attach tracing programs (tp_btf) and read kernel memory from them"},
+		Capability{"SYS_PTRACE", "stat `/proc/<pid>/ns/mnt` of the target's processes (ptrace read access), to filter by its mount namespace"},
+	)
 }
 
 // checkInterval accepts a Go duration >= 0 (0: only at the end).

@@ -6,15 +6,12 @@ import (
 	"strings"
 )
 
-// ftraceNeeds is what every ftrace hook needs: SYS_ADMIN mounts tracefs and
-// creates the private instance; the host's PID namespace shows the target's
-// processes, whose host PIDs the instance's filters take.
+// ftraceNeeds is what every ftrace hook needs. The host's PID namespace
+// shows the target's processes, whose host PIDs the instance's filters
+// take.
 func ftraceNeeds(kernel ...string) Needs {
-	return Needs{
-		Capabilities: []string{"SYS_ADMIN"},
-		HostPID:      true,
-		Kernel:       append([]string{"tracefs"}, kernel...),
-	}
+	return needing(Needs{HostPID: true, Kernel: append([]string{"tracefs"}, kernel...)},
+		Capability{"SYS_ADMIN", "mount tracefs in the helper's own mount namespace and create the private instance `instances/kubectl-trace-<session>-…`"})
 }
 
 // trackingEvents are enabled by every ftrace hook but sched, to follow the

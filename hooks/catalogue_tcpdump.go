@@ -50,31 +50,18 @@ var tcpdumpHooks = []Descriptor{
 				"after its timestamp, which is the event's time (seconds since the epoch); " +
 				"with interface any it starts with the interface and the direction (In, Out)"},
 		},
-		Needs: Needs{
-			Capabilities: []string{
-				// NET_RAW opens the packet socket tcpdump captures from.
-				// (Not NET_ADMIN: measured, tcpdump captures on any, lo and
-				// eth0, promiscuous, with NET_RAW, SETUID and SETGID alone.)
-				"NET_RAW",
-				// SYS_ADMIN is what setns(CLONE_NEWNET) into the target's
-				// network namespace requires.
-				"SYS_ADMIN",
-				// SYS_PTRACE opens /proc/<pid>/ns/net of another user's
-				// process (the kernel checks ptrace access to the target).
-				"SYS_PTRACE",
-				// SETUID and SETGID: tcpdump drops to its own unprivileged
-				// user once the capture is open, so its packet decoders do
-				// not run as root.
-				"SETUID", "SETGID",
-				// KILL: the helper stops tcpdump with SIGINT (so it flushes
-				// and reports its counts), and tcpdump then runs as another
-				// user (measured: EPERM without it).
-				"KILL",
-			},
-			// The target's network namespace is found through its
-			// processes' /proc/<pid>/ns/net: the node's PIDs.
-			HostPID: true,
-		},
+		// Not NET_ADMIN: measured, tcpdump captures on any, lo and eth0,
+		// promiscuous, with NET_RAW, SETUID and SETGID alone. The target's
+		// network namespace is found through its processes'
+		// /proc/<pid>/ns/net: the node's PIDs.
+		Needs: needing(Needs{HostPID: true},
+			Capability{"NET_RAW", "open the packet socket tcpdump captures from"},
+			Capability{"SYS_ADMIN", "`setns(CLONE_NEWNET)` into the target's network namespace"},
+			Capability{"SYS_PTRACE", "open `/proc/<pid>/ns/net` of another user's process (the kernel checks ptrace access to the target)"},
+			Capability{"SETUID", "tcpdump drops to its own unprivileged user once the capture is open, so its packet decoders do not run as root"},
+			Capability{"SETGID", "likewise, its group"},
+			Capability{"KILL", "stop tcpdump, which then runs as another user, with SIGINT, so that it flushes and reports its counts"},
+		),
 	},
 }
 

@@ -103,3 +103,18 @@ func TestNodeWideCatalogue(t *testing.T) {
 		t.Errorf("hooks refused node-wide (-want +got):\n%s", diff)
 	}
 }
+
+// Every capability a hook asks for says what for: docs/security.md's
+// table is generated from it.
+func TestCapabilitiesSayWhy(t *testing.T) {
+	for _, d := range Catalogue() {
+		if len(d.Needs.Why) != len(d.Needs.Capabilities) {
+			t.Errorf("hook %s: reasons for %v, capabilities %v", d.Name, d.Needs.Why, d.Needs.Capabilities)
+		}
+		for _, c := range d.Needs.Capabilities {
+			if d.Needs.Why[c] == "" {
+				t.Errorf("hook %s: capability %s says not why", d.Name, c)
+			}
+		}
+	}
+}

@@ -1,8 +1,16 @@
-// Package ebpf is the helper's runtime for hooks of kind "ebpf": BPF
-// programs, compiled from the C sources next to this file by bpf2go (see
-// gen.go) and loaded with cilium/ebpf, that scope to the target containers
-// in the kernel and hand their events to user space through a BPF ring
-// buffer, or sum them in per-CPU maps that user space reads.
+// Package ebpf is the helper's runtime for hooks of kind "ebpf" (Runtime,
+// an attach.Runtime): BPF programs loaded with cilium/ebpf that scope to
+// the target containers in the kernel and hand their events to user space
+// through a BPF ring buffer, or sum them in per-CPU maps that user space
+// reads.
+//
+// Each hook is a folder of its own (exec/, open/, tcp/, syscalltop/,
+// runqlat/, oomkill/), in the layout of cilium/ebpf's examples: its C
+// source, a one-line gen.go that compiles it with bpf2go against the shared
+// headers of include/, the committed output (linux build tags, so building
+// needs no C compiler), and a prog.Def saying how the program is loaded
+// and what its records or sums become. programs (hooks_linux.go) lists
+// them; TestHookDefs holds them and the catalogue together.
 //
 // Scoping: a task is a target's when its mount namespace is the
 // namespace of one of the target's processes (stat of
@@ -10,31 +18,16 @@
 // target, so every event names its target. The memory cgroup of the task
 // (read with CO-RE, the inode of the container's memory cgroup directory)
 // is compared as a cross-check and mismatches are counted and reported
-// (Options.MemcgFilter makes it a second filter). See include/common.h.
+// (Runtime.MemcgFilter makes it a second filter). See include/common.h.
+// Every program is tp_btf (BTF-typed raw tracepoints: no tracefs, and
+// accepted by locked-down kernels, which refuse fentry/fexit with EPERM;
+// CONFIG_KPROBES may be off). The programs on sys_enter and sys_exit run a
+// compare on every system call of the node; they are detached as soon as
+// the session stops.
 //
-// Hooks (Open's Options.Hook), all tp_btf programs (BTF-typed raw
-// tracepoints: no tracefs, and accepted by locked-down kernels, which
-// refuse fentry/fexit with EPERM; CONFIG_KPROBES may be off):
-//   - exec: sched_process_exec, with the new argv;
-//   - open: sys_exit of open, creat, openat and openat2 (the arguments
-//     are still in the registers there);
-//   - tcp: inet_sock_set_state (connect, close) and sys_exit of accept
-//     and accept4;
-//   - syscall-top: sys_enter and sys_exit (the entry time in task
-//     storage), summed in the kernel; with latency=false sys_enter only;
-//   - runqlat: sched_wakeup, sched_wakeup_new, sched_switch, a log2
-//     histogram summed in the kernel;
-//   - oomkill: mark_victim.
-//
-// The hooks on sys_enter and sys_exit run a compare on every system call
-// of the node; they are detached as soon as the session stops. open and
-// tcp remember a target task's target in task storage (see common.h).
-//
-// Events carry the kernel's CLOCK_MONOTONIC time (the clock the ftrace
-// hooks use too). Rows of the aggregating hooks (syscall-top, runqlat)
-// carry the time they were read, CPU 0 and, as PID and Comm, the target's
-// first process: a row sums all of the target's tasks.
-//
-// Formatting (the details line and Event.Fields) is plain Go; loading and
-// streaming (Open, Session) is Linux only.
+// Events carry the kernel's CLOCK_MONOTONIC time (bpf_ktime_get_ns), which
+// the runner relates to the wall clock. Rows of the aggregating hooks
+// (syscall-top, runqlat) carry the time they were read, CPU 0 and, as PID
+// and Comm, the target's first process: a row sums all of the target's
+// tasks.
 package ebpf

@@ -3,6 +3,7 @@
 package ebpf
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,76 +20,80 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
+	"github.com/ktrace-dev/kubectl-trace/hooks/ebpf/prog"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"golang.org/x/sys/unix"
 )
 
-// Defaults of Options.
+// Defaults of Runtime.
 const (
 	// DefaultRingBytes is the ring buffer's size.
 	DefaultRingBytes = 16 << 20
 	// DefaultPollInterval bounds how long an event waits in the ring
 	// buffer: the programs wake the reader only once wakeupBytes wait.
 	DefaultPollInterval = 50 * time.Millisecond
+	// DefaultSpareTargets is how many targets a framed session of a hook
+	// that sums per target can add: its per-CPU maps take room for each.
+	DefaultSpareTargets = 16
 	// maxWakeupBytes is the fill that wakes the reader at once.
 	maxWakeupBytes = 256 << 10
 )
 
-// Options configure a Session.
-type Options struct {
-	// Hook is the hook to run: one of Hooks.
-	Hook string
-	// Args are the hook's parameters with the defaults filled in
-	// (hooks.Descriptor.ResolveArgs).
-	Args map[string]string
-	// Targets are the containers to trace; an event names its target by
-	// its index here.
-	Targets []Target
-	// Fields fills wire.Event.Fields (JSON output).
-	Fields bool
-	// ProcRoot is where the targets' pids are seen ("/proc").
-	ProcRoot string
+// Runtime runs the hooks of kind ebpf (attach.Runtime): BPF programs
+// scoped in the kernel to the targets' mount namespaces. A process that
+// joins a target later (kubectl exec) joins its mount namespace, so a
+// session needs no thread refresh. The zero value is the helper's.
+type Runtime struct {
 	// RingBytes is the ring buffer's size: a power of two, a multiple of
 	// the page size; 0 means DefaultRingBytes.
 	RingBytes int
 	// PollInterval: 0 means DefaultPollInterval.
 	PollInterval time.Duration
-	// AllTasks traces every task of the node (node-wide tracing): the
-	// programs match every task as target 0, with no mount namespace
-	// lookup and no memory cgroup cross-check. Targets then holds exactly
-	// one target, which only names the events (its PIDs and
-	// MemCgroupDirs are not used); AddTarget is refused. Rows of the
-	// hooks that sum name no process (pid 0).
-	AllTasks bool
 	// MemcgFilter drops the events of tasks that are in a target's mount
 	// namespace but not in its memory cgroup, instead of only counting
-	// them (Stats.MemcgMismatch).
+	// them (Counters.MemcgMismatch).
 	MemcgFilter bool
-	// Warn receives what the user should know while the session goes on;
-	// nil drops it.
-	Warn func(msg string)
-	// SpareTargets is how many targets AddTarget may add to a hook that
-	// sums per target (its maps are sized for the targets); the others
-	// take up to the mount namespace map's size.
+	// SpareTargets is how many targets AddTarget may add to a framed
+	// session of a hook that sums per target (its maps are sized for the
+	// targets); 0 means DefaultSpareTargets. The others take up to the
+	// mount namespace map's size. A session that is not framed takes no
+	// target after Open.
 	SpareTargets int
 }
 
-// Target is one container to trace.
-type Target struct {
-	wire.Target
-	// PIDs are the container's processes as ProcRoot shows them; their
-	// mount namespaces scope the hook.
-	PIDs []int
-	// MemCgroupDirs are where the container's memory cgroup directory may
-	// be, tried in order; the first that exists gives the cross-check's
-	// cgroup id. None existing turns the cross-check off, with a warning.
-	MemCgroupDirs []string
+// Open loads the hook's programs, scopes them to the targets and attaches
+// them (see Session). A whole node (a target that IsNode, the only one)
+// matches every task as target 0. Any error leaves nothing loaded or
+// attached.
+func (r Runtime) Open(_ context.Context, a attach.Attachment) (attach.Session, error) {
+	return attach.Opened(r.open(a, nil))
 }
 
-// Stats are a session's totals.
-type Stats struct {
-	// Events is how many events were handed to the emit function.
-	Events uint64
+// config is what a session is opened with.
+type config struct {
+	Runtime
+	hook     string
+	args     map[string]string
+	targets  []attach.Target
+	fields   bool
+	procRoot string
+	// allTasks traces every task of the node: the programs match every
+	// task as target 0, with no mount namespace lookup and no memory
+	// cgroup cross-check. targets then holds exactly one target, which
+	// only names the events; AddTarget is refused. Rows of the hooks that
+	// sum name no process (pid 0).
+	allTasks bool
+	spare    int
+	warn     func(msg string)
+	// memcgDirs returns where a target's memory cgroup directory may be,
+	// tried in order (memCgroupDirs).
+	memcgDirs func(t attach.Target) []string
+}
+
+// Counters are what the kernel side of a session counted, besides the
+// events: attach.Stats' Lost is Lost plus Dropped.
+type Counters struct {
 	// Lost is how many events the ring buffer had no room for.
 	Lost uint64
 	// MemcgMismatch counts the events of tasks in a target's mount
@@ -103,10 +108,6 @@ type Stats struct {
 	Dropped uint64
 }
 
-// EmitFunc receives each event. ev is reused for the next event: copy what
-// must outlive the call. details is the event's text: key=value pairs.
-type EmitFunc func(ev *wire.Event, details string) error
-
 // Indexes of the counters map (include/common.h).
 const (
 	counterLost = iota
@@ -118,8 +119,10 @@ const (
 // Session is one attached hook. The kernel buffers or sums its events from
 // Open on; Stream hands them out.
 type Session struct {
-	opts     Options
-	def      *hookDef
+	cfg      config
+	def      *prog.Def
+	decode   prog.Decoder // ring buffer hooks
+	sums     prog.Sums    // hooks that sum in the kernel
 	coll     *ebpf.Collection
 	links    []link.Link
 	rd       *ringbuf.Reader
@@ -129,15 +132,12 @@ type Session struct {
 	// tmu guards the targets: the stream reads them, AddTarget and
 	// RemoveTarget change them.
 	tmu     sync.RWMutex
-	targets []Target
+	targets []attach.Target
 	first   []process // per target: the process aggregated rows name
 	removed []bool
-	// unemitted counts records read but not emitted (Stats.Dropped).
+	// unemitted counts records read but not emitted (Counters.Dropped).
 	unemitted atomic.Uint64
 	mntns     map[uint32]uint32 // mount namespace inode -> target, as in the map
-	interval  time.Duration
-	top       int
-	warns     []string
 
 	streamed   atomic.Bool
 	closing    atomic.Bool
@@ -146,19 +146,14 @@ type Session struct {
 	closeOnce  sync.Once
 	closeErr   error
 
-	mu       sync.Mutex // guards events, counters, final
+	mu       sync.Mutex // guards events, counters
 	events   uint64
 	counters [nrCounters]uint64
-	final    bool
 
 	ev   wire.Event
-	rec  record
+	rec  prog.Record
 	line []byte
-	// openBuf holds an open record that the kernel cut after its path.
-	openBuf openOpenEvent
-
-	sysPrev  map[uint32]sysTotals
-	histPrev [][]uint64
+	out  attach.Sink
 }
 
 type process struct {
@@ -166,99 +161,133 @@ type process struct {
 	comm string
 }
 
-// hookDef is how one hook is loaded and read.
-type hookDef struct {
-	load func() (*ebpf.CollectionSpec, error)
-	// decode fills s.ev's task and s.rec from one ring buffer record, and
-	// returns its target, time (ns) and event name; ok false skips it.
-	decode func(s *Session, raw []byte) (h header, event string, ok bool)
-	// flush emits the rows summed since the last flush (aggregating hooks).
-	flush func(s *Session, emit EmitFunc) error
-	// sized is the map sized targets*slots before load.
-	sized string
-	slots int
-	// programs, when set, names the programs to load for the arguments;
-	// the others are left out.
-	programs func(args map[string]string) ([]string, error)
-}
-
-var defs = map[string]*hookDef{
-	HookExec:       {load: loadExec, decode: decodeExec},
-	HookOpen:       {load: loadOpen, decode: decodeOpen},
-	HookTCP:        {load: loadTcp, decode: decodeTCP},
-	HookOOMKill:    {load: loadOomkill, decode: decodeOOM},
-	HookSyscallTop: {load: loadSyscalltop, flush: flushSyscalls, sized: "stats", slots: syscallSlots, programs: syscallTopPrograms},
-	HookRunqlat:    {load: loadRunqlat, flush: flushRunq, sized: "hist", slots: runqSlots},
-}
-
 var memlockOnce sync.Once
 
-// Open loads the hook's programs, scopes them to the targets and attaches
-// them. Any error leaves nothing loaded or attached.
-func Open(opts Options) (_ *Session, err error) {
-	def, ok := defs[opts.Hook]
-	if !ok {
-		return nil, fmt.Errorf("opening ebpf hook %q: unknown hook: this tracer has %s", opts.Hook, strings.Join(Hooks, ", "))
+// open loads, scopes and attaches; memcgDirs, when not nil, replaces
+// memCgroupDirs.
+func (r Runtime) open(a attach.Attachment, memcgDirs func(attach.Target) []string) (_ *Session, err error) {
+	cfg, def, err := r.config(a, memcgDirs)
+	if err != nil {
+		return nil, fmt.Errorf("opening ebpf hook %q: %w", a.Hook.Name, err)
 	}
-	if len(opts.Targets) == 0 {
-		return nil, fmt.Errorf("opening ebpf hook %q: no targets", opts.Hook)
-	}
-	if opts.ProcRoot == "" {
-		opts.ProcRoot = "/proc"
-	}
-	if opts.RingBytes == 0 {
-		opts.RingBytes = DefaultRingBytes
-	}
-	if opts.PollInterval <= 0 {
-		opts.PollInterval = DefaultPollInterval
-	}
-	if opts.Warn == nil {
-		opts.Warn = func(string) {}
-	}
-	page := os.Getpagesize()
-	if opts.RingBytes < page || opts.RingBytes&(opts.RingBytes-1) != 0 {
-		return nil, fmt.Errorf("opening ebpf hook %q: ring buffer size %d is not a power of two of at least a page (%d)", opts.Hook, opts.RingBytes, page)
-	}
-	if opts.AllTasks && len(opts.Targets) != 1 {
-		return nil, fmt.Errorf("opening ebpf hook %q: tracing all tasks takes exactly one target, which names the node's events; got %d", opts.Hook, len(opts.Targets))
-	}
-	s := &Session{opts: opts, def: def, targets: slices.Clone(opts.Targets), removed: make([]bool, len(opts.Targets))}
-	if s.interval, s.top, err = parseArgs(opts.Args); err != nil {
-		return nil, fmt.Errorf("opening ebpf hook %q: %w", opts.Hook, err)
-	}
+	s := &Session{cfg: cfg, def: def, targets: slices.Clone(cfg.targets), removed: make([]bool, len(cfg.targets))}
 	defer func() {
 		if err != nil {
 			s.Close()
-			err = fmt.Errorf("opening ebpf hook %q: %w", opts.Hook, err)
+			err = fmt.Errorf("opening ebpf hook %q: %w", cfg.hook, err)
 		}
 	}()
-
-	var (
-		mntns  = map[uint32]uint32{}
-		memcgs map[uint64]uint32
-	)
-	if opts.AllTasks {
-		s.first = []process{{}}
-	} else {
-		if mntns, err = s.mountNamespaces(); err != nil {
-			return nil, err
-		}
-		memcgs = s.memoryCgroups()
+	if err := s.readers(); err != nil {
+		return nil, err
 	}
-	s.mntns, s.memcgOn = mntns, memcgs != nil
-
-	memlockOnce.Do(func() {
-		// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
-		if err := rlimit.RemoveMemlock(); err != nil {
-			s.warns = append(s.warns, fmt.Sprintf("raising RLIMIT_MEMLOCK: %v", err))
-		}
-	})
-	spec, err := def.load()
+	memcgs, err := s.scope()
 	if err != nil {
 		return nil, err
 	}
-	if def.programs != nil {
-		keep, err := def.programs(opts.Args)
+	memlockOnce.Do(func() {
+		// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
+		if err := rlimit.RemoveMemlock(); err != nil {
+			cfg.warn(fmt.Sprintf("raising RLIMIT_MEMLOCK: %v", err))
+		}
+	})
+	spec, err := s.spec(memcgs != nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.load(spec, memcgs); err != nil {
+		return nil, err
+	}
+	return s, s.attachPrograms()
+}
+
+// config checks a and makes the session's configuration of it.
+func (r Runtime) config(a attach.Attachment, memcgDirs func(attach.Target) []string) (config, *prog.Def, error) {
+	cfg := config{Runtime: r, hook: a.Hook.Name, args: a.Args, targets: a.Targets, fields: a.Fields,
+		procRoot: a.ProcRoot, warn: a.Warn, memcgDirs: memcgDirs}
+	def, ok := program(cfg.hook)
+	if !ok {
+		return cfg, nil, fmt.Errorf("unknown hook: this tracer has %s", strings.Join(names(), ", "))
+	}
+	if len(cfg.targets) == 0 {
+		return cfg, nil, errors.New("no targets")
+	}
+	if cfg.procRoot == "" {
+		cfg.procRoot = "/proc"
+	}
+	if cfg.RingBytes == 0 {
+		cfg.RingBytes = DefaultRingBytes
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.warn == nil {
+		cfg.warn = func(string) {}
+	}
+	if cfg.memcgDirs == nil {
+		cfg.memcgDirs = func(t attach.Target) []string { return memCgroupDirs(cfg.procRoot, t.Cgroups) }
+	}
+	if a.Request.Framed {
+		// Targets join a framed session (wire.Control.Add).
+		cfg.spare = cmp.Or(r.SpareTargets, DefaultSpareTargets)
+	}
+	page := os.Getpagesize()
+	if cfg.RingBytes < page || cfg.RingBytes&(cfg.RingBytes-1) != 0 {
+		return cfg, nil, fmt.Errorf("ring buffer size %d is not a power of two of at least a page (%d)", cfg.RingBytes, page)
+	}
+	for _, t := range cfg.targets {
+		cfg.allTasks = cfg.allTasks || t.IsNode()
+	}
+	if cfg.allTasks && len(cfg.targets) != 1 {
+		return cfg, nil, fmt.Errorf("tracing all tasks takes exactly one target, which names the node's events; got %d", len(cfg.targets))
+	}
+	return cfg, def, nil
+}
+
+// names returns the names of the hooks this runtime runs.
+func names() []string {
+	out := make([]string, len(programs))
+	for i, d := range programs {
+		out[i] = d.Name
+	}
+	return out
+}
+
+// readers makes the session's decoder or reader of sums.
+func (s *Session) readers() error {
+	if s.def.Events != nil {
+		s.decode = s.def.Events()
+		return nil
+	}
+	var err error
+	s.sums, err = s.def.Sums(s.cfg.args)
+	return err
+}
+
+// scope finds the targets' mount namespaces (and, for the cross-check,
+// memory cgroups), unless the session traces every task.
+func (s *Session) scope() (memcgs map[uint64]uint32, err error) {
+	s.mntns = map[uint32]uint32{}
+	if s.cfg.allTasks {
+		s.first = []process{{}}
+		return nil, nil
+	}
+	if s.mntns, err = s.mountNamespaces(); err != nil {
+		return nil, err
+	}
+	memcgs = s.memoryCgroups()
+	s.memcgOn = memcgs != nil
+	return memcgs, nil
+}
+
+// spec loads the program's spec and sets it up for the session: the
+// programs its arguments want, its variables, the sizes of its maps.
+func (s *Session) spec(memcg bool) (*ebpf.CollectionSpec, error) {
+	spec, err := s.def.Load()
+	if err != nil {
+		return nil, err
+	}
+	if s.def.Programs != nil {
+		keep, err := s.def.Programs(s.cfg.args)
 		if err != nil {
 			return nil, err
 		}
@@ -269,10 +298,10 @@ func Open(opts Options) (_ *Session, err error) {
 		}
 	}
 	vars := map[string]uint32{
-		"memcg_check":  boolU32(memcgs != nil),
-		"memcg_filter": boolU32(memcgs != nil && opts.MemcgFilter),
-		"match_all":    boolU32(opts.AllTasks),
-		"wakeup_bytes": uint32(min(opts.RingBytes/4, maxWakeupBytes)),
+		"memcg_check":  boolU32(memcg),
+		"memcg_filter": boolU32(memcg && s.cfg.MemcgFilter),
+		"match_all":    boolU32(s.cfg.allTasks),
+		"wakeup_bytes": uint32(min(s.cfg.RingBytes/4, maxWakeupBytes)),
 	}
 	for name, v := range vars {
 		if err := spec.Variables[name].Set(v); err != nil {
@@ -280,34 +309,46 @@ func Open(opts Options) (_ *Session, err error) {
 		}
 	}
 	if m := spec.Maps["events"]; m != nil {
-		m.MaxEntries = uint32(opts.RingBytes)
+		m.MaxEntries = uint32(s.cfg.RingBytes)
 	}
-	if def.sized != "" {
-		s.capacity = len(opts.Targets) + max(opts.SpareTargets, 0)
-		spec.Maps[def.sized].MaxEntries = uint32(s.capacity * def.slots)
+	if s.def.Sized != "" {
+		s.capacity = len(s.cfg.targets) + s.cfg.spare
+		spec.Maps[s.def.Sized].MaxEntries = uint32(s.capacity * s.def.Slots)
 	}
+	return spec, nil
+}
+
+// load loads the programs and maps, fills the mount namespace map and
+// opens the ring buffer's reader.
+func (s *Session) load(spec *ebpf.CollectionSpec, memcgs map[uint64]uint32) error {
+	var err error
 	s.coll, err = ebpf.NewCollection(spec)
 	if err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
-			return nil, fmt.Errorf("loading BPF programs: %w (verifier log: %s)", err, strings.Join(lastLines(ve.Log, 8), " | "))
+			return fmt.Errorf("loading BPF programs: %w (verifier log: %s)", err, strings.Join(lastLines(ve.Log, 8), " | "))
 		}
-		return nil, fmt.Errorf("loading BPF programs: %w: check that the kernel has BTF (/sys/kernel/btf/vmlinux) and the helper CAP_BPF and CAP_PERFMON", err)
+		return fmt.Errorf("loading BPF programs: %w: check that the kernel has BTF (/sys/kernel/btf/vmlinux) and the helper CAP_BPF and CAP_PERFMON", err)
 	}
 	memcgOf := map[uint32]uint64{}
 	for id, i := range memcgs {
 		memcgOf[i] = id
 	}
-	for ns, i := range mntns {
+	for ns, i := range s.mntns {
 		if err := s.coll.Maps["target_mntns"].Put(ns, targetValue{Target: i, Memcg: memcgOf[i]}); err != nil {
-			return nil, fmt.Errorf("adding mount namespace %d: %w", ns, err)
+			return fmt.Errorf("adding mount namespace %d: %w", ns, err)
 		}
 	}
-	if def.decode != nil {
+	if s.decode != nil {
 		if s.rd, err = ringbuf.NewReader(s.coll.Maps["events"]); err != nil {
-			return nil, fmt.Errorf("opening the ring buffer: %w", err)
+			return fmt.Errorf("opening the ring buffer: %w", err)
 		}
 	}
+	return nil
+}
+
+// attachPrograms attaches every program, in the order of their names.
+func (s *Session) attachPrograms() error {
 	names := make([]string, 0, len(s.coll.Programs))
 	for name := range s.coll.Programs {
 		names = append(names, name)
@@ -316,12 +357,17 @@ func Open(opts Options) (_ *Session, err error) {
 	for _, name := range names {
 		l, err := link.AttachTracing(link.TracingOptions{Program: s.coll.Programs[name]})
 		if err != nil {
-			return nil, fmt.Errorf("attaching %s: %w", name, err)
+			return fmt.Errorf("attaching %s: %w", name, err)
 		}
 		s.links = append(s.links, l)
 	}
-	return s, nil
+	return nil
 }
+
+// Output says what Stream writes: events, stamped with the kernel's
+// CLOCK_MONOTONIC (bpf_ktime_get_ns; the rows of sums, with the time
+// they were read).
+func (s *Session) Output() attach.Output { return attach.Output{Clock: wire.ClockMonotonic} }
 
 func boolU32(b bool) uint32 {
 	if b {
@@ -337,35 +383,19 @@ func lastLines(lines []string, n int) []string {
 	return lines
 }
 
-// parseArgs reads the parameters of the aggregating hooks; the plugin
-// checked them (hooks.Descriptor.ResolveArgs).
-func parseArgs(args map[string]string) (interval time.Duration, top int, err error) {
-	if v, ok := args["interval"]; ok {
-		if interval, err = time.ParseDuration(v); err != nil || interval < 0 {
-			return 0, 0, fmt.Errorf("interval %q is not a duration >= 0 such as 1s", v)
-		}
-	}
-	if v, ok := args["top"]; ok {
-		if top, err = strconv.Atoi(v); err != nil || top < 1 {
-			return 0, 0, fmt.Errorf("top %q is not a number >= 1", v)
-		}
-	}
-	return interval, top, nil
-}
-
 // mountNamespaces returns the targets' mount namespaces, each with the
 // index of its target, and notes the first process of each target.
 func (s *Session) mountNamespaces() (map[uint32]uint32, error) {
 	out := map[uint32]uint32{}
-	s.first = make([]process, len(s.opts.Targets))
-	for i, t := range s.opts.Targets {
+	s.first = make([]process, len(s.cfg.targets))
+	for i, t := range s.cfg.targets {
 		nss, first, err := s.targetNamespaces(t)
 		if err != nil {
 			return nil, err
 		}
 		for _, ino := range nss {
 			if j, ok := out[ino]; ok && int(j) != i {
-				return nil, fmt.Errorf("targets %s and %s share the mount namespace mnt:[%d]: their events could not be told apart", s.opts.Targets[j].Target, t.Target, ino)
+				return nil, fmt.Errorf("targets %s and %s share the mount namespace mnt:[%d]: their events could not be told apart", s.cfg.targets[j].Target, t.Target, ino)
 			}
 			out[ino] = uint32(i)
 		}
@@ -377,13 +407,13 @@ func (s *Session) mountNamespaces() (map[uint32]uint32, error) {
 // targetNamespaces returns the mount namespaces of t's processes and its
 // first process. A target in the node's or the tracer's mount namespace
 // would make every process there a target: it is refused.
-func (s *Session) targetNamespaces(t Target) ([]uint32, process, error) {
+func (s *Session) targetNamespaces(t attach.Target) ([]uint32, process, error) {
 	refuse := map[uint64]string{}
 	// PID 1 is the node's init, unless the tracer shares the target's PID
 	// namespace (ephemeral mode): there PID 1 is the target's own first
 	// process, and its mount namespace is exactly the one to trace.
 	if !slices.Contains(t.PIDs, 1) {
-		if ino, err := nsInode(filepath.Join(s.opts.ProcRoot, "1", "ns", "mnt")); err == nil {
+		if ino, err := nsInode(filepath.Join(s.cfg.procRoot, "1", "ns", "mnt")); err == nil {
 			refuse[ino] = "the node's (pid 1)"
 		}
 	}
@@ -396,7 +426,7 @@ func (s *Session) targetNamespaces(t Target) ([]uint32, process, error) {
 		first process
 	)
 	for _, pid := range t.PIDs {
-		ino, err := nsInode(filepath.Join(s.opts.ProcRoot, strconv.Itoa(pid), "ns", "mnt"))
+		ino, err := nsInode(filepath.Join(s.cfg.procRoot, strconv.Itoa(pid), "ns", "mnt"))
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -405,7 +435,7 @@ func (s *Session) targetNamespaces(t Target) ([]uint32, process, error) {
 			return nil, first, fmt.Errorf("target %s: process %d is in %s mount namespace (mnt:[%d]), so every process there would be traced: trace a container with its own mount namespace", t.Target, pid, whose, ino)
 		}
 		if len(out) == 0 {
-			first = process{pid: pid, comm: readComm(s.opts.ProcRoot, pid)}
+			first = process{pid: pid, comm: readComm(s.cfg.procRoot, pid)}
 		}
 		if !slices.Contains(out, uint32(ino)) {
 			out = append(out, uint32(ino))
@@ -423,22 +453,22 @@ func (s *Session) targetNamespaces(t Target) ([]uint32, process, error) {
 // AddTarget scopes the running hook to one more target, with index
 // target, the next one or beyond (an index skipped stays unused): its
 // mount namespaces join the map, with its memory cgroup when the programs
-// compare them. A hook that sums per target takes Options.SpareTargets
-// more at most. It is safe to call while Stream runs.
-func (s *Session) AddTarget(target int, t Target) error {
+// compare them (attach.Targets). A hook that sums per target takes
+// Runtime.SpareTargets more at most. It is safe to call while Stream runs.
+func (s *Session) AddTarget(target int, t attach.Target) error {
 	s.tmu.Lock()
 	defer s.tmu.Unlock()
 	if s.closing.Load() {
 		return fmt.Errorf("adding target %s: the session is closed", t.Target)
 	}
-	if s.opts.AllTasks {
+	if s.cfg.allTasks {
 		return fmt.Errorf("adding target %s: the session traces every task of the node already", t.Target)
 	}
 	if target < len(s.targets) {
 		return fmt.Errorf("adding target %s: index %d is taken", t.Target, target)
 	}
 	if s.capacity > 0 && target >= s.capacity {
-		return fmt.Errorf("adding target %s: hook %q sums per target and has room for %d targets", t.Target, s.opts.Hook, s.capacity)
+		return fmt.Errorf("adding target %s: hook %q sums per target and has room for %d targets", t.Target, s.cfg.hook, s.capacity)
 	}
 	nss, first, err := s.targetNamespaces(t)
 	if err != nil {
@@ -453,7 +483,7 @@ func (s *Session) AddTarget(target int, t Target) error {
 	// event of it finds its target.
 	for len(s.targets) < target {
 		// An index whose addition failed in the caller: unused.
-		s.targets = append(s.targets, Target{})
+		s.targets = append(s.targets, attach.Target{})
 		s.first = append(s.first, process{})
 		s.removed = append(s.removed, true)
 	}
@@ -462,7 +492,7 @@ func (s *Session) AddTarget(target int, t Target) error {
 	s.removed = append(s.removed, false)
 	val := targetValue{Target: uint32(target)}
 	if s.memcgOn {
-		for _, dir := range t.MemCgroupDirs {
+		for _, dir := range s.cfg.memcgDirs(t) {
 			if ino, err := nsInode(dir); err == nil {
 				val.Memcg = ino
 				break
@@ -470,10 +500,10 @@ func (s *Session) AddTarget(target int, t Target) error {
 		}
 		if val.Memcg == 0 {
 			what := "counted as outside its memory cgroup"
-			if s.opts.MemcgFilter {
+			if s.cfg.MemcgFilter {
 				what = "dropped"
 			}
-			s.opts.Warn(fmt.Sprintf("memory cgroup of %s not found: its events are %s", t.Target, what))
+			s.cfg.warn(fmt.Sprintf("memory cgroup of %s not found: its events are %s", t.Target, what))
 		}
 	}
 	var added []uint32
@@ -578,9 +608,10 @@ func nsInode(path string) (uint64, error) {
 // its target, or nil (no cross-check) when one of them has none.
 func (s *Session) memoryCgroups() map[uint64]uint32 {
 	out := map[uint64]uint32{}
-	for i, t := range s.opts.Targets {
+	for i, t := range s.cfg.targets {
+		dirs := s.cfg.memcgDirs(t)
 		found := false
-		for _, dir := range t.MemCgroupDirs {
+		for _, dir := range dirs {
 			if ino, err := nsInode(dir); err == nil {
 				out[ino] = uint32(i)
 				found = true
@@ -589,10 +620,10 @@ func (s *Session) memoryCgroups() map[uint64]uint32 {
 		}
 		if !found {
 			tried := "no directory known"
-			if len(t.MemCgroupDirs) > 0 {
-				tried = "tried " + strings.Join(t.MemCgroupDirs, ", ")
+			if len(dirs) > 0 {
+				tried = "tried " + strings.Join(dirs, ", ")
 			}
-			s.warns = append(s.warns, fmt.Sprintf("memory cgroup of %s not found (%s): events are scoped by mount namespace only, without the cgroup cross-check", t.Target, tried))
+			s.cfg.warn(fmt.Sprintf("memory cgroup of %s not found (%s): events are scoped by mount namespace only, without the cgroup cross-check", t.Target, tried))
 			return nil
 		}
 	}
@@ -607,48 +638,46 @@ func readComm(procRoot string, pid int) string {
 	return strings.TrimSuffix(string(b), "\n")
 }
 
-// Warnings returns what went wrong in Open without failing it.
-func (s *Session) Warnings() []string { return s.warns }
-
-// Stream hands the hook's events to emit until ctx is done; it then
+// Stream hands the hook's events to out until ctx is done; it then
 // detaches the programs, drains the ring buffer or emits the last rows of
-// the sums, reads the counters and returns. An error from emit stops the
+// the sums, reads the counters and returns. An error from out stops the
 // stream and is returned. Stream runs once per session.
-func (s *Session) Stream(ctx context.Context, emit EmitFunc) error {
+func (s *Session) Stream(ctx context.Context, out attach.Sink) error {
 	if s.streamed.Swap(true) {
 		return errors.New("streaming ebpf hook: already streamed")
 	}
+	s.out = out
 	var err error
-	if s.def.decode != nil {
-		err = s.streamRing(ctx, emit)
+	if s.decode != nil {
+		err = s.streamRing(ctx)
 	} else {
-		err = s.streamSums(ctx, emit)
+		err = s.streamSums(ctx)
 	}
 	if err != nil || s.closing.Load() {
 		return err
 	}
 	s.readCounters()
-	if n := s.Stats().MemcgMismatch; n > 0 {
+	if n := s.Counters().MemcgMismatch; n > 0 {
 		what := "counted"
-		if s.opts.MemcgFilter {
+		if s.cfg.MemcgFilter {
 			what = "dropped"
 		}
-		s.opts.Warn(fmt.Sprintf("%d events (or task lookups, for syscall-top) came from tasks in a target's mount namespace but outside its memory cgroup (%s): something shares the container's mount namespace", n, what))
+		s.cfg.warn(fmt.Sprintf("%d events (or task lookups, for syscall-top) came from tasks in a target's mount namespace but outside its memory cgroup (%s): something shares the container's mount namespace", n, what))
 	}
 	return nil
 }
 
-func (s *Session) streamRing(ctx context.Context, emit EmitFunc) error {
+func (s *Session) streamRing(ctx context.Context) error {
 	// Flush wakes a blocked read at once when the session stops.
 	stopWake := context.AfterFunc(ctx, func() { s.rd.Flush() })
 	defer stopWake()
 	var rec ringbuf.Record
 	for ctx.Err() == nil {
-		s.rd.SetDeadline(time.Now().Add(s.opts.PollInterval))
+		s.rd.SetDeadline(time.Now().Add(s.cfg.PollInterval))
 		err := s.rd.ReadInto(&rec)
 		switch {
 		case err == nil:
-			if err := s.handle(rec.RawSample, emit); err != nil {
+			if err := s.handle(rec.RawSample); err != nil {
 				return err
 			}
 		case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, ringbuf.ErrFlushed):
@@ -669,7 +698,7 @@ func (s *Session) streamRing(ctx context.Context, emit EmitFunc) error {
 		err := s.rd.ReadInto(&rec)
 		switch {
 		case err == nil:
-			if err := s.handle(rec.RawSample, emit); err != nil {
+			if err := s.handle(rec.RawSample); err != nil {
 				return err
 			}
 		case errors.Is(err, ringbuf.ErrFlushed):
@@ -683,10 +712,10 @@ func (s *Session) streamRing(ctx context.Context, emit EmitFunc) error {
 	}
 }
 
-func (s *Session) streamSums(ctx context.Context, emit EmitFunc) error {
+func (s *Session) streamSums(ctx context.Context) error {
 	var tick <-chan time.Time
-	if s.interval > 0 {
-		t := time.NewTicker(s.interval)
+	if iv := s.sums.Interval(); iv > 0 {
+		t := time.NewTicker(iv)
 		defer t.Stop()
 		tick = t.C
 	}
@@ -695,7 +724,7 @@ func (s *Session) streamSums(ctx context.Context, emit EmitFunc) error {
 		case <-ctx.Done():
 			done = true
 		case <-tick:
-			if err := s.def.flush(s, emit); err != nil {
+			if err := s.flush(); err != nil {
 				if s.closing.Load() {
 					return nil
 				}
@@ -706,23 +735,36 @@ func (s *Session) streamSums(ctx context.Context, emit EmitFunc) error {
 	if err := s.detach(); err != nil {
 		return err
 	}
-	if err := s.def.flush(s, emit); err != nil && !s.closing.Load() {
+	if err := s.flush(); err != nil && !s.closing.Load() {
 		return err
 	}
 	return nil
 }
 
+// flush emits the rows summed since the last flush, each stamped with the
+// time they were read and naming its target's first process: a row sums
+// all of the target's tasks.
+func (s *Session) flush() error {
+	ts := now()
+	return s.sums.Flush(s.coll, s.numTargets(), func(target int, event string, rec *prog.Record) error {
+		s.tmu.RLock()
+		p := s.first[target]
+		s.tmu.RUnlock()
+		return s.emit(prog.Header{TS: ts, PID: p.pid, Target: target, Comm: p.comm}, event, *rec)
+	})
+}
+
 // handle decodes one ring buffer record and emits it.
-func (s *Session) handle(raw []byte, emit EmitFunc) error {
+func (s *Session) handle(raw []byte) error {
 	s.rec = s.rec[:0]
-	h, event, ok := s.def.decode(s, raw)
-	if !ok || !s.live(h.target) {
+	h, event, ok := s.decode(raw, &s.rec)
+	if !ok || !s.live(h.Target) {
 		// Undecodable, or its target was removed while the record waited
 		// in the ring: not delivered, so counted.
 		s.unemitted.Add(1)
 		return nil
 	}
-	return s.emit(emit, h, event)
+	return s.emit(h, event, s.rec)
 }
 
 // live says whether target is one the session still traces.
@@ -732,40 +774,31 @@ func (s *Session) live(target int) bool {
 	return target >= 0 && target < len(s.targets) && !s.removed[target]
 }
 
-// header is what every event has: include/common.h's struct hdr, decoded.
-type header struct {
-	ts     uint64
-	pid    int
-	target int
-	cpu    int
-	comm   string
-}
-
-// emit hands s.rec to emit as an event of target h.target.
-func (s *Session) emit(emit EmitFunc, h header, event string) error {
+// emit hands rec to the sink as an event of target h.Target.
+func (s *Session) emit(h prog.Header, event string, rec prog.Record) error {
 	s.tmu.RLock()
-	if h.target < 0 || h.target >= len(s.targets) || s.removed[h.target] {
+	if h.Target < 0 || h.Target >= len(s.targets) || s.removed[h.Target] {
 		s.tmu.RUnlock()
 		return nil
 	}
-	t := s.targets[h.target].Target
+	t := s.targets[h.Target].Target
 	s.tmu.RUnlock()
 	s.ev = wire.Event{
-		Time:      float64(h.ts) / 1e9,
-		CPU:       h.cpu,
-		PID:       h.pid,
-		Comm:      h.comm,
+		Time:      float64(h.TS) / 1e9,
+		CPU:       h.CPU,
+		PID:       h.PID,
+		Comm:      h.Comm,
 		Event:     event,
 		Node:      t.Node,
 		Namespace: t.Namespace,
 		Pod:       t.Pod,
 		Container: t.Container,
 	}
-	if s.opts.Fields {
-		s.ev.Fields = s.rec.fields()
+	if s.cfg.fields {
+		s.ev.Fields = rec.Fields()
 	}
-	s.line = s.rec.details(s.line[:0])
-	if err := emit(&s.ev, string(s.line)); err != nil {
+	s.line = rec.Details(s.line[:0])
+	if err := s.out.Emit(&s.ev, string(s.line)); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -779,14 +812,6 @@ func now() uint64 {
 	var ts unix.Timespec
 	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	return uint64(ts.Nano())
-}
-
-// rowHeader names the target's first process for a row of sums.
-func (s *Session) rowHeader(target int, ts uint64) header {
-	s.tmu.RLock()
-	p := s.first[target]
-	s.tmu.RUnlock()
-	return header{ts: ts, pid: p.pid, target: target, comm: p.comm}
 }
 
 // detach closes every link: no program runs after it.
@@ -827,13 +852,23 @@ func (s *Session) readCounters() {
 	}
 }
 
-// Stats returns the session's totals; they are final once Stream or Close
-// has returned.
-func (s *Session) Stats() Stats {
+// Stats returns the session's totals, final once Stream or Close has
+// returned: Lost counts the ring buffer's losses and what was dropped
+// (Counters.Dropped: an open whose entry was missing at its exit is an
+// event lost as surely as one a full ring had no room for).
+func (s *Session) Stats() attach.Stats {
+	c := s.Counters()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{
-		Events:        s.events,
+	return attach.Stats{Events: s.events, Lost: c.Lost + c.Dropped}
+}
+
+// Counters returns what the kernel side counted; final once Stream or
+// Close has returned.
+func (s *Session) Counters() Counters {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Counters{
 		Lost:          s.counters[counterLost],
 		MemcgMismatch: s.counters[counterMemcgMismatch],
 		Dropped:       s.counters[counterDropped] + s.unemitted.Load(),

@@ -10,6 +10,7 @@ package ebpf
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -21,11 +22,12 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
-	"github.com/ktrace-dev/kubectl-trace/hooks/ebpf/ebpftest"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
+	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 )
 
-func init() { ebpftest.Main() }
+func init() { testenv.Main() }
 
 // got is one emitted event, copied.
 type got struct {
@@ -35,9 +37,10 @@ type got struct {
 
 // traced is a session's result.
 type traced struct {
-	events []got
-	stats  Stats
-	warns  []string
+	events   []got
+	stats    attach.Stats
+	counters Counters
+	warns    []string
 	// delays are how long each event streamed before the stop took from
 	// the kernel's timestamp to the emit function.
 	delays []time.Duration
@@ -47,7 +50,9 @@ type traced struct {
 
 // traceConfig changes what trace does.
 type traceConfig struct {
-	opts          func(*Options)
+	runtime Runtime
+	// framed asks for a framed session, which takes targets.
+	framed        bool
 	allowMismatch bool // events outside the target's memory cgroup are expected
 	allowLost     bool
 	// opened, when set, receives the session once open.
@@ -57,17 +62,17 @@ type traceConfig struct {
 // trace opens hook on the targets, runs during() while streaming, stops
 // and returns what was emitted. It checks that no program of the package
 // stays loaded, and that nothing was lost.
-func trace(t *testing.T, hook string, args map[string]string, targets []Target, during func()) traced {
+func trace(t *testing.T, hook string, args map[string]string, targets []attach.Target, during func()) traced {
 	t.Helper()
 	return traceWith(t, traceConfig{}, hook, args, targets, during)
 }
 
-func traceWith(t *testing.T, cfg traceConfig, hook string, args map[string]string, targets []Target, during func()) traced {
+func traceWith(t *testing.T, cfg traceConfig, hook string, args map[string]string, targets []attach.Target, during func()) traced {
 	t.Helper()
-	if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+	if left := testenv.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
 		t.Fatalf("programs of an earlier session still loaded: %v", left)
 	}
-	before := ebpftest.AllPrograms(t)
+	before := testenv.AllPrograms(t)
 	d, ok := hooks.Lookup(hook)
 	if !ok {
 		t.Fatalf("hook %q not in the catalogue", hook)
@@ -80,18 +85,15 @@ func traceWith(t *testing.T, cfg traceConfig, hook string, args map[string]strin
 		mu  sync.Mutex
 		res traced
 	)
-	opts := Options{
-		Hook: hook, Args: resolved, Targets: targets, Fields: true, ProcRoot: "/proc",
+	a := attach.Attachment{
+		Request: wire.Request{Framed: cfg.framed}, Hook: d, Args: resolved, Targets: targets, Fields: true, ProcRoot: "/proc",
 		Warn: func(msg string) {
 			mu.Lock()
 			res.warns = append(res.warns, msg)
 			mu.Unlock()
 		},
 	}
-	if cfg.opts != nil {
-		cfg.opts(&opts)
-	}
-	s, err := Open(opts)
+	s, err := cfg.runtime.open(a, memcgOf)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -99,8 +101,7 @@ func traceWith(t *testing.T, cfg traceConfig, hook string, args map[string]strin
 	if cfg.opened != nil {
 		cfg.opened(s)
 	}
-	res.warns = append(res.warns, s.Warnings()...)
-	loaded := ebpftest.OurPrograms(t, "kt_")
+	loaded := testenv.OurPrograms(t, "kt_")
 	if len(loaded) == 0 {
 		t.Error("no kt_ program loaded while the session is open")
 	}
@@ -113,7 +114,7 @@ func traceWith(t *testing.T, cfg traceConfig, hook string, args map[string]strin
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() {
-		done <- s.Stream(ctx, func(ev *wire.Event, details string) error {
+		done <- s.Stream(ctx, emitter(func(ev *wire.Event, details string) error {
 			c := *ev
 			c.Fields = maps.Clone(ev.Fields)
 			delay := time.Duration(now() - uint64(ev.Time*1e9))
@@ -124,7 +125,7 @@ func traceWith(t *testing.T, cfg traceConfig, hook string, args map[string]strin
 			}
 			mu.Unlock()
 			return nil
-		})
+		}))
 	}()
 	during()
 	cancel()
@@ -140,13 +141,13 @@ func traceWith(t *testing.T, cfg traceConfig, hook string, args map[string]strin
 	if err := s.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	res.stats = s.Stats()
+	res.stats, res.counters = s.Stats(), s.Counters()
 	closed := time.Now()
-	if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+	if left := testenv.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
 		t.Errorf("programs left 5 s after Close: %v", left)
 	}
 	t.Logf("%s: programs gone %v after Close", hook, time.Since(closed).Round(time.Millisecond))
-	after := ebpftest.AllPrograms(t)
+	after := testenv.AllPrograms(t)
 	t.Logf("%s: programs loaded %v; BPF programs on the machine before %d, after %d", hook, loaded, before, after)
 	if after != before {
 		t.Errorf("BPF programs on the machine: %d before, %d after the session", before, after)
@@ -156,11 +157,11 @@ func traceWith(t *testing.T, cfg traceConfig, hook string, args map[string]strin
 	if res.stats.Events != uint64(len(res.events)) {
 		t.Errorf("Stats.Events %d, emitted %d", res.stats.Events, len(res.events))
 	}
-	if res.stats.Lost != 0 && !cfg.allowLost {
-		t.Errorf("lost %d: want none", res.stats.Lost)
+	if res.counters.Lost != 0 && !cfg.allowLost {
+		t.Errorf("lost %d: want none", res.counters.Lost)
 	}
-	if res.stats.MemcgMismatch != 0 && !cfg.allowMismatch {
-		t.Errorf("memory cgroup mismatches %d: want none", res.stats.MemcgMismatch)
+	if res.counters.MemcgMismatch != 0 && !cfg.allowMismatch {
+		t.Errorf("memory cgroup mismatches %d: want none", res.counters.MemcgMismatch)
 	}
 	if len(res.delays) > 0 {
 		d := slices.Clone(res.delays)
@@ -170,14 +171,40 @@ func traceWith(t *testing.T, cfg traceConfig, hook string, args map[string]strin
 	return res
 }
 
+// memcgDirs are the fake containers' memory cgroup directories, by
+// container id: where the harness made them, which need not be under
+// /sys/fs/cgroup, where memCgroupDirs looks.
+var memcgDirs sync.Map
+
+// memcgOf finds a target's memory cgroup directory in memcgDirs.
+func memcgOf(t attach.Target) []string {
+	if d, ok := memcgDirs.Load(t.ContainerID); ok {
+		return []string{d.(string)}
+	}
+	return nil
+}
+
+// execAttachment attaches the exec hook to targets.
+func execAttachment(targets ...attach.Target) attach.Attachment {
+	d, _ := hooks.Lookup("exec")
+	return attach.Attachment{Hook: d, Targets: targets}
+}
+
+// emitter is a Sink of events only.
+type emitter func(ev *wire.Event, details string) error
+
+func (e emitter) Emit(ev *wire.Event, details string) error { return e(ev, details) }
+func (e emitter) Raw(int) io.Writer                         { panic("ebpf writes events") }
+
 // target makes a fake container holding a workload in its own mount and
 // network namespaces.
-func target(t *testing.T, name string, w ebpftest.Work) (*ebpftest.Container, *ebpftest.Proc, Target) {
+func target(t *testing.T, name string, w testenv.Work) (*testenv.Container, *testenv.Proc, attach.Target) {
 	t.Helper()
-	c := ebpftest.NewContainer(t)
-	p := ebpftest.Start(t, name, w, syscall.CLONE_NEWNS|syscall.CLONE_NEWNET)
+	c := testenv.NewContainer(t)
+	p := testenv.Start(t, name, w, syscall.CLONE_NEWNS|syscall.CLONE_NEWNET)
 	c.Add(t, p.PID())
-	return c, p, Target{Target: c.Target(), PIDs: []int{p.PID()}, MemCgroupDirs: []string{c.Dir(t, "memory")}}
+	memcgDirs.Store(c.Target().ContainerID, c.Dir(t, "memory"))
+	return c, p, attach.Target{Target: c.Target(), PIDs: []int{p.PID()}}
 }
 
 // checkFields asserts that every event has exactly the descriptor's
@@ -210,11 +237,11 @@ func checkFields(t *testing.T, hook string, events []got, optional ...string) {
 }
 
 func TestExec(t *testing.T) {
-	inside := ebpftest.CopyBinary(t, "/bin/true", "ktexec-in")
-	outside := ebpftest.CopyBinary(t, "/bin/true", "ktexec-out")
-	_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "exec", Path: inside, Args: []string{"--who", "the target", "x"}, Every: 20 * time.Millisecond})
-	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "exec", Path: outside, Args: []string{"--who", "outsider"}, Every: 5 * time.Millisecond}, 0)
-	res := trace(t, HookExec, nil, []Target{tg}, func() {
+	inside := testenv.CopyBinary(t, "/bin/true", "ktexec-in")
+	outside := testenv.CopyBinary(t, "/bin/true", "ktexec-out")
+	_, tp, tg := target(t, "kttarget", testenv.Work{Kind: "exec", Path: inside, Args: []string{"--who", "the target", "x"}, Every: 20 * time.Millisecond})
+	op := testenv.Start(t, "ktoutsider", testenv.Work{Kind: "exec", Path: outside, Args: []string{"--who", "outsider"}, Every: 5 * time.Millisecond}, 0)
+	res := trace(t, "exec", nil, []attach.Target{tg}, func() {
 		tp.Go(t)
 		op.Go(t)
 		time.Sleep(1500 * time.Millisecond)
@@ -241,7 +268,7 @@ func TestExec(t *testing.T) {
 	if n < 20 {
 		t.Errorf("%d execs of %s traced, want >= 20 (one per 20 ms)", n, inside)
 	}
-	checkFields(t, HookExec, res.events)
+	checkFields(t, "exec", res.events)
 	// Few events: the programs never wake the reader, which polls every
 	// DefaultPollInterval.
 	if m := slices.Max(res.delays); m > 3*DefaultPollInterval {
@@ -255,11 +282,11 @@ func TestExec(t *testing.T) {
 func TestOpen(t *testing.T) {
 	dir := t.TempDir()
 	in, out, missing := filepath.Join(dir, "kt-open-in"), filepath.Join(dir, "kt-open-out"), filepath.Join(dir, "kt-open-missing")
-	in = ebpftest.CopyBinary(t, "/bin/true", "kt-open-in")
-	out = ebpftest.CopyBinary(t, "/bin/true", "kt-open-out")
-	_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "open", Paths: []string{in, missing}, Every: 20 * time.Millisecond})
-	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "open", Paths: []string{out, missing}, Every: 5 * time.Millisecond}, 0)
-	res := trace(t, HookOpen, nil, []Target{tg}, func() {
+	in = testenv.CopyBinary(t, "/bin/true", "kt-open-in")
+	out = testenv.CopyBinary(t, "/bin/true", "kt-open-out")
+	_, tp, tg := target(t, "kttarget", testenv.Work{Kind: "open", Paths: []string{in, missing}, Every: 20 * time.Millisecond})
+	op := testenv.Start(t, "ktoutsider", testenv.Work{Kind: "open", Paths: []string{out, missing}, Every: 5 * time.Millisecond}, 0)
+	res := trace(t, "open", nil, []attach.Target{tg}, func() {
 		tp.Go(t)
 		op.Go(t)
 		time.Sleep(1500 * time.Millisecond)
@@ -289,16 +316,16 @@ func TestOpen(t *testing.T) {
 	if ok < 20 || failed < 20 {
 		t.Errorf("%d opens of %s and %d of %s traced, want >= 20 each", ok, in, failed, missing)
 	}
-	checkFields(t, HookOpen, res.events, "error")
+	checkFields(t, "open", res.events, "error")
 }
 
 func TestTCP(t *testing.T) {
 	const port = 47113
-	_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "tcp", Port: port, Every: 20 * time.Millisecond})
+	_, tp, tg := target(t, "kttarget", testenv.Work{Kind: "tcp", Port: port, Every: 20 * time.Millisecond})
 	// The outsider does the same on the same port, in a network namespace
 	// of its own, outside the container's mount namespace and cgroups.
-	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "tcp", Port: port, Every: 5 * time.Millisecond}, syscall.CLONE_NEWNET)
-	res := trace(t, HookTCP, nil, []Target{tg}, func() {
+	op := testenv.Start(t, "ktoutsider", testenv.Work{Kind: "tcp", Port: port, Every: 5 * time.Millisecond}, syscall.CLONE_NEWNET)
+	res := trace(t, "tcp", nil, []attach.Target{tg}, func() {
 		tp.Go(t)
 		op.Go(t)
 		time.Sleep(1500 * time.Millisecond)
@@ -336,7 +363,7 @@ func TestTCP(t *testing.T) {
 	if count["connect"] < 20 || count["accept"] < 20 || count["close"] < 40 {
 		t.Errorf("events %v, want >= 20 connects and accepts and >= 40 closes (both ends)", count)
 	}
-	checkFields(t, HookTCP, res.events, "duration_us")
+	checkFields(t, "tcp", res.events, "duration_us")
 }
 
 // syscallTopModes are syscall-top's two modes and the programs of each.
@@ -354,9 +381,9 @@ func TestSyscallTop(t *testing.T) {
 	const calls = 2000000
 	for _, mode := range syscallTopModes {
 		t.Run("latency="+mode.latency, func(t *testing.T) {
-			_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "syscalls", Count: calls})
-			op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "syscalls", Count: calls}, 0)
-			res := trace(t, HookSyscallTop, map[string]string{"interval": "200ms", "top": "50", "latency": mode.latency}, []Target{tg}, func() {
+			_, tp, tg := target(t, "kttarget", testenv.Work{Kind: "syscalls", Count: calls})
+			op := testenv.Start(t, "ktoutsider", testenv.Work{Kind: "syscalls", Count: calls}, 0)
+			res := trace(t, "syscall-top", map[string]string{"interval": "200ms", "top": "50", "latency": mode.latency}, []attach.Target{tg}, func() {
 				tp.Go(t)
 				op.Go(t)
 				tp.Line(t) // done
@@ -394,10 +421,10 @@ func TestSyscallTop(t *testing.T) {
 			if len(times) < 2 {
 				t.Errorf("rows at %d times, want several (interval 200ms)", len(times))
 			}
-			if res.stats.Dropped != 0 {
-				t.Errorf("dropped %d, want none", res.stats.Dropped)
+			if res.counters.Dropped != 0 {
+				t.Errorf("dropped %d, want none", res.counters.Dropped)
 			}
-			checkFields(t, HookSyscallTop, res.events, "total_ns", "avg_ns")
+			checkFields(t, "syscall-top", res.events, "total_ns", "avg_ns")
 			if len(res.events) > 0 {
 				t.Logf("e.g. %s", res.events[0].details)
 			}
@@ -410,13 +437,13 @@ func TestSyscallTop(t *testing.T) {
 // and came back) gets the calls made after its return, none lost.
 func TestSyscallTopTargetAgain(t *testing.T) {
 	const calls = 100000
-	c, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "syscall-rounds", Count: calls})
+	c, tp, tg := target(t, "kttarget", testenv.Work{Kind: "syscall-rounds", Count: calls})
 	again := tg
 	again.Target = c.Target()
 	again.Pod = "again"
 	var s *Session
-	res := traceWith(t, traceConfig{opts: func(o *Options) { o.SpareTargets = 1 }, opened: func(o *Session) { s = o }},
-		HookSyscallTop, map[string]string{"interval": "100ms", "top": "50"}, []Target{tg}, func() {
+	res := traceWith(t, traceConfig{runtime: Runtime{SpareTargets: 1}, framed: true, opened: func(o *Session) { s = o }},
+		"syscall-top", map[string]string{"interval": "100ms", "top": "50"}, []attach.Target{tg}, func() {
 			tp.Go(t)
 			tp.Line(t) // done: the task has its storage, with target 0
 			time.Sleep(400 * time.Millisecond)
@@ -440,8 +467,8 @@ func TestSyscallTopTargetAgain(t *testing.T) {
 	if byPod[tg.Pod] != calls || byPod["again"] != calls || len(byPod) != 2 {
 		t.Errorf("getppid counts by pod %v, want %d for %s and for again", byPod, calls, tg.Pod)
 	}
-	if res.stats.Dropped != 0 {
-		t.Errorf("dropped %d, want none", res.stats.Dropped)
+	if res.counters.Dropped != 0 {
+		t.Errorf("dropped %d, want none", res.counters.Dropped)
 	}
 }
 
@@ -454,10 +481,10 @@ func TestSyscallTopMemcg(t *testing.T) {
 	for _, mode := range syscallTopModes {
 		for _, filter := range []bool{false, true} {
 			t.Run(fmt.Sprintf("latency=%s/filter=%v", mode.latency, filter), func(t *testing.T) {
-				_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "syscalls", Count: calls})
-				in := ebpftest.StartInMountNamespace(t, "ktintruder", ebpftest.Work{Kind: "syscalls", Count: intruderCalls}, tp.PID())
-				res := traceWith(t, traceConfig{opts: func(o *Options) { o.MemcgFilter = filter }, allowMismatch: true},
-					HookSyscallTop, map[string]string{"interval": "0", "top": "50", "latency": mode.latency}, []Target{tg}, func() {
+				_, tp, tg := target(t, "kttarget", testenv.Work{Kind: "syscalls", Count: calls})
+				in := testenv.StartInMountNamespace(t, "ktintruder", testenv.Work{Kind: "syscalls", Count: intruderCalls}, tp.PID())
+				res := traceWith(t, traceConfig{runtime: Runtime{MemcgFilter: filter}, allowMismatch: true},
+					"syscall-top", map[string]string{"interval": "0", "top": "50", "latency": mode.latency}, []attach.Target{tg}, func() {
 						tp.Go(t)
 						in.Go(t)
 						tp.Line(t)
@@ -483,8 +510,8 @@ func TestSyscallTopMemcg(t *testing.T) {
 				if mode.latency == "true" {
 					least = 1
 				}
-				if res.stats.MemcgMismatch < least {
-					t.Errorf("memory cgroup mismatches %d, want >= %d", res.stats.MemcgMismatch, least)
+				if res.counters.MemcgMismatch < least {
+					t.Errorf("memory cgroup mismatches %d, want >= %d", res.counters.MemcgMismatch, least)
 				}
 				if len(res.warns) != 1 || !strings.Contains(res.warns[0], "outside its memory cgroup") {
 					t.Errorf("warnings %q, want one about the memory cgroup", res.warns)
@@ -495,15 +522,15 @@ func TestSyscallTopMemcg(t *testing.T) {
 }
 
 func TestRunqlat(t *testing.T) {
-	_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "spin", Count: 2})
-	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "spin", Count: 4}, 0)
+	_, tp, tg := target(t, "kttarget", testenv.Work{Kind: "spin", Count: 2})
+	op := testenv.Start(t, "ktoutsider", testenv.Work{Kind: "spin", Count: 4}, 0)
 	var switches uint64
-	res := trace(t, HookRunqlat, map[string]string{"interval": "500ms"}, []Target{tg}, func() {
-		s0 := ebpftest.SwitchCount(t, tp.PID())
+	res := trace(t, "runqlat", map[string]string{"interval": "500ms"}, []attach.Target{tg}, func() {
+		s0 := testenv.SwitchCount(t, tp.PID())
 		tp.Go(t)
 		op.Go(t)
 		time.Sleep(2 * time.Second)
-		switches = ebpftest.SwitchCount(t, tp.PID()) - s0
+		switches = testenv.SwitchCount(t, tp.PID()) - s0
 	})
 	var total uint64
 	times := map[float64]bool{}
@@ -531,21 +558,21 @@ func TestRunqlat(t *testing.T) {
 	if len(times) < 2 {
 		t.Errorf("rows at %d times, want several (interval 500ms)", len(times))
 	}
-	checkFields(t, HookRunqlat, res.events)
+	checkFields(t, "runqlat", res.events)
 	for _, e := range res.events {
 		t.Logf("  %s", e.details)
 	}
 }
 
 func TestOOMKill(t *testing.T) {
-	c, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "alloc"})
+	c, tp, tg := target(t, "kttarget", testenv.Work{Kind: "alloc"})
 	c.SetMemoryLimit(t, 64<<20)
 	// The outsider gets the same limit in a cgroup of its own.
-	oc := ebpftest.NewContainer(t)
-	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "alloc"}, 0)
+	oc := testenv.NewContainer(t)
+	op := testenv.Start(t, "ktoutsider", testenv.Work{Kind: "alloc"}, 0)
 	oc.Add(t, op.PID())
 	oc.SetMemoryLimit(t, 64<<20)
-	res := trace(t, HookOOMKill, nil, []Target{tg}, func() {
+	res := trace(t, "oomkill", nil, []attach.Target{tg}, func() {
 		op.Go(t)
 		if err := op.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
 			t.Errorf("outsider: %v, want killed", err)
@@ -572,19 +599,19 @@ func TestOOMKill(t *testing.T) {
 		t.Errorf("pages %d, want about 16384", pages)
 	}
 	t.Logf("%s", e.details)
-	checkFields(t, HookOOMKill, res.events)
+	checkFields(t, "oomkill", res.events)
 }
 
 // A target in the tracer's own mount namespace would scope nothing: Open
 // refuses it, and leaves nothing loaded.
 func TestOpenRefusesHostMountNamespace(t *testing.T) {
-	p := ebpftest.Start(t, "kthost", ebpftest.Work{Kind: "syscalls"}, 0)
-	_, err := Open(Options{Hook: HookExec, Targets: []Target{{Target: wire.Target{Namespace: "a", Pod: "b", Container: "c"}, PIDs: []int{p.PID()}}}})
+	p := testenv.Start(t, "kthost", testenv.Work{Kind: "syscalls"}, 0)
+	_, err := Runtime{}.open(execAttachment(attach.Target{Target: wire.Target{Namespace: "a", Pod: "b", Container: "c"}, PIDs: []int{p.PID()}}), nil)
 	if err == nil || !strings.Contains(err.Error(), "mount namespace") {
 		t.Fatalf("Open error %v, want a refusal", err)
 	}
 	t.Log(err)
-	if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+	if left := testenv.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
 		t.Errorf("programs left: %v", left)
 	}
 }
@@ -593,13 +620,13 @@ func TestOpenRefusesHostMountNamespace(t *testing.T) {
 // namespace (nsenter) but stays outside its cgroup is counted and reported;
 // with MemcgFilter its events are dropped.
 func TestMemcgCrossCheck(t *testing.T) {
-	bin := ebpftest.CopyBinary(t, "/bin/true", "ktexec-child")
-	_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "exec", Path: bin, Args: []string{"target"}, Every: 20 * time.Millisecond})
+	bin := testenv.CopyBinary(t, "/bin/true", "ktexec-child")
+	_, tp, tg := target(t, "kttarget", testenv.Work{Kind: "exec", Path: bin, Args: []string{"target"}, Every: 20 * time.Millisecond})
 	for _, filter := range []bool{false, true} {
 		t.Run(fmt.Sprintf("filter=%v", filter), func(t *testing.T) {
-			in := ebpftest.StartInMountNamespace(t, "ktintruder", ebpftest.Work{Kind: "exec", Path: bin, Args: []string{"intruder"}, Every: 20 * time.Millisecond}, tp.PID())
-			res := traceWith(t, traceConfig{opts: func(o *Options) { o.MemcgFilter = filter }, allowMismatch: true},
-				HookExec, nil, []Target{tg}, func() {
+			in := testenv.StartInMountNamespace(t, "ktintruder", testenv.Work{Kind: "exec", Path: bin, Args: []string{"intruder"}, Every: 20 * time.Millisecond}, tp.PID())
+			res := traceWith(t, traceConfig{runtime: Runtime{MemcgFilter: filter}, allowMismatch: true},
+				"exec", nil, []attach.Target{tg}, func() {
 					if !filter {
 						tp.Go(t)
 					}
@@ -618,8 +645,8 @@ func TestMemcgCrossCheck(t *testing.T) {
 			if filter && intruder != 0 || !filter && intruder < 10 {
 				t.Errorf("%d execs of the intruder with MemcgFilter=%v", intruder, filter)
 			}
-			if res.stats.MemcgMismatch < 10 {
-				t.Errorf("memory cgroup mismatches %d, want >= 10", res.stats.MemcgMismatch)
+			if res.counters.MemcgMismatch < 10 {
+				t.Errorf("memory cgroup mismatches %d, want >= 10", res.counters.MemcgMismatch)
 			}
 			if len(res.warns) != 1 || !strings.Contains(res.warns[0], "outside its memory cgroup") {
 				t.Errorf("warnings %q, want one about the memory cgroup", res.warns)
@@ -632,10 +659,10 @@ func TestMemcgCrossCheck(t *testing.T) {
 // event or counted lost.
 func TestOpenThroughput(t *testing.T) {
 	const opens = 300000
-	path := ebpftest.CopyBinary(t, "/bin/true", "kt-open-fast")
-	_, tp, tg := target(t, "kttarget", ebpftest.Work{Kind: "open", Paths: []string{path}, Count: opens})
+	path := testenv.CopyBinary(t, "/bin/true", "kt-open-fast")
+	_, tp, tg := target(t, "kttarget", testenv.Work{Kind: "open", Paths: []string{path}, Count: opens})
 	var took time.Duration
-	res := traceWith(t, traceConfig{allowLost: true}, HookOpen, nil, []Target{tg}, func() {
+	res := traceWith(t, traceConfig{allowLost: true}, "open", nil, []attach.Target{tg}, func() {
 		start := time.Now()
 		tp.Go(t)
 		tp.Line(t) // done
@@ -657,11 +684,11 @@ func TestOpenThroughput(t *testing.T) {
 // AllTasks (node-wide tracing): a process in no target's mount namespace
 // is traced as target 0, and the session takes no more targets.
 func TestAllTasks(t *testing.T) {
-	outside := ebpftest.CopyBinary(t, "/bin/true", "ktexec-all")
-	op := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "exec", Path: outside, Args: []string{"node"}, Every: 20 * time.Millisecond}, 0)
-	node := Target{Target: wire.Target{Node: "n1"}}
+	outside := testenv.CopyBinary(t, "/bin/true", "ktexec-all")
+	op := testenv.Start(t, "ktoutsider", testenv.Work{Kind: "exec", Path: outside, Args: []string{"node"}, Every: 20 * time.Millisecond}, 0)
+	node := attach.Target{Target: wire.Target{Kind: wire.TargetNode, Node: "n1"}}
 	var addErr error
-	res := traceWith(t, traceConfig{opts: func(o *Options) { o.AllTasks = true }}, HookExec, nil, []Target{node}, func() {
+	res := traceWith(t, traceConfig{}, "exec", nil, []attach.Target{node}, func() {
 		op.Go(t)
 		time.Sleep(time.Second)
 	})
@@ -681,19 +708,19 @@ func TestAllTasks(t *testing.T) {
 		t.Errorf("warnings %q, want none", res.warns)
 	}
 
-	s, err := Open(Options{Hook: HookExec, AllTasks: true, Targets: []Target{node}})
+	s, err := Runtime{}.open(execAttachment(node), nil)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	addErr = s.AddTarget(1, Target{Target: wire.Target{Namespace: "a", Pod: "b", Container: "c"}, PIDs: []int{op.PID()}})
+	addErr = s.AddTarget(1, attach.Target{Target: wire.Target{Namespace: "a", Pod: "b", Container: "c"}, PIDs: []int{op.PID()}})
 	s.Close()
 	if addErr == nil || !strings.Contains(addErr.Error(), "every task") {
 		t.Errorf("AddTarget with AllTasks: %v, want a refusal", addErr)
 	}
-	if _, err := Open(Options{Hook: HookExec, AllTasks: true, Targets: []Target{node, node}}); err == nil || !strings.Contains(err.Error(), "exactly one target") {
+	if _, err := (Runtime{}).open(execAttachment(node, node), nil); err == nil || !strings.Contains(err.Error(), "exactly one target") {
 		t.Errorf("Open with AllTasks and two targets: %v, want a refusal", err)
 	}
-	if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+	if left := testenv.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
 		t.Errorf("programs left: %v", left)
 	}
 }

@@ -2,8 +2,6 @@ package ftrace
 
 import (
 	"fmt"
-	"path"
-	"sort"
 	"strings"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
@@ -25,7 +23,7 @@ type plan struct {
 	// options/function-fork.
 	functions []string
 	proc      processor
-	// raw prefers the binary reader (Options.Reader).
+	// raw prefers the binary reader (Runtime.Reader).
 	raw bool
 }
 
@@ -39,102 +37,64 @@ type kernelInfo interface {
 	filterFunctions() ([]string, error)
 }
 
-// Largest number of functions a funcgraph session traces: each one costs a
-// patched call site and an event per call.
-const maxFunctions = 64
+// planInput is what a hook's plan is made from.
+type planInput struct {
+	// hook is the descriptor: its Events are what the plan enables (the
+	// plan picks from them and fills in their <name> for its arguments,
+	// never adds one of its own).
+	hook hooks.Descriptor
+	// args are the hook's parameters, checked, with their defaults.
+	args   map[string]string
+	fields bool
+	tr     *tracker
+	k      kernelInfo
+}
 
-// newPlan decides how opts.Hook runs. A hook without a plan of its own
-// (sched, or none named) enables opts.Events and shows what the tracker
-// attributes, with the kernel's details.
-func newPlan(opts Options, tr *tracker, k kernelInfo) (*plan, error) {
-	args := opts.Args
-	if d, ok := hooks.Lookup(opts.Hook); ok && len(d.Params) > 0 {
-		// The plugin resolved them; check again, the helper is the last
+// plans are the hooks of kind ftrace, each in a file of its own: the
+// descriptor in package hooks says what the hook is, the plan how it runs.
+var plans = map[string]func(in planInput) (*plan, error){
+	"sched":      schedPlan,
+	"syscalls":   syscallsPlan,
+	"signals":    signalsPlan,
+	"block":      blockPlan,
+	"pagefaults": pagefaultsPlan,
+	"funcgraph":  funcgraphPlan,
+}
+
+// newPlan decides how hook runs with args. Everything the parameters need
+// from the kernel is checked here, before anything is made.
+func newPlan(hook hooks.Descriptor, args map[string]string, fields bool, tr *tracker, k kernelInfo) (*plan, error) {
+	planOf, ok := plans[hook.Name]
+	if !ok {
+		return nil, fmt.Errorf("hook %q is not an ftrace hook of this tracer: use the tracer image of the plugin's release", hook.Name)
+	}
+	if len(hook.Params) > 0 {
+		// The runner resolved them; check again, the helper is the last
 		// line before the kernel.
 		var err error
-		if args, err = d.ResolveArgs(opts.Args); err != nil {
+		if args, err = hook.ResolveArgs(args); err != nil {
 			return nil, err
 		}
 	}
-	tracking := func(events ...string) []string { return append(events, trackingEvents...) }
-	switch opts.Hook {
-	case "syscalls":
-		events, err := syscallEvents(args["syscalls"], k)
-		if err != nil {
-			return nil, err
-		}
-		tr.reapAfter, tr.trustCurrent = reapAfter, true
-		return &plan{events: tracking(events...), filtered: true, raw: true, proc: newSyscalls(tr, opts.Fields)}, nil
-	case "signals":
-		tr.reapAfter = reapAfter
-		return &plan{events: tracking("signal:signal_generate", "signal:signal_deliver"),
-			proc: &signals{tr: tr, fields: opts.Fields}}, nil
-	case "block":
-		tr.reapAfter = reapAfter
-		dev := strings.Replace(args["dev"], ":", ",", 1)
-		return &plan{events: tracking("block:block_rq_insert", "block:block_rq_issue", "block:block_rq_complete"),
-			proc: newBlock(tr, opts.Fields, dev)}, nil
-	case "pagefaults":
-		tr.reapAfter, tr.trustCurrent = reapAfter, true
-		events := []string{"exceptions:page_fault_user"}
-		if args["kernel"] == "true" {
-			events = append(events, "exceptions:page_fault_kernel")
-		}
-		return &plan{events: tracking(events...), filtered: true,
-			proc: &currentTask{tr: tr, fields: opts.Fields, extra: pageFaultFields}}, nil
-	case "funcgraph":
-		fns, err := functionFilter(args["functions"], k)
-		if err != nil {
-			return nil, err
-		}
-		tr.reapAfter, tr.trustCurrent = reapAfter, true
-		return &plan{events: tracking(), filtered: true, functions: fns, proc: &functions{tr: tr, fields: opts.Fields}}, nil
-	}
-	if len(opts.Events) == 0 {
-		return nil, fmt.Errorf("hook %q: no events to enable", opts.Hook)
-	}
-	return &plan{events: opts.Events, filtered: true, raw: true, proc: &passthrough{tr: tr, fields: opts.Fields}}, nil
+	return planOf(planInput{hook: hook, args: args, fields: fields, tr: tr, k: k})
 }
 
-// syscallEvents returns the events of a syscalls= list ("all", or names
-// without the sys_ prefix), checked against the kernel's.
-func syscallEvents(list string, k kernelInfo) ([]string, error) {
-	if list == "" || list == "all" {
-		// Both events of every syscall, in one write (set_event takes no
-		// globs other than a whole system).
-		return []string{"syscalls:*"}, nil
-	}
-	known, err := k.syscalls()
-	if err != nil {
-		return nil, fmt.Errorf("listing the kernel's syscall events: %w: the kernel needs CONFIG_FTRACE_SYSCALLS", err)
-	}
-	have := make(map[string]bool, len(known))
-	for _, n := range known {
-		have[n] = true
-	}
-	var events, unknown []string
-	seen := map[string]bool{}
-	for _, n := range strings.Split(list, ",") {
-		n = strings.TrimSpace(n)
-		if n == "" || seen[n] {
-			continue
+// events returns the descriptor's events that keep says to enable.
+func (in planInput) events(keep func(event string) bool) []string {
+	var out []string
+	for _, e := range in.hook.Events {
+		if keep(e) {
+			out = append(out, e)
 		}
-		seen[n] = true
-		if !have[n] {
-			unknown = append(unknown, n)
-			continue
-		}
-		events = append(events, "syscalls:sys_enter_"+n, "syscalls:sys_exit_"+n)
 	}
-	if len(unknown) > 0 {
-		return nil, fmt.Errorf("syscalls=%s: this kernel has no syscall event for %s (the names are those of events/syscalls/sys_enter_<name> in tracefs: %d syscalls, such as %s)",
-			list, strings.Join(unknown, ", "), len(known), strings.Join(sample(known, "openat", "read", "write", "execve"), ", "))
-	}
-	if len(events) == 0 {
-		return nil, fmt.Errorf("syscalls=%q names no syscall", list)
-	}
-	return events, nil
+	return out
 }
+
+// all keeps every event.
+func all(string) bool { return true }
+
+// tracking keeps the events that follow the targets' tasks.
+func tracking(e string) bool { _, name, _ := strings.Cut(e, ":"); return isTracking(name) }
 
 // sample returns those of want that are in have, for a message.
 func sample(have []string, want ...string) []string {
@@ -148,56 +108,4 @@ func sample(have []string, want ...string) []string {
 		}
 	}
 	return out
-}
-
-// functionFilter checks a functions= list (names, or globs with '*')
-// against the kernel's available_filter_functions and returns the
-// set_ftrace_filter entries.
-func functionFilter(list string, k kernelInfo) ([]string, error) {
-	var want []string
-	for _, n := range strings.Split(list, ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			want = append(want, n)
-		}
-	}
-	if len(want) == 0 {
-		return nil, fmt.Errorf("functions=%q names no function", list)
-	}
-	avail, err := k.filterFunctions()
-	if err != nil {
-		return nil, fmt.Errorf("listing the functions the kernel can trace: %w: the kernel needs CONFIG_FUNCTION_TRACER and must allow function tracing (a kernel in lockdown may refuse it)", err)
-	}
-	have := make(map[string]bool, len(avail))
-	for _, f := range avail {
-		have[f] = true
-	}
-	total := 0
-	var errs []string
-	for _, w := range want {
-		if !strings.Contains(w, "*") {
-			if !have[w] {
-				errs = append(errs, fmt.Sprintf("%s is not a function the kernel can trace (see available_filter_functions)", w))
-			}
-			total++
-			continue
-		}
-		n := 0
-		for _, f := range avail {
-			if ok, _ := path.Match(w, f); ok {
-				n++
-			}
-		}
-		if n == 0 {
-			errs = append(errs, fmt.Sprintf("%s matches no function the kernel can trace", w))
-		}
-		total += n
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("functions=%s: %s", list, strings.Join(errs, "; "))
-	}
-	if total > maxFunctions {
-		return nil, fmt.Errorf("functions=%s selects %d functions, more than %d: name fewer", list, total, maxFunctions)
-	}
-	sort.Strings(want)
-	return want, nil
 }

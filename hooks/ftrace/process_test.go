@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/ktrace-dev/kubectl-trace/hooks"
 )
 
 // shown is a record as a test compares it.
@@ -19,6 +20,16 @@ type shown struct {
 	Time    float64
 	Details string
 	Fields  map[string]string
+}
+
+// descriptor is the catalogue's descriptor of hook.
+func descriptor(t *testing.T, hook string) hooks.Descriptor {
+	t.Helper()
+	d, ok := hooks.Lookup(hook)
+	if !ok {
+		t.Fatalf("no hook %q in the catalogue", hook)
+	}
+	return d
 }
 
 // fakeKernel answers kernelInfo from lists.
@@ -56,7 +67,7 @@ func feedLines(t *testing.T, hook string, args map[string]string, tids []int, li
 	t.Helper()
 	tr := newTracker()
 	tr.add(0, tids, func(int) string { return "initial" })
-	p, err := newPlan(Options{Hook: hook, Args: args, Fields: true}, tr, fakeKernel{sys: []string{"openat", "read", "write"}})
+	p, err := newPlan(descriptor(t, hook), args, true, tr, fakeKernel{sys: []string{"openat", "read", "write"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +365,7 @@ func TestPlan(t *testing.T) {
 		{hook: "funcgraph", args: map[string]string{"functions": "xyz_*"}, wantErr: "xyz_* matches no function"},
 	}
 	for _, tt := range tests {
-		p, err := newPlan(Options{Hook: tt.hook, Args: tt.args}, newTracker(), k)
+		p, err := newPlan(descriptor(t, tt.hook), tt.args, false, newTracker(), k)
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("%s %v: error %v, want %q", tt.hook, tt.args, err, tt.wantErr)
@@ -373,7 +384,7 @@ func TestPlan(t *testing.T) {
 		}
 	}
 	// A kernel that refuses function tracing says so.
-	_, err := newPlan(Options{Hook: "funcgraph"}, newTracker(), fakeKernel{err: errors.New("operation not permitted")})
+	_, err := newPlan(descriptor(t, "funcgraph"), nil, false, newTracker(), fakeKernel{err: errors.New("operation not permitted")})
 	if err == nil || !strings.Contains(err.Error(), "must allow function tracing") {
 		t.Errorf("funcgraph on a locked-down kernel: %v", err)
 	}
@@ -382,11 +393,11 @@ func TestPlan(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		many.fns = append(many.fns, "vfs_f"+strconv.Itoa(i))
 	}
-	if _, err := newPlan(Options{Hook: "funcgraph", Args: map[string]string{"functions": "vfs_f*"}}, newTracker(), many); err == nil || !strings.Contains(err.Error(), "selects 100 functions") {
+	if _, err := newPlan(descriptor(t, "funcgraph"), map[string]string{"functions": "vfs_f*"}, false, newTracker(), many); err == nil || !strings.Contains(err.Error(), "selects 100 functions") {
 		t.Errorf("100 functions: %v", err)
 	}
 	// sched keeps the descriptor's events.
-	p, err := newPlan(Options{Hook: "sched", Events: []string{"sched:sched_switch"}}, newTracker(), k)
+	p, err := newPlan(hooks.Descriptor{Name: "sched", Events: []string{"sched:sched_switch"}}, nil, false, newTracker(), k)
 	if err != nil || strings.Join(p.events, " ") != "sched:sched_switch" || !p.filtered || !p.raw {
 		t.Errorf("sched plan %+v, %v", p, err)
 	}

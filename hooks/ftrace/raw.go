@@ -341,127 +341,113 @@ func appendCString(b, v []byte) []byte {
 func (f *eventFormat) appendDetails(b []byte, rec []byte) []byte {
 	switch f.print {
 	case printSyscallEnter:
-		// print_syscall_enter: "%s: %lu" below 10, "%s: 0x%lx" above.
-		for i := range f.args {
-			a := &f.args[i]
-			if i > 0 {
-				b = append(b, ", "...)
-			}
-			b = append(b, a.name...)
-			b = append(b, ": "...)
-			var v uint64
-			if a.offset+a.size <= len(rec) {
-				v = uintAt(rec[a.offset : a.offset+a.size])
-			}
-			if v < 10 {
-				b = strconv.AppendUint(b, v, 10)
-			} else {
-				b = append(b, "0x"...)
-				b = strconv.AppendUint(b, v, 16)
-			}
-		}
-		return b
+		return f.appendSyscallEnter(b, rec)
 	case printSyscallExit:
 		v, _ := f.uint("ret", rec)
 		b = append(b, "0x"...)
 		return strconv.AppendUint(b, v, 16)
 	case printSwitch:
-		b = append(b, "prev_comm="...)
-		b = appendValue(b, f.field("prev_comm"), rec)
-		b = append(b, " prev_pid="...)
-		b = appendValue(b, f.field("prev_pid"), rec)
-		b = append(b, " prev_prio="...)
-		b = appendValue(b, f.field("prev_prio"), rec)
-		b = append(b, " prev_state="...)
-		st, _ := f.uint("prev_state", rec)
-		if st&f.stateMask == 0 {
-			b = append(b, 'R')
-		} else {
-			first := true
-			for _, s := range f.states {
-				if st&f.stateMask&s.bit != 0 {
-					if !first {
-						b = append(b, '|')
-					}
-					b = append(b, s.letter...)
-					first = false
-				}
-			}
-		}
-		if st&f.statePlus != 0 {
-			b = append(b, '+')
-		}
-		b = append(b, " ==> next_comm="...)
-		b = appendValue(b, f.field("next_comm"), rec)
-		b = append(b, " next_pid="...)
-		b = appendValue(b, f.field("next_pid"), rec)
-		b = append(b, " next_prio="...)
-		return appendValue(b, f.field("next_prio"), rec)
-	case printWakeup:
-		for i := range f.fields {
-			ff := &f.fields[i]
-			if i > 0 {
-				b = append(b, ' ')
-			}
-			b = append(b, ff.name...)
-			b = append(b, '=')
-			if ff.name == "target_cpu" {
-				v, _ := f.uint(ff.name, rec)
-				if v < 100 {
-					b = append(b, '0')
-				}
-				if v < 10 {
-					b = append(b, '0')
-				}
-				b = strconv.AppendUint(b, v, 10)
-				continue
-			}
-			b = appendValue(b, ff, rec)
-		}
-		return b
-	case printForkLike:
-		// Older kernels name the parent's fields comm and pid, newer
-		// parent_comm and parent_pid; both print comm= pid=.
-		for i := range f.fields {
-			ff := &f.fields[i]
-			if i > 0 {
-				b = append(b, ' ')
-			}
-			b = append(b, strings.TrimPrefix(ff.name, "parent_")...)
-			b = append(b, '=')
-			b = appendValue(b, ff, rec)
-		}
-		return b
-	case printExit:
-		for i := range f.fields {
-			ff := &f.fields[i]
-			if i > 0 {
-				b = append(b, ' ')
-			}
-			b = append(b, ff.name...)
-			b = append(b, '=')
-			if ff.name == "group_dead" {
-				if v, _ := f.uint(ff.name, rec); v != 0 {
-					b = append(b, "true"...)
-				} else {
-					b = append(b, "false"...)
-				}
-				continue
-			}
-			b = appendValue(b, ff, rec)
-		}
-		return b
+		return f.appendSwitch(b, rec)
 	}
 	for i := range f.fields {
 		ff := &f.fields[i]
 		if i > 0 {
 			b = append(b, ' ')
 		}
-		b = append(b, ff.name...)
-		b = append(b, '=')
-		b = appendValue(b, ff, rec)
+		b = f.appendField(b, ff, rec)
 	}
 	return b
+}
+
+// appendSyscallEnter prints the arguments as print_syscall_enter does:
+// "%s: %lu" below 10, "%s: 0x%lx" above.
+func (f *eventFormat) appendSyscallEnter(b []byte, rec []byte) []byte {
+	for i := range f.args {
+		a := &f.args[i]
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, a.name...)
+		b = append(b, ": "...)
+		var v uint64
+		if a.offset+a.size <= len(rec) {
+			v = uintAt(rec[a.offset : a.offset+a.size])
+		}
+		if v < 10 {
+			b = strconv.AppendUint(b, v, 10)
+		} else {
+			b = append(b, "0x"...)
+			b = strconv.AppendUint(b, v, 16)
+		}
+	}
+	return b
+}
+
+// appendSwitch prints a sched_switch, its prev_state as the letters of the
+// print format.
+func (f *eventFormat) appendSwitch(b []byte, rec []byte) []byte {
+	b = append(b, "prev_comm="...)
+	b = appendValue(b, f.field("prev_comm"), rec)
+	b = append(b, " prev_pid="...)
+	b = appendValue(b, f.field("prev_pid"), rec)
+	b = append(b, " prev_prio="...)
+	b = appendValue(b, f.field("prev_prio"), rec)
+	b = append(b, " prev_state="...)
+	st, _ := f.uint("prev_state", rec)
+	if st&f.stateMask == 0 {
+		b = append(b, 'R')
+	} else {
+		first := true
+		for _, s := range f.states {
+			if st&f.stateMask&s.bit != 0 {
+				if !first {
+					b = append(b, '|')
+				}
+				b = append(b, s.letter...)
+				first = false
+			}
+		}
+	}
+	if st&f.statePlus != 0 {
+		b = append(b, '+')
+	}
+	b = append(b, " ==> next_comm="...)
+	b = appendValue(b, f.field("next_comm"), rec)
+	b = append(b, " next_pid="...)
+	b = appendValue(b, f.field("next_pid"), rec)
+	b = append(b, " next_prio="...)
+	return appendValue(b, f.field("next_prio"), rec)
+}
+
+// appendField prints one field as "name=value", as the format's print
+// kind shows it.
+func (f *eventFormat) appendField(b []byte, ff *formatField, rec []byte) []byte {
+	switch {
+	case f.print == printWakeup && ff.name == "target_cpu":
+		v, _ := f.uint(ff.name, rec)
+		b = append(b, "target_cpu="...)
+		if v < 100 {
+			b = append(b, '0')
+		}
+		if v < 10 {
+			b = append(b, '0')
+		}
+		return strconv.AppendUint(b, v, 10)
+	case f.print == printForkLike:
+		// Older kernels name the parent's fields comm and pid, newer
+		// parent_comm and parent_pid; both print comm= pid=.
+		b = append(b, strings.TrimPrefix(ff.name, "parent_")...)
+	case f.print == printExit && ff.name == "group_dead":
+		b = append(b, "group_dead="...)
+		if v, _ := f.uint(ff.name, rec); v != 0 {
+			return append(b, "true"...)
+		}
+		return append(b, "false"...)
+	default:
+		b = append(b, ff.name...)
+	}
+	b = append(b, '=')
+	return appendValue(b, ff, rec)
 }
 
 // eventName is the Line.Event of the format's events, as ParseLine names

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,7 +32,7 @@ var rawTestEvents = []string{
 // reader reads the same buffer. With KTRACE_UPDATE_TESTDATA=1 the capture
 // is written to testdata/raw for TestRawCapture.
 func TestRawMatchesText(t *testing.T) {
-	tracefs := testTracefs(t)
+	tracefs := testenv.Tracefs(t)
 	name := fmt.Sprintf("ktrace-test-raw-%d", os.Getpid())
 	dir := filepath.Join(tracefs, "instances", name)
 	if err := os.Mkdir(dir, 0o750); err != nil {

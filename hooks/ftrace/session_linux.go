@@ -17,51 +17,22 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"golang.org/x/sys/unix"
 )
 
-// Options configure a Session.
-type Options struct {
-	// SessionID names the instance (wire.Request.SessionID).
-	SessionID string
-	// Hook names the hook (hooks.Descriptor.Name): it decides what the
-	// session enables, how it scopes the instance and how lines become
-	// events. A hook without a plan of its own (sched) enables Events and
-	// shows each event the tracker attributes to a target.
-	Hook string
-	// Args are the hook's parameters (wire.Request.Args); they are checked
-	// again here, against the descriptor and the running kernel.
-	Args map[string]string
-	// Events are the events to enable, as "system:event"
-	// (hooks.Descriptor.Events), for a hook without a plan of its own.
-	Events []string
-	// Targets are the containers to trace, each with the host TIDs of all
-	// its threads. Event.Node, Namespace, Pod and Container come from here.
-	Targets []Target
-	// Fields fills wire.Event.Fields from the event's details. JSON output
-	// needs it; text output prints the details as they are.
-	Fields bool
+// Runtime runs the hooks of kind ftrace (attach.Runtime). The zero value
+// is the helper's.
+type Runtime struct {
 	// Tracefs is where tracefs is mounted. Empty finds a read-write mount
 	// in /proc/self/mounts, or else mounts one of the session's own in a
 	// temporary directory, unmounted by Close.
 	Tracefs string
-	// ProcRoot is where the targets' TIDs can be read ("/proc"), for their
-	// comm.
-	ProcRoot string
 	// BufferKB sets the instance's buffer_size_kb (per CPU); 0 keeps the
 	// kernel's default.
 	BufferKB int
-	// AllTasks traces a whole node (wire.TargetNode): the instance has no
-	// PID filter and every task's events are Targets[0]'s, which is the
-	// only target and has no TIDs. A hook that needs a PID filter to be
-	// bounded (funcgraph, hooks.Descriptor.NotNodeWide) is refused.
-	AllTasks bool
-	// ExcludeTIDs, with AllTasks, are global thread ids whose events the
-	// kernel does not record, nor those of their children and threads to
-	// come (set_event_notrace_pid, options/event-fork): the helper's own,
-	// so that reading and relaying the trace does not show up in it.
-	ExcludeTIDs []int
 	// Reader chooses how events are read: ReaderRaw (the per-CPU binary
 	// trace_pipe_raw, decoded here), ReaderText (trace_pipe, formatted by
 	// the kernel), or "" for the hook's choice: raw for sched and
@@ -70,43 +41,50 @@ type Options struct {
 	Reader string
 }
 
-// Readers of Options.Reader.
+// Readers of Runtime.Reader.
 const (
 	ReaderText = "text"
 	ReaderRaw  = "raw"
 )
 
-// Target is one container to trace.
-type Target struct {
-	wire.Target
-	// TIDs are the host thread ids of every process in the container.
-	TIDs []int
+// Open opens a session (see Session) for a.Hook. Targets are scoped by
+// their TIDs; a whole node (a target that IsNode, the only one) has no
+// PID filter, and a.Self is left out.
+func (r Runtime) Open(_ context.Context, a attach.Attachment) (attach.Session, error) {
+	return attach.Opened(r.open(a))
 }
 
-// Stats are a session's totals.
-type Stats struct {
-	// Events is how many events were handed to the emit function.
-	Events uint64
-	// Lost is how many events the kernel dropped: the instance's overruns
-	// (the oldest events, overwritten because the reader fell behind) and
-	// dropped events, summed over CPUs.
-	Lost uint64
-	// Foreign is how many events the kernel recorded that were about no
-	// target task (a switch or wakeup whose target side had already left
-	// the set, or a migration of another task), dropped.
-	Foreign uint64
-	// Unparsed is how many lines of trace_pipe were not events.
-	Unparsed uint64
+// config is what a session is opened with.
+type config struct {
+	Runtime
+	sessionID string
+	hook      hooks.Descriptor
+	args      map[string]string
+	// targets are the containers to trace, each with the host TIDs of all
+	// its threads. Event.Node, Namespace, Pod and Container come from here.
+	targets []attach.Target
+	fields  bool
+	// procRoot is where the targets' TIDs can be read ("/proc"), for their
+	// comm.
+	procRoot string
+	// allTasks traces a whole node: the instance has no PID filter and
+	// every task's events are targets[0]'s, the only target, which has no
+	// TIDs. A hook that needs a PID filter to be bounded (funcgraph,
+	// hooks.Descriptor.NotNodeWide) is refused.
+	allTasks bool
+	// exclude, with allTasks, are global thread ids whose events the
+	// kernel does not record, nor those of their children and threads to
+	// come (set_event_notrace_pid, options/event-fork): the helper's own,
+	// so that reading and relaying the trace does not show up in it.
+	exclude []int
+	warn    func(string)
 }
 
-// EmitFunc receives each event. ev is reused for the next event: copy what
-// must outlive the call. details is the kernel's own text of the event.
-type EmitFunc func(ev *wire.Event, details string) error
-
-// Session is one trace session in a private tracefs instance. The kernel
-// buffers events from Open on; Stream reads them.
+// Session is one trace session in a private tracefs instance
+// (instances/kubectl-trace-<session>-<pidns>-<pid>), never the global
+// buffer. The kernel buffers events from Open on; Stream reads them.
 type Session struct {
-	opts    Options
+	cfg     config
 	root    string // tracefs mount
 	mounted bool   // root was mounted by Open; Close unmounts it
 	dir     string // the instance's path, for messages
@@ -120,12 +98,12 @@ type Session struct {
 	raw       *rawReader
 	tr        *tracker
 	plan      *plan
-	tracer    bool // the function tracer was configured: Close resets it
+	tracer    bool   // the function tracer was configured: Close resets it
+	clock     string // the clock of the events' Time; "" the kernel's local one
 	stale     []string
-	warns     []string
-	// targets is opts.Targets and those AddTarget added: read by the
+	// targets is cfg.targets and those AddTarget added: read by the
 	// stream, grown by AddTarget (copy on write).
-	targets atomic.Pointer[[]Target]
+	targets atomic.Pointer[[]attach.Target]
 	addMu   sync.Mutex // one AddTarget or RemoveTarget at a time
 
 	streamed  atomic.Bool
@@ -137,39 +115,25 @@ type Session struct {
 	events     uint64
 	lost       uint64
 	lostLines  uint64
-	unparsed   uint64
 	statsFinal bool
 
 	partial  []byte
 	ev       wire.Event
-	emit     EmitFunc
+	emit     func(ev *wire.Event, details string) error
 	out      outFunc
 	fieldMap map[string]string
 }
 
-// Open creates the session's instance, scopes it to the targets' threads
-// with options/event-fork and set_event_pid, enables opts.Events and turns
-// tracing on. Any error leaves no instance behind.
-func Open(opts Options) (_ *Session, err error) {
-	if opts.SessionID == "" {
-		return nil, errors.New("opening ftrace session: session id is empty")
+// open makes the session's instance, scopes it to the targets' threads,
+// enables the plan's events and turns tracing on. Any error leaves no
+// instance behind.
+func (r Runtime) open(a attach.Attachment) (_ *Session, err error) {
+	cfg, err := r.config(a)
+	if err != nil {
+		return nil, fmt.Errorf("opening ftrace session: %w", err)
 	}
-	var tids []int
-	for _, t := range opts.Targets {
-		tids = append(tids, t.TIDs...)
-	}
-	if opts.AllTasks && len(opts.Targets) != 1 {
-		return nil, fmt.Errorf("opening ftrace session: a whole node is traced as one target, not %d", len(opts.Targets))
-	}
-	if len(tids) == 0 && !opts.AllTasks {
-		// An empty set_event_pid would trace every task on the node.
-		return nil, errors.New("opening ftrace session: the targets have no threads to trace")
-	}
-	if opts.ProcRoot == "" {
-		opts.ProcRoot = "/proc"
-	}
-	s := &Session{opts: opts, tr: newTracker()}
-	targets := slices.Clone(opts.Targets)
+	s := &Session{cfg: cfg, tr: newTracker()}
+	targets := slices.Clone(cfg.targets)
 	s.targets.Store(&targets)
 	s.out = s.record
 	s.tr.lookupComm = s.comm
@@ -178,164 +142,273 @@ func Open(opts Options) (_ *Session, err error) {
 			s.Close()
 		}
 	}()
-
-	s.root = opts.Tracefs
-	if s.root == "" {
-		mounts, _ := os.ReadFile("/proc/self/mounts")
-		if s.root = findTracefs(string(mounts)); s.root == "" {
-			if s.root, err = mountTracefs(); err != nil {
-				return nil, err
-			}
-			s.mounted = true
-		}
+	if err := s.findTracefs(); err != nil {
+		return nil, err
 	}
-	// Everything the hook's parameters need from the kernel is checked
-	// before anything is made.
-	if s.plan, err = newPlan(opts, s.tr, tracefsInfo{root: s.root}); err != nil {
+	if s.plan, err = newPlan(cfg.hook, cfg.args, cfg.fields, s.tr, tracefsInfo{root: s.root}); err != nil {
 		return nil, fmt.Errorf("opening ftrace session: %w", err)
 	}
-	if opts.AllTasks {
-		if len(s.plan.functions) > 0 {
-			return nil, fmt.Errorf("opening ftrace session: hook %q cannot trace a whole node: the function tracer needs a PID filter", opts.Hook)
-		}
-		s.plan.filtered = false
-		s.tr.allTasks = true
-		if len(opts.ExcludeTIDs) > 0 {
-			excluded := map[int]bool{}
-			for _, tid := range opts.ExcludeTIDs {
-				excluded[tid] = true
-			}
-			// Threads the helper starts later are not in ExcludeTIDs:
-			// a thread of this process is one /proc/self/task lists (the
-			// helper runs in the node's pid namespace, whose ids the
-			// events carry).
-			s.tr.isExcluded = func(pid int) bool {
-				if excluded[pid] {
-					return true
-				}
-				_, err := os.Stat("/proc/self/task/" + strconv.Itoa(pid))
-				return err == nil
-			}
+	if cfg.allTasks {
+		if err := s.wholeNode(); err != nil {
+			return nil, err
 		}
 	}
+	for _, step := range []func() error{s.makeInstance, s.configure, s.scope, s.enable, s.openReader} {
+		if err := step(); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeFile(s.inst, "tracing_on", "1", os.O_TRUNC); err != nil {
+		return nil, fmt.Errorf("turning tracing on in tracefs instance %q: %w", s.dir, err)
+	}
+	return s, nil
+}
+
+// config checks a and makes the session's configuration of it.
+func (r Runtime) config(a attach.Attachment) (config, error) {
+	cfg := config{Runtime: r, sessionID: a.Request.SessionID, hook: a.Hook, args: a.Args,
+		targets: a.Targets, fields: a.Fields, procRoot: a.ProcRoot, warn: a.Warn}
+	if cfg.sessionID == "" {
+		return cfg, errors.New("session id is empty")
+	}
+	if cfg.procRoot == "" {
+		cfg.procRoot = "/proc"
+	}
+	if cfg.warn == nil {
+		cfg.warn = func(string) {}
+	}
+	tids := 0
+	for _, t := range a.Targets {
+		if t.GlobalErr != nil {
+			// The ids are the helper's PID namespace's, which the kernel's
+			// filter would compare with global ids: a wrong trace, not an
+			// empty one.
+			return cfg, fmt.Errorf("%s: the helper sees the node's processes in a PID namespace of their own and could not translate their ids to the kernel's (%w): ftrace hooks filter by those ids; use an eBPF hook, which filters by mount namespace", t.Target, t.GlobalErr)
+		}
+		tids += len(t.TIDs)
+		cfg.allTasks = cfg.allTasks || t.IsNode()
+	}
+	if cfg.allTasks && len(a.Targets) != 1 {
+		return cfg, fmt.Errorf("a whole node is traced as one target, not %d", len(a.Targets))
+	}
+	if cfg.allTasks {
+		cfg.exclude = a.Self
+	}
+	if tids == 0 && !cfg.allTasks {
+		// An empty set_event_pid would trace every task on the node.
+		return cfg, errors.New("the targets have no threads to trace")
+	}
+	return cfg, nil
+}
+
+// findTracefs finds the tracefs to use, or mounts one.
+func (s *Session) findTracefs() error {
+	s.root = s.cfg.Tracefs
+	if s.root != "" {
+		return nil
+	}
+	mounts, _ := os.ReadFile("/proc/self/mounts")
+	if s.root = findTracefs(string(mounts)); s.root != "" {
+		return nil
+	}
+	var err error
+	if s.root, err = mountTracefs(); err != nil {
+		return err
+	}
+	s.mounted = true
+	return nil
+}
+
+// wholeNode drops the PID filter and leaves the helper's threads out.
+func (s *Session) wholeNode() error {
+	if len(s.plan.functions) > 0 {
+		return fmt.Errorf("opening ftrace session: hook %q cannot trace a whole node: the function tracer needs a PID filter", s.cfg.hook.Name)
+	}
+	s.plan.filtered = false
+	s.tr.allTasks = true
+	if len(s.cfg.exclude) == 0 {
+		return nil
+	}
+	excluded := map[int]bool{}
+	for _, tid := range s.cfg.exclude {
+		excluded[tid] = true
+	}
+	// Threads the helper starts later are not in exclude: a thread of
+	// this process is one /proc/self/task lists (the helper runs in the
+	// node's pid namespace, whose ids the events carry).
+	s.tr.isExcluded = func(pid int) bool {
+		if excluded[pid] {
+			return true
+		}
+		_, err := os.Stat("/proc/self/task/" + strconv.Itoa(pid))
+		return err == nil
+	}
+	return nil
+}
+
+// makeInstance removes the stale instances of gone helpers and makes the
+// session's.
+func (s *Session) makeInstance() error {
 	// The owner recorded in the instance's name is this process, in its
-	// own pid namespace: /proc, not the targets' ProcRoot.
+	// own pid namespace: /proc, not the targets' procRoot.
 	pidns, err := pidNamespace("/proc")
 	if err != nil {
-		return nil, fmt.Errorf("opening ftrace session: %w", err)
+		return fmt.Errorf("opening ftrace session: %w", err)
 	}
 	if s.instances, err = os.OpenRoot(filepath.Join(s.root, "instances")); err != nil {
-		return nil, fmt.Errorf("opening tracefs instances: %w", err)
+		return fmt.Errorf("opening tracefs instances: %w", err)
 	}
 	if s.stale, err = removeStale(s.instances, "/proc", pidns); err != nil {
-		s.warns = append(s.warns, fmt.Sprintf("removing stale tracefs instances: %v", err))
+		s.cfg.warn(fmt.Sprintf("removing stale tracefs instances: %v", err))
 	}
-	name := instanceName(opts.SessionID, pidns, os.Getpid())
-	dir := filepath.Join(s.root, "instances", name)
-	s.dir = dir
+	for _, name := range s.stale {
+		s.cfg.warn(fmt.Sprintf("removed tracefs instance %q left by a helper that is gone", name))
+	}
+	name := instanceName(s.cfg.sessionID, pidns, os.Getpid())
+	s.dir = filepath.Join(s.root, "instances", name)
 	if err := bareErr(s.instances.Mkdir(name, 0o750)); err != nil {
 		if errors.Is(err, unix.EEXIST) {
-			return nil, fmt.Errorf("creating tracefs instance %q: %w: another session with the same id runs in this process", dir, err)
+			return fmt.Errorf("creating tracefs instance %q: %w: another session with the same id runs in this process", s.dir, err)
 		}
-		return nil, fmt.Errorf("creating tracefs instance %q: %w", dir, err)
+		return fmt.Errorf("creating tracefs instance %q: %w", s.dir, err)
 	}
 	s.name = name
 	if s.inst, err = s.instances.OpenRoot(name); err != nil {
-		return nil, fmt.Errorf("opening tracefs instance %q: %w", dir, bareErr(err))
+		return fmt.Errorf("opening tracefs instance %q: %w", s.dir, bareErr(err))
 	}
+	return nil
+}
 
-	settings := []struct {
-		file, value string
-		optional    bool // absent on older kernels; the session works without it
-	}{
+// setting is one file of the instance to write while it is configured.
+type setting struct {
+	file, value string
+	optional    bool // absent on older kernels; the session works without it
+}
+
+// configure writes the instance's settings, tracing off.
+func (s *Session) configure() error {
+	settings := []setting{
 		{file: "tracing_on", value: "0"},
 		// Wake the reader on any data, not when the buffer is half full.
 		{file: "buffer_percent", value: "0", optional: true},
-		// CLOCK_MONOTONIC: ordered across CPUs, comparable with user space.
-		{file: "trace_clock", value: "mono", optional: true},
 		// Children of traced tasks join the PID filter.
 		{file: "options/event-fork", value: "1"},
 	}
 	if len(s.plan.functions) > 0 {
-		settings = append(settings, struct {
-			file, value string
-			optional    bool
-		}{file: "options/function-fork", value: "1"})
+		settings = append(settings, setting{file: "options/function-fork", value: "1"})
 	}
-	if opts.BufferKB > 0 {
-		settings = append(settings, struct {
-			file, value string
-			optional    bool
-		}{file: "buffer_size_kb", value: strconv.Itoa(opts.BufferKB)})
+	if s.cfg.BufferKB > 0 {
+		settings = append(settings, setting{file: "buffer_size_kb", value: strconv.Itoa(s.cfg.BufferKB)})
 	}
 	for _, st := range settings {
 		if err := writeFile(s.inst, st.file, st.value, os.O_TRUNC); err != nil && !st.optional {
-			return nil, fmt.Errorf("setting %s of tracefs instance %q: %w", st.file, dir, err)
+			return fmt.Errorf("setting %s of tracefs instance %q: %w", st.file, s.dir, err)
 		}
 	}
+	return s.setClock()
+}
 
+// setClock stamps the events with CLOCK_MONOTONIC ("mono"): ordered
+// across CPUs, and related to the wall clock by the runner, where the
+// default ("local", the scheduler's per-CPU clock) is neither. It costs
+// nothing we could measure: getppid(2) with its sys_enter and sys_exit
+// recorded in an instance took a median 930 ns a call with local and 932
+// with mono (5 interleaved rounds of 3 M calls on a shared 2-vCPU VM, the
+// rounds spreading 790-1270 ns; 281 untraced).
+func (s *Session) setClock() error {
+	if err := writeFile(s.inst, "trace_clock", "mono", os.O_TRUNC); err != nil {
+		s.cfg.warn(fmt.Sprintf("the events' times are the kernel's local trace clock, which cannot be related to the wall clock: setting trace_clock of tracefs instance %q to mono: %v", s.dir, err))
+		return nil
+	}
+	s.clock = wire.ClockMonotonic
+	return nil
+}
+
+// scope puts the targets' threads in the tracker and in the instance's
+// PID filter, or the helper's threads out of a whole node's trace.
+func (s *Session) scope() error {
 	// The tracker learns the tasks before the kernel does, so no event of
 	// theirs can arrive unattributed.
-	for i, t := range opts.Targets {
+	var tids []int
+	for i, t := range s.cfg.targets {
 		s.tr.add(i, t.TIDs, s.comm)
+		tids = append(tids, t.TIDs...)
 	}
 	if s.plan.filtered {
 		if err := writeFile(s.inst, "set_event_pid", joinInts(tids), os.O_TRUNC); err != nil {
-			return nil, fmt.Errorf("setting set_event_pid of tracefs instance %q: %w", dir, err)
+			return fmt.Errorf("setting set_event_pid of tracefs instance %q: %w", s.dir, err)
 		}
 	}
-	if opts.AllTasks && len(opts.ExcludeTIDs) > 0 {
+	if s.cfg.allTasks && len(s.cfg.exclude) > 0 {
 		// Linux 5.8+; without it the helper's own events are shown too.
-		if err := writeFile(s.inst, "set_event_notrace_pid", joinInts(opts.ExcludeTIDs), os.O_TRUNC); err != nil {
-			s.warns = append(s.warns, fmt.Sprintf("the helper's own events are in the trace: setting set_event_notrace_pid of tracefs instance %q: %v", dir, err))
+		if err := writeFile(s.inst, "set_event_notrace_pid", joinInts(s.cfg.exclude), os.O_TRUNC); err != nil {
+			s.cfg.warn(fmt.Sprintf("the helper's own events are in the trace: setting set_event_notrace_pid of tracefs instance %q: %v", s.dir, err))
 		}
 	}
+	return nil
+}
+
+// enable turns on the function tracer, if the plan has one, and the
+// plan's events.
+func (s *Session) enable() error {
 	if err := writeFile(s.inst, "set_event", "", os.O_TRUNC); err != nil {
-		return nil, fmt.Errorf("clearing set_event of tracefs instance %q: %w", dir, err)
+		return fmt.Errorf("clearing set_event of tracefs instance %q: %w", s.dir, err)
 	}
 	if len(s.plan.functions) > 0 {
+		var tids []int
+		for _, t := range s.cfg.targets {
+			tids = append(tids, t.TIDs...)
+		}
 		if err := s.setupTracer(tids); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	for _, e := range s.plan.events {
 		if err := writeFile(s.inst, "set_event", e, os.O_APPEND); err != nil {
-			return nil, fmt.Errorf("enabling event %q in tracefs instance %q: %w: check that the kernel has it (%s)", e, dir, err, filepath.Join(s.root, "available_events"))
+			return fmt.Errorf("enabling event %q in tracefs instance %q: %w: check that the kernel has it (%s)", e, s.dir, err, filepath.Join(s.root, "available_events"))
 		}
 	}
+	return nil
+}
 
+// openReader opens the binary reader where the plan (or Runtime.Reader)
+// prefers it and the kernel has it, else trace_pipe.
+func (s *Session) openReader() error {
 	raw := s.plan.raw
-	switch opts.Reader {
+	switch s.cfg.Reader {
 	case ReaderRaw:
 		raw = true
 	case ReaderText:
 		raw = false
 	}
 	if raw {
+		var err error
 		if s.raw, err = openRaw(s.inst, s.plan.events); err != nil {
-			if opts.Reader == ReaderRaw {
-				return nil, fmt.Errorf("opening the binary reader of tracefs instance %q: %w", dir, err)
+			if s.cfg.Reader == ReaderRaw {
+				return fmt.Errorf("opening the binary reader of tracefs instance %q: %w", s.dir, err)
 			}
-			s.warns = append(s.warns, fmt.Sprintf("reading trace_pipe (text, slower) instead of trace_pipe_raw: %v", err))
+			s.cfg.warn(fmt.Sprintf("reading trace_pipe (text, slower) instead of trace_pipe_raw: %v", err))
 			s.raw = nil
 		}
 	}
-	if s.raw == nil {
-		// O_NONBLOCK makes the fd Go's poller's, so a blocked Read returns
-		// when Stream sets a deadline or Close runs.
-		if s.pipe, err = s.inst.OpenFile("trace_pipe", os.O_RDONLY|unix.O_NONBLOCK, 0); err != nil {
-			return nil, fmt.Errorf("opening trace_pipe of tracefs instance %q: %w", dir, bareErr(err))
-		}
-		if err := s.pipe.SetReadDeadline(time.Time{}); err != nil {
-			return nil, fmt.Errorf("opening trace_pipe of tracefs instance %q: not pollable: %w", dir, err)
-		}
+	if s.raw != nil {
+		return nil
 	}
-
-	if err := writeFile(s.inst, "tracing_on", "1", os.O_TRUNC); err != nil {
-		return nil, fmt.Errorf("turning tracing on in tracefs instance %q: %w", dir, err)
+	// O_NONBLOCK makes the fd Go's poller's, so a blocked Read returns
+	// when Stream sets a deadline or Close runs.
+	var err error
+	if s.pipe, err = s.inst.OpenFile("trace_pipe", os.O_RDONLY|unix.O_NONBLOCK, 0); err != nil {
+		return fmt.Errorf("opening trace_pipe of tracefs instance %q: %w", s.dir, bareErr(err))
 	}
-	return s, nil
+	if err := s.pipe.SetReadDeadline(time.Time{}); err != nil {
+		return fmt.Errorf("opening trace_pipe of tracefs instance %q: not pollable: %w", s.dir, err)
+	}
+	return nil
 }
+
+// Output says what Stream writes: events, stamped with CLOCK_MONOTONIC
+// where the kernel took trace_clock "mono".
+func (s *Session) Output() attach.Output { return attach.Output{Clock: s.clock} }
 
 // Instance returns the path of the session's tracefs instance.
 func (s *Session) Instance() string { return s.dir }
@@ -343,13 +416,11 @@ func (s *Session) Instance() string { return s.dir }
 // Stale returns the instances of gone helpers that Open removed.
 func (s *Session) Stale() []string { return s.stale }
 
-// Warnings returns what went wrong in Open without failing it.
-func (s *Session) Warnings() []string { return s.warns }
-
-// AddPIDs adds threads that joined a target after Open (found by the
-// runner's membership refresh) to the PID filter. Threads the session
-// already follows are skipped. It is safe to call while Stream runs.
-func (s *Session) AddPIDs(target int, tids []int) error {
+// AddThreads adds threads that joined a target after Open (found by the
+// runner's membership refresh) to the PID filter (attach.Threads). Threads
+// the session already follows are skipped. It is safe to call while Stream
+// runs.
+func (s *Session) AddThreads(target int, tids []int) error {
 	if target < 0 || target >= len(*s.targets.Load()) {
 		return fmt.Errorf("adding pids: no target %d", target)
 	}
@@ -380,12 +451,15 @@ func (s *Session) filter(added []int) error {
 // number of targets so far, or more), and the PID filter. Its children follow as
 // the initial targets' do. An index skipped (its addition failed in the
 // caller) stays unused. It is safe to call while Stream runs.
-func (s *Session) AddTarget(target int, t Target) error {
+func (s *Session) AddTarget(target int, t attach.Target) error {
 	s.addMu.Lock()
 	defer s.addMu.Unlock()
 	cur := *s.targets.Load()
 	if target < len(cur) {
 		return fmt.Errorf("adding target %s: index %d is taken", t.Target, target)
+	}
+	if t.GlobalErr != nil {
+		return fmt.Errorf("translating the ids of %s to the kernel's: %w", t.Target, t.GlobalErr)
 	}
 	if len(t.TIDs) == 0 {
 		return fmt.Errorf("adding target %s: it has no threads to trace", t.Target)
@@ -393,7 +467,7 @@ func (s *Session) AddTarget(target int, t Target) error {
 	next := slices.Clone(cur)
 	for i := len(cur); i < target; i++ {
 		// An index whose addition failed before it got here: unused.
-		next = append(next, Target{})
+		next = append(next, attach.Target{})
 		s.tr.remove(i)
 	}
 	next = append(next, t)
@@ -421,15 +495,15 @@ func (s *Session) RemoveTarget(target int) error {
 	return nil
 }
 
-// Stream hands every event about a target task to emit, in the kernel's
+// Stream hands every event about a target task to out, in the kernel's
 // order, until ctx is done. It then turns tracing off, drains what the
 // kernel still holds, reads the loss counters and returns. An error from
-// emit stops the stream and is returned. Stream runs once per session.
-func (s *Session) Stream(ctx context.Context, emit EmitFunc) error {
+// out stops the stream and is returned. Stream runs once per session.
+func (s *Session) Stream(ctx context.Context, out attach.Sink) error {
 	if s.streamed.Swap(true) {
 		return errors.New("streaming ftrace session: already streamed")
 	}
-	s.emit = emit
+	s.emit = out.Emit
 	if s.raw != nil {
 		return s.streamRaw(ctx)
 	}
@@ -551,14 +625,13 @@ func (s *Session) handle(line string) error {
 	}
 	l, err := ParseLine(line)
 	if err != nil {
-		var lost *LostError
-		s.mu.Lock()
-		if errors.As(err, &lost) {
+		// Not an event: the kernel's note of lost events, or a line of
+		// another kind, which is not shown.
+		if lost := (*LostError)(nil); errors.As(err, &lost) {
+			s.mu.Lock()
 			s.lostLines += lost.Count
-		} else {
-			s.unparsed++
+			s.mu.Unlock()
 		}
-		s.mu.Unlock()
 		return nil
 	}
 	return s.plan.proc.line(&l, s.out)
@@ -578,9 +651,9 @@ func (s *Session) record(r *record) error {
 		Pod:       t.Pod,
 		Container: t.Container,
 	}
-	if s.opts.Fields {
+	if s.cfg.fields {
 		if r.fields != nil {
-			// The map is reused, as ev is: EmitFunc copies what it keeps.
+			// The map is reused, as ev is: the sink copies what it keeps.
 			if s.fieldMap == nil {
 				s.fieldMap = make(map[string]string, len(r.fields))
 			}
@@ -664,10 +737,7 @@ func (s *Session) streamRaw(ctx context.Context) error {
 func (s *Session) handleRaw(ev rawEvent, cpu int) error {
 	var l Line
 	if !s.raw.dec.line(&l, ev, cpu) {
-		s.mu.Lock()
-		s.unparsed++
-		s.mu.Unlock()
-		return nil
+		return nil // an event of a format this session did not enable
 	}
 	return s.plan.proc.line(&l, s.out)
 }
@@ -683,12 +753,16 @@ func (s *Session) readStats() {
 	s.statsFinal = true
 }
 
-// Stats returns the session's totals. Lost is final once Stream or Close
-// has returned.
-func (s *Session) Stats() Stats {
+// Stats returns the session's totals: Events handed to the sink, and
+// Lost, the instance's overruns (the oldest events, overwritten because the
+// reader fell behind) and dropped events, summed over CPUs. Lost is final
+// once Stream or Close has returned. Events about no target task (a
+// switch or wakeup whose target side had already left the set, a
+// migration of another task) are dropped without being counted as lost.
+func (s *Session) Stats() attach.Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Events: s.events, Lost: max(s.lost, s.lostLines), Foreign: s.tr.foreignEvents(), Unparsed: s.unparsed}
+	return attach.Stats{Events: s.events, Lost: max(s.lost, s.lostLines)}
 }
 
 // Close turns tracing off, closes the reader, removes the instance and
@@ -750,7 +824,7 @@ func (s *Session) close() error {
 
 // comm returns a thread's comm, or "" when it cannot be read.
 func (s *Session) comm(tid int) string {
-	b, err := os.ReadFile(filepath.Join(s.opts.ProcRoot, strconv.Itoa(tid), "comm"))
+	b, err := os.ReadFile(filepath.Join(s.cfg.procRoot, strconv.Itoa(tid), "comm"))
 	if err != nil {
 		return ""
 	}

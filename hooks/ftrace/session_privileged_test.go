@@ -11,55 +11,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
+	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 )
-
-// testTracefs mounts a tracefs of the test's own, to look at instances
-// from outside the session (every tracefs mount shows the same instances).
-func testTracefs(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := unix.Mount("nodev", dir, "tracefs", 0, ""); err != nil {
-		t.Fatalf("mounting tracefs (run as root): %v", err)
-	}
-	t.Cleanup(func() {
-		// Lazily: a session of another test binary running at the same
-		// time may have found this mount and still hold it.
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmounting test tracefs: %v", err)
-		}
-	})
-	return dir
-}
-
-// instances lists the instances whose name starts with prefix.
-func instances(t *testing.T, tracefs, prefix string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(tracefs, "instances"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), prefix) {
-			out = append(out, e.Name())
-		}
-	}
-	return out
-}
 
 // ownMounts lists the tracefs mounts a session made (and must unmount).
 func ownMounts(t *testing.T) []string {
@@ -79,43 +46,31 @@ func ownMounts(t *testing.T) []string {
 
 // startLoop starts sh running script with the given name (argv[0] does
 // not set comm: a copy of the binary does).
-func startLoop(t *testing.T, name, script string) *exec.Cmd {
+func startLoop(t *testing.T, name, script string) *testenv.Proc {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), name)
-	src, err := os.ReadFile("/bin/sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, src, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", script)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-	})
-	return cmd
+	return testenv.StartShell(t, name, script, 0)
 }
 
-func tids(t *testing.T, pid int) []int {
-	t.Helper()
-	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	if err != nil {
-		t.Fatal(err)
+var sched = func() hooks.Descriptor { d, _ := hooks.Lookup("sched"); return d }()
+
+// schedAttachment is what the runner attaches the sched hook with, for
+// targets that are threads only.
+func schedAttachment(session string, fields bool, tids ...[]int) attach.Attachment {
+	a := attach.Attachment{Request: wire.Request{SessionID: session}, Hook: sched, Fields: fields}
+	for _, t := range tids {
+		a.Targets = append(a.Targets, attach.Target{TIDs: t})
 	}
-	var out []int
-	for _, e := range entries {
-		n, _ := strconv.Atoi(e.Name())
-		out = append(out, n)
-	}
-	return out
+	return a
 }
 
-var schedEvents = func() []string { d, _ := hooks.Lookup("sched"); return d.Events }()
+// emitter is a Sink of events only.
+type emitter func(ev *wire.Event, details string) error
+
+func (e emitter) Emit(ev *wire.Event, details string) error { return e(ev, details) }
+func (e emitter) Raw(int) io.Writer                         { panic("ftrace writes events") }
+
+// drop is a Sink that keeps nothing.
+var drop = emitter(func(*wire.Event, string) error { return nil })
 
 // collector gathers emitted events.
 type collector struct {
@@ -141,7 +96,7 @@ func (c *collector) comms() map[string]int {
 }
 
 // A session traces its target and the target's children, never an
-// outsider doing the same work; a process added later with AddPIDs is
+// outsider doing the same work; a process added later with AddThreads is
 // traced from then on; ending the context drains and the instance is gone.
 func TestSessionTracesTarget(t *testing.T) {
 	const loop = "while :; do /bin/true; sleep 0.02; done"
@@ -150,31 +105,28 @@ func TestSessionTracesTarget(t *testing.T) {
 	session := fmt.Sprintf("ftrace-test-%d", time.Now().UnixNano())
 	// Open before the test mounts its tracefs: where none is mounted, the
 	// session mounts its own (and must unmount it).
-	s, err := Open(Options{
-		SessionID: session,
-		Events:    schedEvents,
-		Targets:   []Target{{Target: wire.Target{Node: "n1", Namespace: "ns", Pod: "p", Container: "c"}, TIDs: tids(t, target.Process.Pid)}},
-		Fields:    true,
-	})
+	a := schedAttachment(session, true, testenv.Tasks(t, target.PID()))
+	a.Targets[0].Target = wire.Target{Node: "n1", Namespace: "ns", Pod: "p", Container: "c"}
+	s, err := Runtime{}.open(a)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	defer s.Close()
 	t.Logf("tracefs at %s (mounted by the session: %v)", s.root, s.mounted)
-	tracefs := testTracefs(t)
-	if got := instances(t, tracefs, instancePrefix+session+"-"); len(got) != 1 {
+	tracefs := testenv.Tracefs(t)
+	if got := testenv.InstancesIn(t, tracefs, instancePrefix+session+"-"); len(got) != 1 {
 		t.Fatalf("instances of the session: %v, want one", got)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var c collector
 	done := make(chan error, 1)
-	go func() { done <- s.Stream(ctx, c.emit) }()
+	go func() { done <- s.Stream(ctx, emitter(c.emit)) }()
 
 	time.Sleep(700 * time.Millisecond)
 	late := startLoop(t, "ktflate", loop)
-	if err := s.AddPIDs(0, tids(t, late.Process.Pid)); err != nil {
-		t.Fatalf("AddPIDs: %v", err)
+	if err := s.AddThreads(0, testenv.Tasks(t, late.PID())); err != nil {
+		t.Fatalf("AddThreads: %v", err)
 	}
 	time.Sleep(700 * time.Millisecond)
 	cancel()
@@ -201,7 +153,7 @@ func TestSessionTracesTarget(t *testing.T) {
 		t.Errorf("%d events traced to the outsider", comms["ktfoutsider"])
 	}
 	for _, ev := range c.events {
-		if ev.PID == outsider.Process.Pid {
+		if ev.PID == outsider.PID() {
 			t.Errorf("event traced to the outsider's pid: %+v", ev)
 		}
 		if ev.Node != "n1" || ev.Pod != "p" || ev.Fields == nil {
@@ -212,7 +164,7 @@ func TestSessionTracesTarget(t *testing.T) {
 	if st := s.Stats(); st.Events != uint64(len(c.events)) || st.Events == 0 {
 		t.Errorf("stats %+v, want %d events", st, len(c.events))
 	}
-	if got := instances(t, tracefs, instancePrefix+session+"-"); len(got) != 0 {
+	if got := testenv.InstancesIn(t, tracefs, instancePrefix+session+"-"); len(got) != 0 {
 		t.Errorf("instances left: %v", got)
 	}
 	if got := ownMounts(t); len(got) != 0 {
@@ -223,16 +175,15 @@ func TestSessionTracesTarget(t *testing.T) {
 // A blocked Read on trace_pipe returns when the session is closed from
 // another goroutine (the fd is in Go's poller), and Stream then returns nil.
 func TestSessionCloseUnblocksStream(t *testing.T) {
-	tracefs := testTracefs(t)
+	tracefs := testenv.Tracefs(t)
 	idle := startLoop(t, "ktfidle", "sleep 60") // blocks: no events
 	session := fmt.Sprintf("ftrace-close-%d", time.Now().UnixNano())
-	s, err := Open(Options{SessionID: session, Events: schedEvents, Tracefs: tracefs,
-		Targets: []Target{{TIDs: tids(t, idle.Process.Pid)}}})
+	s, err := Runtime{Tracefs: tracefs}.open(schedAttachment(session, false, testenv.Tasks(t, idle.PID())))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- s.Stream(context.Background(), func(*wire.Event, string) error { return nil }) }()
+	go func() { done <- s.Stream(context.Background(), drop) }()
 	time.Sleep(300 * time.Millisecond)
 	start := time.Now()
 	if err := s.Close(); err != nil {
@@ -247,7 +198,7 @@ func TestSessionCloseUnblocksStream(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Stream still blocked 5 s after Close")
 	}
-	if got := instances(t, tracefs, instancePrefix+session+"-"); len(got) != 0 {
+	if got := testenv.InstancesIn(t, tracefs, instancePrefix+session+"-"); len(got) != 0 {
 		t.Errorf("instances left: %v", got)
 	}
 }
@@ -255,18 +206,17 @@ func TestSessionCloseUnblocksStream(t *testing.T) {
 // A deadline wakes a blocked Read too: what Stream uses at the end of its
 // context, so that it can drain before closing.
 func TestSessionContextUnblocksStream(t *testing.T) {
-	tracefs := testTracefs(t)
+	tracefs := testenv.Tracefs(t)
 	idle := startLoop(t, "ktfidle", "sleep 60")
 	session := fmt.Sprintf("ftrace-ctx-%d", time.Now().UnixNano())
-	s, err := Open(Options{SessionID: session, Events: schedEvents, Tracefs: tracefs,
-		Targets: []Target{{TIDs: tids(t, idle.Process.Pid)}}})
+	s, err := Runtime{Tracefs: tracefs}.open(schedAttachment(session, false, testenv.Tasks(t, idle.PID())))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	defer s.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Stream(ctx, func(*wire.Event, string) error { return nil }) }()
+	go func() { done <- s.Stream(ctx, drop) }()
 	time.Sleep(300 * time.Millisecond)
 	start := time.Now()
 	cancel()
@@ -287,18 +237,16 @@ func TestSessionContextUnblocksStream(t *testing.T) {
 
 // An error during setup, after the instance was made, removes it.
 func TestOpenErrorLeavesNoInstance(t *testing.T) {
-	tracefs := testTracefs(t)
+	tracefs := testenv.Tracefs(t)
 	session := fmt.Sprintf("ftrace-bad-%d", time.Now().UnixNano())
-	_, err := Open(Options{
-		SessionID: session,
-		Events:    []string{"sched:sched_switch", "sched:no_such_event"},
-		Targets:   []Target{{TIDs: []int{os.Getpid()}}},
-	})
+	a := schedAttachment(session, false, []int{os.Getpid()})
+	a.Hook.Events = []string{"sched:sched_switch", "sched:no_such_event"}
+	_, err := Runtime{}.open(a)
 	if err == nil || !strings.Contains(err.Error(), `enabling event "sched:no_such_event"`) {
 		t.Fatalf("Open error %v, want one about the missing event", err)
 	}
 	t.Log(err)
-	if got := instances(t, tracefs, instancePrefix+session+"-"); len(got) != 0 {
+	if got := testenv.InstancesIn(t, tracefs, instancePrefix+session+"-"); len(got) != 0 {
 		t.Errorf("instances left: %v", got)
 	}
 	if got := ownMounts(t); len(got) != 0 {
@@ -309,7 +257,7 @@ func TestOpenErrorLeavesNoInstance(t *testing.T) {
 // Open removes instances of gone helpers of its pid namespace, and leaves
 // those of live helpers and of other pid namespaces alone.
 func TestOpenRemovesStaleInstances(t *testing.T) {
-	tracefs := testTracefs(t)
+	tracefs := testenv.Tracefs(t)
 	pidns, err := pidNamespace("/proc")
 	if err != nil {
 		t.Fatal(err)
@@ -331,8 +279,7 @@ func TestOpenRemovesStaleInstances(t *testing.T) {
 			unix.Rmdir(filepath.Join(tracefs, "instances", name))
 		}
 	}()
-	s, err := Open(Options{SessionID: "stale-test", Events: schedEvents, Tracefs: tracefs,
-		Targets: []Target{{TIDs: []int{os.Getpid()}}}})
+	s, err := Runtime{Tracefs: tracefs}.open(schedAttachment("stale-test", false, []int{os.Getpid()}))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -351,15 +298,14 @@ func TestOpenRemovesStaleInstances(t *testing.T) {
 // A session that found someone else's tracefs mount keeps working, and
 // still removes its instance, when that mount goes away under it.
 func TestSessionSurvivesUnmount(t *testing.T) {
-	observer := testTracefs(t)
+	observer := testenv.Tracefs(t)
 	found := t.TempDir()
 	if err := unix.Mount("nodev", found, "tracefs", 0, ""); err != nil {
 		t.Fatal(err)
 	}
 	loop := startLoop(t, "ktfumount", "while :; do /bin/true; sleep 0.02; done")
 	session := fmt.Sprintf("ftrace-umount-%d", time.Now().UnixNano())
-	s, err := Open(Options{SessionID: session, Events: schedEvents, Tracefs: found,
-		Targets: []Target{{TIDs: tids(t, loop.Process.Pid)}}})
+	s, err := Runtime{Tracefs: found}.open(schedAttachment(session, false, testenv.Tasks(t, loop.PID())))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -370,7 +316,7 @@ func TestSessionSurvivesUnmount(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	var c collector
-	if err := s.Stream(ctx, c.emit); err != nil {
+	if err := s.Stream(ctx, emitter(c.emit)); err != nil {
 		t.Fatalf("Stream: %v", err)
 	}
 	if err := s.Close(); err != nil {
@@ -379,7 +325,7 @@ func TestSessionSurvivesUnmount(t *testing.T) {
 	if len(c.events) == 0 {
 		t.Error("no events after the mount went away")
 	}
-	if got := instances(t, observer, instancePrefix+session+"-"); len(got) != 0 {
+	if got := testenv.InstancesIn(t, observer, instancePrefix+session+"-"); len(got) != 0 {
 		t.Errorf("instances left: %v", got)
 	}
 }

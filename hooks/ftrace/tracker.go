@@ -41,7 +41,7 @@ type tracker struct {
 	// removed are the targets no longer traced: their tasks left the set,
 	// and none joins it again.
 	removed map[int]bool
-	// allTasks makes every task target 0's (a whole node, Options.AllTasks):
+	// allTasks makes every task target 0's (a whole node, config.allTasks):
 	// a task the set does not hold joins it when an event names it.
 	allTasks bool
 	// isExcluded, with allTasks, says whether a task the set does not
@@ -209,116 +209,161 @@ func (t *tracker) attribute(l *Line) (traced, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.scratch = scanFields(t.scratch[:0], l.Details)
-	get := func(key string) string {
-		for _, f := range t.scratch {
-			if f.key == key {
-				return f.value
-			}
-		}
-		return ""
-	}
-	getPID := func(key string) int {
-		n, err := strconv.Atoi(get(key))
-		if err != nil {
-			return -1
-		}
-		return n
-	}
-
 	var (
 		tr traced
 		ok bool
 	)
 	switch l.Event {
 	case "sched_switch":
-		prev, next := getPID("prev_pid"), getPID("next_pid")
-		if tk := t.task(next); tk != nil {
-			tk.comm = get("next_comm")
-			tr, ok = traced{pid: next, comm: tk.comm, target: tk.target}, true
-		}
-		if tk := t.task(prev); tk != nil {
-			tk.comm = get("prev_comm")
-			tr, ok = traced{pid: prev, comm: tk.comm, target: tk.target}, true
-			// The final switch-out of a task that exited.
-			if state := get("prev_state"); strings.ContainsAny(state, "ZX") {
-				delete(t.tasks, prev)
-			}
-		}
+		tr, ok = t.switched()
 	case "sched_wakeup", "sched_wakeup_new", "sched_waking":
-		// The wakee if it is the target's, else the target's task that
-		// woke someone else.
-		if pid := getPID("pid"); t.task(pid) != nil {
-			tk := t.tasks[pid]
-			tk.comm = get("comm")
-			tr, ok = traced{pid: pid, comm: tk.comm, target: tk.target}, true
-		} else if !t.allTasks {
-			// On a whole node every wakee is the target's but one left
-			// out: its wakeup is not shown.
-			tr, ok = t.current(l)
-		}
+		tr, ok = t.woken(l)
 	case "sched_migrate_task":
-		if pid := getPID("pid"); t.task(pid) != nil {
-			tk := t.tasks[pid]
-			tk.comm = get("comm")
-			tr, ok = traced{pid: pid, comm: tk.comm, target: tk.target}, true
-		}
+		tr, ok = t.named("pid", "comm")
 	case "sched_process_fork":
-		// Recorded in the parent's context; the child joins the parent's
-		// target, as options/event-fork makes it join the kernel's filter.
-		parent := getPID("pid")
-		if tk := t.task(parent); tk != nil {
-			tk.comm = get("comm")
-			tr, ok = traced{pid: parent, comm: tk.comm, target: tk.target}, true
-			if child := getPID("child_pid"); child > 0 {
-				t.tasks[child] = &task{target: tk.target, comm: get("child_comm")}
-			}
-		}
+		tr, ok = t.forked()
 	case "sched_process_exec":
-		// A non-leader thread that execs takes the leader's pid (old_pid is
-		// the thread's). The new comm is the file's base name, which the
-		// event does not print.
-		pid, old := getPID("pid"), getPID("old_pid")
-		tk := t.tasks[old]
-		if tk == nil {
-			tk = t.task(pid)
-		}
-		if tk != nil {
-			if old != pid {
-				delete(t.tasks, old)
-			}
-			tk.comm = execComm(get("filename"))
-			tk.dying = false
-			t.tasks[pid] = tk
-			tr, ok = traced{pid: pid, comm: tk.comm, target: tk.target}, true
-		}
+		tr, ok = t.execed()
 	case "sched_process_exit":
-		if pid := getPID("pid"); t.task(pid) != nil {
-			tk := t.tasks[pid]
-			tk.comm = get("comm")
-			tk.dying = true
-			tr, ok = traced{pid: pid, comm: tk.comm, target: tk.target}, true
-			if t.reapAfter > 0 {
-				t.exited = append(t.exited, exited{pid: pid, tk: tk, at: l.Time})
-			}
-		}
-		t.reap(l.Time)
+		tr, ok = t.exiting(l)
 	default:
-		// An event without a known task field is about the current task.
-		tr, ok = t.current(l)
-		if !ok {
-			if pid := getPID("pid"); t.task(pid) != nil {
-				tk := t.tasks[pid]
-				if c := get("comm"); c != "" {
-					tk.comm = c
-				}
-				tr, ok = traced{pid: pid, comm: tk.comm, target: tk.target}, true
-			}
-		}
+		tr, ok = t.other(l)
 	}
 	if !ok {
 		t.foreign++
 	}
 	return tr, ok
+}
+
+// get returns the value of key in the event's fields (t.scratch), "" when
+// it has none.
+func (t *tracker) get(key string) string {
+	for _, f := range t.scratch {
+		if f.key == key {
+			return f.value
+		}
+	}
+	return ""
+}
+
+// getPID returns the pid in key, -1 when there is none.
+func (t *tracker) getPID(key string) int {
+	n, err := strconv.Atoi(t.get(key))
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// named attributes the event to the task in its field pidKey, whose comm
+// is in commKey, if it is a target's.
+func (t *tracker) named(pidKey, commKey string) (traced, bool) {
+	pid := t.getPID(pidKey)
+	tk := t.task(pid)
+	if tk == nil {
+		return traced{}, false
+	}
+	tk.comm = t.get(commKey)
+	return traced{pid: pid, comm: tk.comm, target: tk.target}, true
+}
+
+// other attributes an event the tracker does not know: to the current
+// task, else to the task in its pid field (whose comm, if it names one).
+func (t *tracker) other(l *Line) (traced, bool) {
+	if tr, ok := t.current(l); ok {
+		return tr, true
+	}
+	pid := t.getPID("pid")
+	tk := t.task(pid)
+	if tk == nil {
+		return traced{}, false
+	}
+	if c := t.get("comm"); c != "" {
+		tk.comm = c
+	}
+	return traced{pid: pid, comm: tk.comm, target: tk.target}, true
+}
+
+// switched attributes a sched_switch to its target side: the task switched
+// out when it is a target's, else the one switched in.
+func (t *tracker) switched() (traced, bool) {
+	next, nok := t.named("next_pid", "next_comm")
+	prevPID := t.getPID("prev_pid")
+	prev, pok := t.named("prev_pid", "prev_comm")
+	if !pok {
+		return next, nok
+	}
+	// The final switch-out of a task that exited.
+	if state := t.get("prev_state"); strings.ContainsAny(state, "ZX") {
+		delete(t.tasks, prevPID)
+	}
+	return prev, true
+}
+
+// woken attributes a wakeup to the wakee if it is a target's, else to the
+// target's task that woke someone else.
+func (t *tracker) woken(l *Line) (traced, bool) {
+	if tr, ok := t.named("pid", "comm"); ok {
+		return tr, true
+	}
+	if t.allTasks {
+		// On a whole node every wakee is the target's but one left out:
+		// its wakeup is not shown.
+		return traced{}, false
+	}
+	return t.current(l)
+}
+
+// forked attributes a fork to the parent, in whose context it is
+// recorded; the child joins the parent's target, as options/event-fork
+// makes it join the kernel's filter.
+func (t *tracker) forked() (traced, bool) {
+	tr, ok := t.named("pid", "comm")
+	if !ok {
+		return tr, false
+	}
+	if child := t.getPID("child_pid"); child > 0 {
+		t.tasks[child] = &task{target: tr.target, comm: t.get("child_comm")}
+	}
+	return tr, true
+}
+
+// execed attributes an exec. A non-leader thread that execs takes the
+// leader's pid (old_pid is the thread's). The new comm is the file's base
+// name, which the event does not print.
+func (t *tracker) execed() (traced, bool) {
+	pid, old := t.getPID("pid"), t.getPID("old_pid")
+	tk := t.tasks[old]
+	if tk == nil {
+		tk = t.task(pid)
+	}
+	if tk == nil {
+		return traced{}, false
+	}
+	if old != pid {
+		delete(t.tasks, old)
+	}
+	tk.comm = execComm(t.get("filename"))
+	tk.dying = false
+	t.tasks[pid] = tk
+	return traced{pid: pid, comm: tk.comm, target: tk.target}, true
+}
+
+// exiting attributes an exit and marks the task dying: it leaves the set
+// at its final switch-out, or reapAfter later.
+func (t *tracker) exiting(l *Line) (traced, bool) {
+	defer t.reap(l.Time)
+	pid := t.getPID("pid")
+	tr, ok := t.named("pid", "comm")
+	if !ok {
+		return tr, false
+	}
+	tk := t.tasks[pid]
+	tk.dying = true
+	if t.reapAfter > 0 {
+		t.exited = append(t.exited, exited{pid: pid, tk: tk, at: l.Time})
+	}
+	return tr, true
 }
 
 // reap removes the tasks that exited reapAfter before now and did not

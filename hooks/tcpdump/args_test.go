@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -176,4 +177,58 @@ func (c *countingReader) Read(p []byte) (int, error) {
 		c.eof = true
 	}
 	return n, err
+}
+
+// A JSON event's text is the line text output shows: tcpdump's default
+// timestamp, the time of day to the microsecond, and the rest as it is.
+func TestTextLine(t *testing.T) {
+	berlin := time.FixedZone("CET", 3600)
+	for _, tt := range []struct {
+		line string
+		loc  *time.Location
+		want string
+	}{
+		{"1764683712.012345 IP 10.0.0.1.8080 > 10.0.0.2.53124: Flags [S.], length 0\n", time.UTC,
+			"13:55:12.012345 IP 10.0.0.1.8080 > 10.0.0.2.53124: Flags [S.], length 0"},
+		{"1764683712.012345 lo In  IP 127.0.0.1.7101 > 127.0.0.1.41234: Flags [P.]", berlin,
+			"14:55:12.012345 lo In  IP 127.0.0.1.7101 > 127.0.0.1.41234: Flags [P.]"},
+		{"no timestamp here\n", time.UTC, "no timestamp here"},
+		{"1764683712 IP x", time.UTC, "1764683712 IP x"},
+	} {
+		if got := textLine([]byte(tt.line), tt.loc); got != tt.want {
+			t.Errorf("textLine(%q) = %q, want %q", tt.line, got, tt.want)
+		}
+	}
+}
+
+// The catalogue's tcpdump hooks are the ones this runtime runs: each
+// writes only outputs Argv knows, and its parameters are the ones Argv
+// reads.
+func TestDescriptorArgv(t *testing.T) {
+	var names []string
+	for _, d := range hooks.Catalogue() {
+		if d.Kind != hooks.KindTcpdump {
+			continue
+		}
+		names = append(names, d.Name)
+		for _, p := range d.Params {
+			switch p.Name {
+			case hooks.TcpdumpFilter, hooks.TcpdumpInterface, hooks.TcpdumpSnaplen:
+			default:
+				t.Errorf("%s: parameter %q, which Argv does not read", d.Name, p.Name)
+			}
+		}
+		args, err := d.ResolveArgs(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range d.Outputs {
+			if _, err := Argv(o, args); err != nil {
+				t.Errorf("%s: output %s: %v", d.Name, o, err)
+			}
+		}
+	}
+	if diff := cmp.Diff([]string{"tcpdump"}, names); diff != "" {
+		t.Errorf("tcpdump hooks of the catalogue (-runtime +catalogue):\n%s", diff)
+	}
 }

@@ -1,7 +1,7 @@
-// Package tcpdump is the helper's runtime for hooks of kind "tcpdump": it
-// runs the tracer image's tcpdump inside each target's network namespace
-// (the pod's: every container of a pod shares it) and streams what tcpdump
-// writes.
+// Package tcpdump is the helper's runtime for hooks of kind "tcpdump"
+// (Runtime, an attach.Runtime): it runs the tracer image's tcpdump inside
+// each target's network namespace (the pod's: every container of a pod
+// shares it) and streams what tcpdump writes.
 //
 // Entering the namespace: a goroutine locks its OS thread (and never
 // unlocks it, so the thread ends with the goroutine instead of returning to
@@ -14,28 +14,29 @@
 // tcpdump runs. No shell and no nsenter are involved: the filter expression
 // is one argument after "--".
 //
-// Output formats:
+// Output formats (Session.Stream):
 //
-//   - pcap: `tcpdump -U -w -`, binary-clean, copied byte for byte
-//     (Session.StreamRaw); only for one target, since two pcap streams
-//     cannot share stdout.
+//   - pcap: `tcpdump -U -w -`, binary-clean, copied byte for byte to the
+//     sink's Raw writer; one target only, unless the session is framed,
+//     since two pcap streams cannot share stdout.
 //   - text: `tcpdump -l -nn`, one line per packet, copied as tcpdump prints
-//     them (Session.StreamRaw); with several targets each line starts with
-//     "[namespace/pod/container] ".
-//   - json: `tcpdump -l -nn -tt`: one wire.Event per packet (Session.Stream)
-//     with Event "packet", Time the packet's timestamp in seconds since the
-//     epoch, and Fields["line"] the rest of tcpdump's line; PID, Comm and
-//     CPU are zero (a packet belongs to no task).
+//     them; in a session of several targets that is not framed each line
+//     starts with "[namespace/pod/container] ".
+//   - json: `tcpdump -l -nn -tt`: one wire.Event per packet with Event
+//     "packet", Time the packet's timestamp in seconds since the epoch
+//     (CLOCK_REALTIME), Fields["line"] the rest of tcpdump's line, and on
+//     request (wire.Request.Text) Text the line text output shows; PID,
+//     Comm and CPU are zero (a packet belongs to no task).
 //
 // tcpdump's own stderr ("listening on …", the final "N packets captured",
 // "N packets received by filter", "N packets dropped by kernel") goes to
-// Options.Log line by line; the counts also become Stats (captured: Events,
-// dropped by kernel: Lost). Lines and warnings from before a stream starts
-// are held until it does: the plugin only attaches to the helper's output
-// after the helper is ready. Stopping sends SIGINT, so tcpdump flushes and
-// prints its counts, then SIGKILL if it has not exited within
-// Options.StopTimeout.
+// the attachment's Log line by line; the counts also become the Stats
+// (captured: Events, dropped by kernel: Lost). Lines and warnings from
+// before a stream starts are held until it does: the plugin only attaches
+// to the helper's output after the helper is ready. Stopping sends SIGINT,
+// so tcpdump flushes and prints its counts, then SIGKILL if it has not
+// exited within Runtime.StopTimeout.
 //
-// Argv and the stderr and line parsers are plain Go; the session (Open,
-// Session) is Linux only.
+// Argv and the stderr and line parsers are plain Go; the session
+// (Runtime.Open, Session) is Linux only.
 package tcpdump

@@ -2,8 +2,11 @@ package tcpdump
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
+	"strconv"
+	"time"
 )
 
 // readLines calls fn with every line of r, its '\n' included (a last line
@@ -44,4 +47,19 @@ func readLines(r io.Reader, fn func(line []byte) error) error {
 			return err
 		}
 	}
+}
+
+// textLine is the line text output shows for line, a line of `tcpdump
+// -tt`: its timestamp as tcpdump prints it by default, the time of day in
+// loc (tcpdump's local time zone) to the microsecond, then the rest. A
+// line without a timestamp is itself.
+func textLine(line []byte, loc *time.Location) string {
+	line = bytes.TrimRight(line, "\r\n")
+	stamp, rest, ok := bytes.Cut(line, []byte(" "))
+	secs, frac, dot := bytes.Cut(stamp, []byte("."))
+	sec, err := strconv.ParseInt(string(secs), 10, 64)
+	if !ok || !dot || err != nil {
+		return string(line)
+	}
+	return time.Unix(sec, 0).In(loc).Format("15:04:05") + "." + string(frac) + " " + string(rest)
 }

@@ -4,6 +4,7 @@ package tcpdump
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,62 +21,58 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
+	"github.com/ktrace-dev/kubectl-trace/tracer-image/pidns"
 )
 
-// Target is one container whose network namespace is captured.
-type Target struct {
-	wire.Target
-	// PIDs are the container's processes (host PIDs, as in
-	// Options.ProcRoot); the first whose namespace opens is used.
-	PIDs []int
-}
-
-// Options configure a session.
-type Options struct {
-	// Output is hooks.OutputText, hooks.OutputJSON or hooks.OutputPCAP.
-	Output string
-	// Args are the hook's parameters as the plugin resolved them; Open
-	// checks them again against Hook.
-	Args    map[string]string
-	Hook    hooks.Descriptor
-	Targets []Target
-	// ProcRoot is the host's /proc; "" is /proc.
-	ProcRoot string
+// Runtime runs the hooks of kind tcpdump (attach.Runtime): tcpdump in
+// each target's network namespace. The zero value is the helper's.
+type Runtime struct {
 	// Tcpdump is the program; "" finds tcpdump in $PATH.
 	Tcpdump string
-	// Log receives tcpdump's stderr, one line at a time; nil drops it.
-	Log func(line string)
-	// Warn reports something the user should know; nil drops it.
-	Warn func(msg string)
 	// StartTimeout bounds the wait for tcpdump's "listening on"; 0 is 10 s.
 	StartTimeout time.Duration
 	// StopTimeout is how long tcpdump may take to exit after SIGINT before
 	// it is killed; 0 is 5 s.
 	StopTimeout time.Duration
-	// PerTarget keeps the targets' output apart (StreamRawTargets, for a
-	// framed session): text lines carry no prefix naming their target,
-	// and pcap may have several targets, a stream each.
-	PerTarget bool
 }
 
-// EmitFunc receives each packet as an event. ev is reused for the next
-// packet; details is tcpdump's line after the timestamp.
-type EmitFunc func(ev *wire.Event, details string) error
+// Open starts tcpdump in every target's network namespace and returns
+// once each is capturing (see Session). Text and pcap output is raw
+// (tcpdump's bytes as they are), json output events.
+func (r Runtime) Open(ctx context.Context, a attach.Attachment) (attach.Session, error) {
+	return attach.Opened(r.open(ctx, a))
+}
 
-// Stats are a session's totals, final once Stream or StreamRaw returned.
-type Stats struct {
-	// Events: packets tcpdump captured (processed), over all targets.
-	Events uint64
-	// Received: packets that passed the filter in the kernel.
-	Received uint64
-	// Lost: packets the kernel dropped because tcpdump fell behind.
-	Lost uint64
+// config is what a session is opened with.
+type config struct {
+	Runtime
+	// output is hooks.OutputText, hooks.OutputJSON or hooks.OutputPCAP.
+	output  string
+	targets []attach.Target
+	// procRoot is the host's /proc; "" is /proc.
+	procRoot string
+	// log receives tcpdump's stderr, one line at a time.
+	log func(line string)
+	// warn reports something the user should know.
+	warn func(msg string)
+	// perTarget keeps the targets' output apart (a framed session): text
+	// lines carry no prefix naming their target, and pcap may have several
+	// targets, a stream each.
+	perTarget bool
+	// text fills Event.Text with the line text output shows.
+	text bool
+}
+
+// stats are one capture's counts, from tcpdump's last words.
+type stats struct {
+	captured, dropped uint64
 }
 
 // Session is tcpdump running in the targets' network namespaces.
 type Session struct {
-	opts  Options
+	cfg   config
 	multi bool
 	held  held // Log and Warn until a stream starts
 	path  string
@@ -115,61 +112,52 @@ type capture struct {
 	sigint     sync.Once
 
 	mu     sync.Mutex
-	stats  Stats
+	stats  stats
 	counts bool     // tcpdump printed its final counts
 	said   []string // what tcpdump said, for errors
 }
 
-// Open starts tcpdump in every target's network namespace and waits until
-// each is capturing; packets are buffered from then on (in the pipe and
-// libpcap's ring) until a stream reads them. On error nothing is left
-// running.
-func Open(ctx context.Context, opts Options) (*Session, error) {
-	if opts.ProcRoot == "" {
-		opts.ProcRoot = "/proc"
+// open starts the captures. On error nothing is left running.
+func (r Runtime) open(ctx context.Context, a attach.Attachment) (*Session, error) {
+	cfg := config{Runtime: r, output: a.Request.Output, targets: a.Targets, procRoot: a.ProcRoot,
+		log: a.Log, warn: a.Warn, perTarget: a.Request.Framed, text: a.Request.Text}
+	if cfg.procRoot == "" {
+		cfg.procRoot = "/proc"
 	}
-	if opts.StartTimeout <= 0 {
-		opts.StartTimeout = 10 * time.Second
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 10 * time.Second
 	}
-	if opts.StopTimeout <= 0 {
-		opts.StopTimeout = 5 * time.Second
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = 5 * time.Second
 	}
-	if opts.Log == nil {
-		opts.Log = func(string) {}
+	s := &Session{multi: len(cfg.targets) > 1 && !cfg.perTarget}
+	log, warn := cfg.log, cfg.warn
+	if log == nil {
+		log = func(string) {}
 	}
-	if opts.Warn == nil {
-		opts.Warn = func(string) {}
+	if warn == nil {
+		warn = func(string) {}
 	}
-	s := &Session{multi: len(opts.Targets) > 1 && !opts.PerTarget}
-	log, warn := opts.Log, opts.Warn
-	opts.Log = func(l string) { s.held.do(func() { log(l) }) }
-	opts.Warn = func(m string) { s.held.do(func() { warn(m) }) }
-	s.opts = opts
-	if len(opts.Targets) == 0 {
+	cfg.log = func(l string) { s.held.do(func() { log(l) }) }
+	cfg.warn = func(m string) { s.held.do(func() { warn(m) }) }
+	s.cfg = cfg
+	if len(cfg.targets) == 0 {
 		return nil, errors.New("no targets")
 	}
-	if opts.Output == hooks.OutputPCAP && len(opts.Targets) > 1 && !opts.PerTarget {
-		return nil, fmt.Errorf("pcap output to stdout takes one target, not %d: two captures cannot share one pcap stream; trace one pod, or use text or json output", len(opts.Targets))
+	if cfg.output == hooks.OutputPCAP && len(cfg.targets) > 1 && !cfg.perTarget {
+		return nil, fmt.Errorf("pcap output to stdout takes one target, not %d: two captures cannot share one pcap stream; trace one pod, or use text or json output", len(cfg.targets))
 	}
-	args, err := opts.Hook.ResolveArgs(opts.Args)
+	argv, err := Argv(cfg.output, a.Args)
 	if err != nil {
 		return nil, err
 	}
-	argv, err := Argv(opts.Output, args)
-	if err != nil {
-		return nil, err
-	}
-	prog := opts.Tcpdump
-	if prog == "" {
-		prog = "tcpdump"
-	}
-	path, err := exec.LookPath(prog)
+	path, err := exec.LookPath(cmp.Or(cfg.Tcpdump, "tcpdump"))
 	if err != nil {
 		return nil, fmt.Errorf("finding tcpdump: %w (the tracer image carries it)", err)
 	}
 	s.path, s.argv = path, argv
-	for i, t := range opts.Targets {
-		c, err := s.start(ctx, t, path, argv)
+	for i, t := range cfg.targets {
+		c, err := s.start(ctx, t)
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("capturing in the network namespace of %s: %w", t.Target, err)
@@ -180,15 +168,24 @@ func Open(ctx context.Context, opts Options) (*Session, error) {
 	return s, nil
 }
 
+// Output says what Stream writes: tcpdump's bytes for text and pcap,
+// events stamped with the packets' CLOCK_REALTIME for json.
+func (s *Session) Output() attach.Output {
+	if s.cfg.output == hooks.OutputJSON {
+		return attach.Output{Clock: wire.ClockRealtime}
+	}
+	return attach.Output{Raw: true}
+}
+
 // AddTarget starts one more tcpdump, in t's network namespace, with index
-// slot (a new one), and returns once it captures; a stream that runs reads
-// it at once. A session whose output is not kept apart per target
-// (Options.PerTarget) takes no pcap target: one pcap stream holds one
-// capture.
-func (s *Session) AddTarget(slot int, t Target) error {
+// slot (a new one), and returns once it captures (attach.Targets); a
+// stream that runs reads it at once. A session whose output is not kept
+// apart per target (not framed) takes no pcap target: one pcap stream
+// holds one capture.
+func (s *Session) AddTarget(slot int, t attach.Target) error {
 	s.addMu.Lock()
 	defer s.addMu.Unlock()
-	if s.opts.Output == hooks.OutputPCAP && !s.opts.PerTarget {
+	if s.cfg.output == hooks.OutputPCAP && !s.cfg.perTarget {
 		return errors.New("pcap output to stdout takes one target")
 	}
 	s.mu.Lock()
@@ -203,12 +200,12 @@ func (s *Session) AddTarget(slot int, t Target) error {
 	if closed {
 		return fmt.Errorf("adding target %s: the session is stopping", t.Target)
 	}
-	c, err := s.start(context.Background(), t, s.path, s.argv)
+	c, err := s.start(context.Background(), t)
 	if err != nil {
 		return fmt.Errorf("capturing in the network namespace of %s: %w", t.Target, err)
 	}
 	c.slot = slot
-	if !s.opts.PerTarget {
+	if !s.cfg.perTarget {
 		c.name = t.Target.String()
 	}
 	s.mu.Lock()
@@ -260,9 +257,9 @@ func (s *Session) captures() []*capture {
 
 // openNetns opens the network namespace of the first process of t that
 // still exists.
-func openNetns(procRoot string, t Target) (*os.File, int, error) {
+func openNetns(procRoot string, t attach.Target) (*os.File, int, error) {
 	var errs []error
-	for _, pid := range t.PIDs {
+	for _, pid := range netnsPIDs(procRoot, t) {
 		f, err := os.Open(filepath.Join(procRoot, strconv.Itoa(pid), "ns", "net"))
 		if err == nil {
 			return f, pid, nil
@@ -285,8 +282,26 @@ func openNetns(procRoot string, t Target) (*os.File, int, error) {
 	return nil, 0, err
 }
 
-func (s *Session) start(ctx context.Context, t Target, path string, argv []string) (*capture, error) {
-	ns, pid, err := openNetns(s.opts.ProcRoot, t)
+// netnsPIDs are the processes whose network namespace is t's: its own,
+// or for a whole node the node's own namespace, that of its init (or of
+// kthreadd, PID 2, where init's is not readable: kernel threads are always
+// in the initial namespaces). PID 2 is kthreadd only in the initial PID
+// namespace; on a node in one of its own it can be any process.
+func netnsPIDs(procRoot string, t attach.Target) []int {
+	if !t.IsNode() {
+		return t.PIDs
+	}
+	pids := []int{1}
+	if initial, err := pidns.IsInitial(procRoot); err == nil && initial {
+		pids = append(pids, 2)
+	}
+	return pids
+}
+
+// start starts tcpdump in t's network namespace and waits until it
+// captures.
+func (s *Session) start(ctx context.Context, t attach.Target) (*capture, error) {
+	ns, pid, err := openNetns(s.cfg.procRoot, t)
 	if err != nil {
 		return nil, err
 	}
@@ -313,7 +328,7 @@ func (s *Session) start(ctx context.Context, t Target, path string, argv []strin
 	if s.multi {
 		c.name = t.Target.String()
 	}
-	c.cmd = exec.Command(path, argv...)
+	c.cmd = exec.Command(s.path, s.argv...)
 	// *os.File streams go to the child as they are: no copying goroutines,
 	// and Wait closes nothing this side reads.
 	c.cmd.Stdout, c.cmd.Stderr = outW, errW
@@ -327,13 +342,13 @@ func (s *Session) start(ctx context.Context, t Target, path string, argv []strin
 	if err != nil {
 		outR.Close()
 		errR.Close()
-		return nil, fmt.Errorf("starting %s: %w", path, err)
+		return nil, fmt.Errorf("starting %s: %w", s.path, err)
 	}
 	go func() {
 		c.waitErr = <-waited
 		close(c.exited)
 	}()
-	go c.readStderr(errR, s.opts.Log)
+	go c.readStderr(errR, s.cfg.log)
 
 	if same, err := sameNetns(ns, c.cmd.Process.Pid); err != nil || !same {
 		if err == nil {
@@ -343,7 +358,7 @@ func (s *Session) start(ctx context.Context, t Target, path string, argv []strin
 		return nil, err
 	}
 
-	timer := time.NewTimer(s.opts.StartTimeout)
+	timer := time.NewTimer(s.cfg.StartTimeout)
 	defer timer.Stop()
 	select {
 	case <-c.listening:
@@ -354,7 +369,7 @@ func (s *Session) start(ctx context.Context, t Target, path string, argv []strin
 		return nil, fmt.Errorf("tcpdump %s before it started capturing: %s", exitText(c.waitErr), c.saying())
 	case <-timer.C:
 		s.kill(c)
-		return nil, fmt.Errorf("tcpdump did not start capturing within %s: %s", s.opts.StartTimeout, c.saying())
+		return nil, fmt.Errorf("tcpdump did not start capturing within %s: %s", s.cfg.StartTimeout, c.saying())
 	case <-ctx.Done():
 		s.kill(c)
 		return nil, ctx.Err()
@@ -366,7 +381,7 @@ func (s *Session) start(ctx context.Context, t Target, path string, argv []strin
 // The node's namespace is init's, or else kthreadd's (PID 2: kernel
 // threads are always in the initial namespaces), for where init's is not
 // readable (measured: EPERM for PID 1 on a Firecracker VM, even as root).
-func (s *Session) warnHostNetwork(ns *os.File, t Target) {
+func (s *Session) warnHostNetwork(ns *os.File, t attach.Target) {
 	if t.IsNode() {
 		return // the node's traffic is what was asked for
 	}
@@ -375,9 +390,9 @@ func (s *Session) warnHostNetwork(ns *os.File, t Target) {
 		return
 	}
 	for _, pid := range []string{"1", "2"} {
-		if unix.Stat(filepath.Join(s.opts.ProcRoot, pid, "ns", "net"), &host) == nil {
+		if unix.Stat(filepath.Join(s.cfg.procRoot, pid, "ns", "net"), &host) == nil {
 			if target.Dev == host.Dev && target.Ino == host.Ino {
-				s.opts.Warn(fmt.Sprintf("pod %s/%s uses the node's network (hostNetwork): the capture holds all of the node's traffic; narrow it with --arg filter=…", t.Namespace, t.Pod))
+				s.cfg.warn(fmt.Sprintf("pod %s/%s uses the node's network (hostNetwork): the capture holds all of the node's traffic; narrow it with --arg filter=…", t.Namespace, t.Pod))
 			}
 			return
 		}
@@ -402,11 +417,9 @@ func (c *capture) readStderr(r *os.File, log func(string)) {
 		c.mu.Lock()
 		switch kind {
 		case lineCaptured:
-			c.stats.Events, c.counts = n, true
-		case lineReceived:
-			c.stats.Received = n
+			c.stats.captured, c.counts = n, true
 		case lineDropped:
-			c.stats.Lost = n
+			c.stats.dropped = n
 		case lineOther:
 			if len(c.said) < 20 {
 				c.said = append(c.said, strings.TrimPrefix(line, "tcpdump: "))
@@ -454,74 +467,72 @@ type copied struct {
 	err error
 }
 
-// StreamRaw copies tcpdump's output to w until ctx is done, then stops
-// tcpdump, copies what it flushes and returns. pcap is copied as it comes;
-// text is written a whole line per Write (prefixed with the target's name
-// when the session has several), so captures never split each other's
-// lines. After a write fails the output is read on and dropped, so tcpdump
-// can still exit cleanly, and the error is returned.
-func (s *Session) StreamRaw(ctx context.Context, w io.Writer) error {
-	return s.StreamRawTargets(ctx, func(int) io.Writer { return w })
+// Stream hands tcpdump's output to out until ctx is done, then stops
+// tcpdump, hands on what it flushes and returns.
+//
+// Text and pcap go to out.Raw(slot) of each capture's slot: pcap is
+// copied as it comes; text is written a whole line per Write (prefixed
+// with the target's name when a session that is not framed has several),
+// so captures never split each other's lines. After a write fails the
+// output is read on and dropped, so tcpdump can still exit cleanly, and
+// the error is returned.
+//
+// JSON output is one event per packet, Event "packet", with Time the
+// packet's timestamp (CLOCK_REALTIME) and Fields["line"] the rest of
+// tcpdump's line; PID, Comm and CPU are zero (a packet belongs to no
+// task). An error from out.Emit is returned after tcpdump has stopped.
+func (s *Session) Stream(ctx context.Context, out attach.Sink) error {
+	var mu sync.Mutex // one Write or Emit at a time, from any capture
+	if s.cfg.output == hooks.OutputJSON {
+		return s.run(ctx, func(c *capture) error { return s.events(c, out, &mu) })
+	}
+	return s.run(ctx, func(c *capture) error { return s.bytes(c, out.Raw(c.slot), &mu) })
 }
 
-// StreamRawTargets is StreamRaw with each target's bytes written to
-// w(index), as Options.PerTarget keeps them apart; w is called again for a
-// target AddTarget adds.
-func (s *Session) StreamRawTargets(ctx context.Context, target func(slot int) io.Writer) error {
-	if s.opts.Output == hooks.OutputJSON {
-		return errors.New("json output is streamed as events, not raw")
-	}
-	var mu sync.Mutex // one Write at a time, from any capture
-	return s.run(ctx, func(c *capture) error {
-		w := target(c.slot)
-		if s.opts.Output == hooks.OutputPCAP {
-			_, err := io.CopyBuffer(w, c.out, make([]byte, 64<<10))
-			if err != nil {
-				_, _ = io.Copy(io.Discard, c.out)
-			}
-			return err
+// bytes copies c's output to w.
+func (s *Session) bytes(c *capture, w io.Writer, mu *sync.Mutex) error {
+	if s.cfg.output == hooks.OutputPCAP {
+		_, err := io.CopyBuffer(w, c.out, make([]byte, 64<<10))
+		if err != nil {
+			_, _ = io.Copy(io.Discard, c.out)
 		}
-		var prefixed []byte
-		return readLines(c.out, func(line []byte) error {
-			if blank(line) {
-				return nil
-			}
-			if c.name != "" {
-				prefixed = append(append(append(prefixed[:0], '['), c.name...), "] "...)
-				line = append(prefixed, line...)
-				prefixed = line
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			_, err := w.Write(line)
-			return err
-		})
+		return err
+	}
+	var prefixed []byte
+	return readLines(c.out, func(line []byte) error {
+		if blank(line) {
+			return nil
+		}
+		if c.name != "" {
+			prefixed = append(append(append(prefixed[:0], '['), c.name...), "] "...)
+			line = append(prefixed, line...)
+			prefixed = line
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		_, err := w.Write(line)
+		return err
 	})
 }
 
-// Stream hands every packet to emit as a wire.Event (json output) until
-// ctx is done, then stops tcpdump, emits what it flushes and returns. An
-// error from emit is returned after tcpdump has stopped.
-func (s *Session) Stream(ctx context.Context, emit EmitFunc) error {
-	if s.opts.Output != hooks.OutputJSON {
-		return fmt.Errorf("%s output is streamed raw, not as events", s.opts.Output)
-	}
-	var mu sync.Mutex // emit is called from one capture at a time
-	return s.run(ctx, func(c *capture) error {
-		ev := wire.Event{Event: "packet", Node: c.target.Node, Namespace: c.target.Namespace,
-			Pod: c.target.Pod, Container: c.target.Container}
-		return readLines(c.out, func(line []byte) error {
-			if blank(line) {
-				return nil
-			}
-			t, rest, _ := parseTimed(line)
-			details := string(rest)
-			mu.Lock()
-			defer mu.Unlock()
-			ev.Time = t
-			ev.Fields = map[string]string{"line": details}
-			return emit(&ev, details)
-		})
+// events hands c's packets to out as events.
+func (s *Session) events(c *capture, out attach.Sink, mu *sync.Mutex) error {
+	ev := wire.Event{Event: "packet", Node: c.target.Node, Namespace: c.target.Namespace,
+		Pod: c.target.Pod, Container: c.target.Container}
+	return readLines(c.out, func(line []byte) error {
+		if blank(line) {
+			return nil
+		}
+		t, rest, _ := parseTimed(line)
+		details := string(rest)
+		mu.Lock()
+		defer mu.Unlock()
+		ev.Time = t
+		ev.Fields = map[string]string{"line": details}
+		if s.cfg.text {
+			ev.Text = textLine(line, time.Local)
+		}
+		return out.Emit(&ev, details)
 	})
 }
 
@@ -547,83 +558,115 @@ func (s *Session) run(ctx context.Context, read func(*capture) error) error {
 		errs []error
 		kill <-chan time.Time
 	)
-	stopAll := func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.stopping {
-			return
-		}
-		s.stopping = true
-		for _, c := range s.caps {
-			c.interrupt()
-		}
-		kill = time.After(s.opts.StopTimeout)
-	}
 	ctxDone := ctx.Done()
-	for {
-		s.mu.Lock()
-		if s.pending == 0 {
-			s.finished = true
-			s.mu.Unlock()
-			break
-		}
-		s.mu.Unlock()
+	for s.reading() {
 		select {
 		case <-ctxDone:
 			ctxDone = nil
-			stopAll()
+			kill = s.stopAll(kill)
 		case <-kill:
 			kill = nil
-			for _, c := range s.captures() {
-				select {
-				case <-c.exited:
-				default:
-					s.opts.Warn(fmt.Sprintf("tcpdump for %s did not stop within %s of SIGINT: killed; its last packets and counts are lost", c.target, s.opts.StopTimeout))
-					c.killed = true
-					_ = c.cmd.Process.Kill()
-				}
-			}
+			s.killStuck()
 		case r := <-s.done:
-			s.mu.Lock()
-			s.pending--
-			stopping, removed := s.stopping, r.c.removed
-			s.mu.Unlock()
-			if r.err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", r.c.target, r.err))
-				stopAll()
-				continue
-			}
-			if stopping || removed {
-				continue
-			}
-			// tcpdump closed its output without being asked: it exited.
-			<-r.c.exited
-			<-r.c.stderrDone
-			err := fmt.Errorf("tcpdump for %s %s: %s", r.c.target, exitText(r.c.waitErr), r.c.saying())
-			s.mu.Lock()
-			r.c.ended = true
-			live := 0
-			for _, c := range s.caps {
-				if !c.ended && !c.removed {
-					live++
-				}
-			}
-			s.mu.Unlock()
-			if live == 0 && !s.opts.PerTarget {
+			err, stop := s.copiedOut(r)
+			if err != nil {
 				errs = append(errs, err)
-			} else {
-				s.opts.Warn(err.Error() + "; the other targets are still captured")
+			}
+			if stop {
+				kill = s.stopAll(kill)
 			}
 		}
 	}
-	// Every output has ended, so every tcpdump has exited or is exiting.
+	s.reap()
+	return errors.Join(errs...)
+}
+
+// reading says whether a capture's output is still being read; when none
+// is, no capture joins any more.
+func (s *Session) reading() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending == 0 {
+		s.finished = true
+		return false
+	}
+	return true
+}
+
+// stopAll interrupts every capture, once, and returns when to kill the
+// ones that have not stopped by then.
+func (s *Session) stopAll(kill <-chan time.Time) <-chan time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return kill
+	}
+	s.stopping = true
+	for _, c := range s.caps {
+		c.interrupt()
+	}
+	return time.After(s.cfg.StopTimeout)
+}
+
+// killStuck kills the captures that did not stop within StopTimeout of
+// SIGINT.
+func (s *Session) killStuck() {
+	for _, c := range s.captures() {
+		select {
+		case <-c.exited:
+		default:
+			s.cfg.warn(fmt.Sprintf("tcpdump for %s did not stop within %s of SIGINT: killed; its last packets and counts are lost", c.target, s.cfg.StopTimeout))
+			c.killed = true
+			_ = c.cmd.Process.Kill()
+		}
+	}
+}
+
+// copiedOut takes the end of one capture's output. It returns the error
+// that ends the session: the output could not be written on (then stop
+// says to stop the other captures), or the only capture of a session
+// that is not framed exited by itself.
+func (s *Session) copiedOut(r copied) (err error, stop bool) {
+	s.mu.Lock()
+	s.pending--
+	stopping, removed := s.stopping, r.c.removed
+	s.mu.Unlock()
+	if r.err != nil {
+		return fmt.Errorf("%s: %w", r.c.target, r.err), true
+	}
+	if stopping || removed {
+		return nil, false
+	}
+	// tcpdump closed its output without being asked: it exited.
+	<-r.c.exited
+	<-r.c.stderrDone
+	err = fmt.Errorf("tcpdump for %s %s: %s", r.c.target, exitText(r.c.waitErr), r.c.saying())
+	s.mu.Lock()
+	r.c.ended = true
+	live := 0
+	for _, c := range s.caps {
+		if !c.ended && !c.removed {
+			live++
+		}
+	}
+	s.mu.Unlock()
+	if live == 0 && !s.cfg.perTarget {
+		return err, false
+	}
+	s.cfg.warn(err.Error() + "; the other targets are still captured")
+	return nil, false
+}
+
+// reap waits for every tcpdump, whose output has ended, to exit, and
+// warns of those that stopped badly or said no counts.
+func (s *Session) reap() {
 	s.mu.Lock()
 	stopping := s.stopping
 	s.mu.Unlock()
 	for _, c := range s.captures() {
 		select {
 		case <-c.exited:
-		case <-time.After(s.opts.StopTimeout):
+		case <-time.After(s.cfg.StopTimeout):
 			c.killed = true
 			_ = c.cmd.Process.Kill()
 			<-c.exited
@@ -639,24 +682,24 @@ func (s *Session) run(ctx context.Context, read func(*capture) error) error {
 			continue // it ended by itself: an error or warning above says so
 		}
 		if c.waitErr != nil && !c.killed {
-			s.opts.Warn(fmt.Sprintf("tcpdump for %s %s when stopped: %s", c.target, exitText(c.waitErr), c.saying()))
+			s.cfg.warn(fmt.Sprintf("tcpdump for %s %s when stopped: %s", c.target, exitText(c.waitErr), c.saying()))
 		}
 		if !counts {
-			s.opts.Warn(fmt.Sprintf("tcpdump for %s printed no final counts: the statistics miss its packets", c.target))
+			s.cfg.warn(fmt.Sprintf("tcpdump for %s printed no final counts: the statistics miss its packets", c.target))
 		}
 	}
-	return errors.Join(errs...)
 }
 
-// Stats returns the totals of every capture; they are final once a stream
-// has returned (or Close, without one).
-func (s *Session) Stats() Stats {
-	var st Stats
+// Stats returns the totals of every capture: Events, the packets tcpdump
+// captured (processed), and Lost, those the kernel dropped because tcpdump
+// fell behind. They are final once Stream has returned (or Close, without
+// one).
+func (s *Session) Stats() attach.Stats {
+	var st attach.Stats
 	for _, c := range s.captures() {
 		c.mu.Lock()
-		st.Events += c.stats.Events
-		st.Received += c.stats.Received
-		st.Lost += c.stats.Lost
+		st.Events += c.stats.captured
+		st.Lost += c.stats.dropped
 		c.mu.Unlock()
 	}
 	return st
@@ -682,10 +725,10 @@ func (s *Session) Close() error {
 		for _, c := range caps {
 			select {
 			case <-c.exited:
-			case <-time.After(s.opts.StopTimeout):
+			case <-time.After(s.cfg.StopTimeout):
 				_ = c.cmd.Process.Kill()
 				<-c.exited
-				errs = append(errs, fmt.Errorf("tcpdump for %s did not stop within %s of SIGINT: killed", c.target, s.opts.StopTimeout))
+				errs = append(errs, fmt.Errorf("tcpdump for %s did not stop within %s of SIGINT: killed", c.target, s.cfg.StopTimeout))
 			}
 			<-c.stderrDone
 		}

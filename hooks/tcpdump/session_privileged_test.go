@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,15 +22,16 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
-	"github.com/ktrace-dev/kubectl-trace/hooks/tcpdump/tcpdumptest"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
+	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 )
 
 // ownNetns is the test process's network namespace at the start.
 var ownNetns string
 
 func TestMain(m *testing.M) {
-	tcpdumptest.MaybeRunPeer()
+	testenv.Main()
 	ownNetns, _ = os.Readlink("/proc/self/ns/net")
 	os.Exit(m.Run())
 }
@@ -64,11 +66,11 @@ func descriptor(t *testing.T) hooks.Descriptor {
 	return d
 }
 
-func peerTarget(p *tcpdumptest.Peer, pod string) Target {
-	return Target{Target: wire.Target{Node: "n1", Namespace: "ns", Pod: pod, Container: "app"}, PIDs: []int{p.PID()}}
+func peerTarget(p *testenv.Peer, pod string) attach.Target {
+	return attach.Target{Target: wire.Target{Node: "n1", Namespace: "ns", Pod: pod, Container: "app"}, PIDs: []int{p.PID()}}
 }
 
-// logs collects Options.Log and Options.Warn.
+// logs collects Attachment.Log and Attachment.Warn.
 type logs struct {
 	mu    sync.Mutex
 	lines []string
@@ -86,17 +88,44 @@ func (l *logs) String() string {
 	return strings.Join(l.lines, "\n")
 }
 
-func open(t *testing.T, output string, args map[string]string, targets ...Target) (*Session, *logs) {
+func open(t *testing.T, output string, args map[string]string, targets ...attach.Target) (*Session, *logs) {
 	t.Helper()
 	l := &logs{}
-	s, err := Open(context.Background(), Options{Output: output, Args: args, Hook: descriptor(t), Targets: targets,
-		Log: l.add, Warn: func(m string) { l.add("WARN " + m) }})
+	s, err := openWith(t, output, args, targets, l)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s, l
 }
+
+// openWith opens a session as the runner does: the arguments checked
+// against the descriptor and with its defaults first.
+func openWith(t *testing.T, output string, args map[string]string, targets []attach.Target, l *logs) (*Session, error) {
+	t.Helper()
+	d := descriptor(t)
+	resolved, err := d.ResolveArgs(args)
+	if err != nil {
+		return nil, err
+	}
+	a := attach.Attachment{Request: wire.Request{Output: output}, Hook: d, Args: resolved, Targets: targets}
+	if l != nil {
+		a.Log, a.Warn = l.add, func(m string) { l.add("WARN " + m) }
+	}
+	return Runtime{}.open(context.Background(), a)
+}
+
+// rawTo is a Sink of bytes only, all to w.
+type rawTo struct{ w io.Writer }
+
+func (r rawTo) Emit(*wire.Event, string) error { panic("text and pcap are bytes") }
+func (r rawTo) Raw(int) io.Writer              { return r.w }
+
+// emitter is a Sink of events only.
+type emitter func(ev *wire.Event, details string) error
+
+func (e emitter) Emit(ev *wire.Event, details string) error { return e(ev, details) }
+func (e emitter) Raw(int) io.Writer                         { panic("json is events") }
 
 // captureRaw streams for d and returns what was written.
 func captureRaw(t *testing.T, s *Session, d time.Duration) []byte {
@@ -105,8 +134,8 @@ func captureRaw(t *testing.T, s *Session, d time.Duration) []byte {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	start := time.Now()
-	if err := s.StreamRaw(ctx, &buf); err != nil {
-		t.Fatalf("StreamRaw: %v", err)
+	if err := s.Stream(ctx, rawTo{&buf}); err != nil {
+		t.Fatalf("Stream: %v", err)
 	}
 	if took := time.Since(start) - d; took > 2*time.Second {
 		t.Errorf("tcpdump took %s to stop after SIGINT", took)
@@ -134,14 +163,14 @@ func (l *lockedBuffer) Bytes() []byte {
 // tcpdump runs in the target's network namespace: the thread that forked
 // it had entered it with setns, and the child inherited it.
 func TestTcpdumpStartsInTheTargetsNetns(t *testing.T) {
-	target := tcpdumptest.StartPeer(t, targetPort, "target-hello", 0)
+	target := testenv.StartPeer(t, targetPort, "target-hello", 0)
 	s, _ := open(t, hooks.OutputText, nil, peerTarget(target, "web"))
 	c := s.caps[0]
-	got, want := tcpdumptest.Netns(t, c.cmd.Process.Pid), tcpdumptest.Netns(t, target.PID())
+	got, want := testenv.Netns(t, c.cmd.Process.Pid), testenv.Netns(t, target.PID())
 	if got != want {
 		t.Errorf("tcpdump's netns %d, target's %d", got, want)
 	}
-	if own := tcpdumptest.Netns(t, os.Getpid()); own == got {
+	if own := testenv.Netns(t, os.Getpid()); own == got {
 		t.Errorf("tcpdump is in the test's own netns %d", own)
 	}
 	// No thread of this process stayed in the target's namespace, while
@@ -166,8 +195,8 @@ func TestTcpdumpStartsInTheTargetsNetns(t *testing.T) {
 // The pcap holds the target's connections and not the outsider's, which
 // does the same in another namespace; tcpdump -r reads it.
 func TestTcpdumpPcapIsScopedToTheTarget(t *testing.T) {
-	target := tcpdumptest.StartPeer(t, targetPort, "target-hello", 0)
-	outsider := tcpdumptest.StartPeer(t, outsiderPort, "outsider-hello", 0)
+	target := testenv.StartPeer(t, targetPort, "target-hello", 0)
+	outsider := testenv.StartPeer(t, outsiderPort, "outsider-hello", 0)
 	_ = outsider
 	s, l := open(t, hooks.OutputPCAP, nil, peerTarget(target, "web"))
 	data := captureRaw(t, s, 1500*time.Millisecond)
@@ -181,7 +210,7 @@ func TestTcpdumpPcapIsScopedToTheTarget(t *testing.T) {
 	if err := os.WriteFile(file, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	text := tcpdumptest.ReadPcap(t, file)
+	text := testenv.ReadPcap(t, file)
 	records := strings.Count(text, " IP 127.0.0.1.")
 	t.Logf("%d bytes of pcap, %d packets; logs:\n%s", len(data), records, l)
 	if !strings.Contains(text, fmt.Sprintf("> 127.0.0.1.%d: Flags [S]", targetPort)) || !strings.Contains(text, "target-hello") {
@@ -209,8 +238,8 @@ func TestTcpdumpPcapIsScopedToTheTarget(t *testing.T) {
 }
 
 func TestTcpdumpText(t *testing.T) {
-	target := tcpdumptest.StartPeer(t, targetPort, "target-hello", 0)
-	tcpdumptest.StartPeer(t, outsiderPort, "outsider-hello", 0)
+	target := testenv.StartPeer(t, targetPort, "target-hello", 0)
+	testenv.StartPeer(t, outsiderPort, "outsider-hello", 0)
 	s, _ := open(t, hooks.OutputText, map[string]string{"filter": fmt.Sprintf("tcp dst port %d", targetPort)}, peerTarget(target, "web"))
 	out := string(captureRaw(t, s, time.Second))
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
@@ -229,16 +258,16 @@ func TestTcpdumpText(t *testing.T) {
 }
 
 func TestTcpdumpJSON(t *testing.T) {
-	target := tcpdumptest.StartPeer(t, targetPort, "target-hello", 0)
+	target := testenv.StartPeer(t, targetPort, "target-hello", 0)
 	s, _ := open(t, hooks.OutputJSON, map[string]string{"filter": "tcp", "interface": "lo", "snaplen": "96"}, peerTarget(target, "web"))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	var events []wire.Event
-	err := s.Stream(ctx, func(ev *wire.Event, details string) error {
+	err := s.Stream(ctx, emitter(func(ev *wire.Event, details string) error {
 		e := *ev
 		events = append(events, e)
 		return nil
-	})
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,8 +287,8 @@ func TestTcpdumpJSON(t *testing.T) {
 
 // Several targets: one tcpdump each, text lines prefixed with the target.
 func TestTcpdumpTwoTargets(t *testing.T) {
-	a := tcpdumptest.StartPeer(t, targetPort, "a", 0)
-	b := tcpdumptest.StartPeer(t, outsiderPort, "b", 0)
+	a := testenv.StartPeer(t, targetPort, "a", 0)
+	b := testenv.StartPeer(t, outsiderPort, "b", 0)
 	s, l := open(t, hooks.OutputText, map[string]string{"filter": "tcp[tcpflags] & tcp-syn != 0"}, peerTarget(a, "a"), peerTarget(b, "b"))
 	out := string(captureRaw(t, s, time.Second))
 	count := map[string]int{}
@@ -282,13 +311,13 @@ func TestTcpdumpTwoTargets(t *testing.T) {
 }
 
 func TestTcpdumpOpenErrors(t *testing.T) {
-	target := tcpdumptest.StartPeer(t, targetPort, "x", 0)
-	other := tcpdumptest.StartPeer(t, outsiderPort, "y", 0)
+	target := testenv.StartPeer(t, targetPort, "x", 0)
+	other := testenv.StartPeer(t, outsiderPort, "y", 0)
 	tests := []struct {
 		name    string
 		output  string
 		args    map[string]string
-		targets []Target
+		targets []attach.Target
 		wantErr string
 	}{
 		{name: "bad filter", output: hooks.OutputPCAP, args: map[string]string{"filter": "tcp port eighty"},
@@ -297,18 +326,18 @@ func TestTcpdumpOpenErrors(t *testing.T) {
 			wantErr: "cannot start with '-'"},
 		{name: "no such interface in the target's namespace", output: hooks.OutputText, args: map[string]string{"interface": "eth0"},
 			wantErr: "eth0"},
-		{name: "pcap with two targets", output: hooks.OutputPCAP, targets: []Target{peerTarget(target, "a"), peerTarget(other, "b")},
+		{name: "pcap with two targets", output: hooks.OutputPCAP, targets: []attach.Target{peerTarget(target, "a"), peerTarget(other, "b")},
 			wantErr: "pcap output to stdout takes one target, not 2"},
-		{name: "target gone", output: hooks.OutputText, targets: []Target{{Target: wire.Target{Namespace: "ns", Pod: "gone", Container: "app"}, PIDs: []int{1 << 30}}},
+		{name: "target gone", output: hooks.OutputText, targets: []attach.Target{{Target: wire.Target{Namespace: "ns", Pod: "gone", Container: "app"}, PIDs: []int{1 << 30}}},
 			wantErr: "no such file or directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			targets := tt.targets
 			if targets == nil {
-				targets = []Target{peerTarget(target, "web")}
+				targets = []attach.Target{peerTarget(target, "web")}
 			}
-			s, err := Open(context.Background(), Options{Output: tt.output, Args: tt.args, Hook: descriptor(t), Targets: targets})
+			s, err := openWith(t, tt.output, tt.args, targets, nil)
 			if err == nil {
 				s.Close()
 				t.Fatalf("Open succeeded")
@@ -324,7 +353,7 @@ func TestTcpdumpOpenErrors(t *testing.T) {
 // Close without a stream stops tcpdump even when its output filled the
 // pipe, and leaves no process.
 func TestTcpdumpCloseWithoutStream(t *testing.T) {
-	target := tcpdumptest.StartPeer(t, targetPort, strings.Repeat("z", 60000), 0)
+	target := testenv.StartPeer(t, targetPort, strings.Repeat("z", 60000), 0)
 	s, _ := open(t, hooks.OutputPCAP, nil, peerTarget(target, "web"))
 	time.Sleep(1500 * time.Millisecond) // more than a pipe's 64 KiB
 	start := time.Now()
@@ -345,7 +374,7 @@ func TestTcpdumpCloseWithoutStream(t *testing.T) {
 
 // tcpdump that dies while streaming ends the stream with its error.
 func TestTcpdumpDiesWhileStreaming(t *testing.T) {
-	target := tcpdumptest.StartPeer(t, targetPort, "x", 0)
+	target := testenv.StartPeer(t, targetPort, "x", 0)
 	s, _ := open(t, hooks.OutputText, nil, peerTarget(target, "web"))
 	go func() {
 		time.Sleep(300 * time.Millisecond)
@@ -353,19 +382,19 @@ func TestTcpdumpDiesWhileStreaming(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := s.StreamRaw(ctx, &lockedBuffer{})
+	err := s.Stream(ctx, rawTo{&lockedBuffer{}})
 	if err == nil || !strings.Contains(err.Error(), "tcpdump for ns/web/app ended (signal: killed)") {
-		t.Fatalf("StreamRaw error %v", err)
+		t.Fatalf("Stream error %v", err)
 	}
 	if ctx.Err() != nil {
-		t.Error("StreamRaw waited for the context")
+		t.Error("Stream waited for the context")
 	}
 }
 
 // A target in the node's network namespace (hostNetwork) is captured with
 // a warning, which waits for the stream like tcpdump's own lines.
 func TestTcpdumpHostNetworkWarns(t *testing.T) {
-	host := Target{Target: wire.Target{Namespace: "kube-system", Pod: "agent", Container: "app"}, PIDs: []int{os.Getpid()}}
+	host := attach.Target{Target: wire.Target{Namespace: "kube-system", Pod: "agent", Container: "app"}, PIDs: []int{os.Getpid()}}
 	s, l := open(t, hooks.OutputText, map[string]string{"interface": "lo", "filter": "tcp port 1"}, host)
 	if got := l.String(); got != "" {
 		t.Errorf("logged before the stream started:\n%s", got)

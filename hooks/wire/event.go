@@ -3,7 +3,9 @@ package wire
 // Event is one trace event as `-o json` prints it, one per line. Field names
 // are stable: scripts depend on them (docs/hooks.md).
 type Event struct {
-	// Time is the kernel timestamp in seconds (ftrace's clock, local to the node).
+	// Time is when the event happened, in seconds of the clock the
+	// session's "started" status names (Status.Clock), which its
+	// ClockOffset relates to the wall clock.
 	Time float64 `json:"time"`
 	CPU  int     `json:"cpu"`
 	// PID and Comm name the traced task: the target's task the event is about,
@@ -18,4 +20,8 @@ type Event struct {
 	Namespace string `json:"namespace"`
 	Pod       string `json:"pod"`
 	Container string `json:"container"`
+	// Text, when the request asks for it (Request.Text), is the line that
+	// text output (`-o text`) shows for the event, without its newline
+	// and without the target's prefix a merged stream adds.
+	Text string `json:"text,omitempty"`
 }

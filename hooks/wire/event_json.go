@@ -59,6 +59,10 @@ func (e *EventEncoder) AppendJSON(b []byte, ev *Event) ([]byte, error) {
 	b = appendString(b, ev.Pod)
 	b = append(b, `,"container":`...)
 	b = appendString(b, ev.Container)
+	if ev.Text != "" {
+		b = append(b, `,"text":`...)
+		b = appendString(b, ev.Text)
+	}
 	return append(b, "}\n"...), nil
 }
 

@@ -41,6 +41,7 @@ func TestEventJSONMatchesEncodingJSON(t *testing.T) {
 		})
 		events = append(events, Event{Time: oddTimes[(i+3)%len(oddTimes)], Comm: "c", Event: "sys_exit",
 			Fields: map[string]string{s: s, "z" + s: "v", "a": s, "": ""}})
+		events = append(events, Event{Time: oddTimes[i%len(oddTimes)], Comm: s, Event: "e", Text: s + " " + s})
 	}
 	for _, tm := range oddTimes {
 		events = append(events, Event{Time: tm, CPU: math.MaxInt32, PID: math.MinInt32}, Event{Time: -tm})
@@ -86,7 +87,7 @@ func TestEventJSONRandom(t *testing.T) {
 	var b []byte
 	for i := range 20000 {
 		ev := Event{Time: math.Float64frombits(r.Uint64()), CPU: r.IntN(512), PID: int(r.Int32()), Comm: str(), Event: str(),
-			Node: str(), Namespace: str(), Pod: str(), Container: str()}
+			Node: str(), Namespace: str(), Pod: str(), Container: str(), Text: str()}
 		if math.IsNaN(ev.Time) || math.IsInf(ev.Time, 0) {
 			ev.Time = r.Float64() * 1e6
 		}
@@ -143,7 +144,7 @@ func FuzzEventJSON(f *testing.F) {
 			return // TestEventJSONRejectsNaN
 		}
 		ev := Event{Time: tm, CPU: cpu, PID: -cpu, Comm: comm, Event: value, Fields: map[string]string{key: value, comm: key},
-			Node: key, Namespace: comm, Pod: value, Container: key}
+			Node: key, Namespace: comm, Pod: value, Container: key, Text: comm + value}
 		b, err := enc.AppendJSON(nil, &ev)
 		if err != nil {
 			t.Fatal(err)

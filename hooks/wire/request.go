@@ -53,6 +53,11 @@ type Request struct {
 	// about tenfold. Frames, when Framed, are inside the stream. An older
 	// helper refuses the request (an unknown field) rather than misread it.
 	Compress bool `json:"compress,omitempty"`
+	// Text asks that JSON events carry the line text output would show
+	// (Event.Text), so that one JSON stream serves both a body to export
+	// and the views drawn from the fields. An older helper refuses the
+	// request (an unknown field) rather than misread it.
+	Text bool `json:"text,omitempty"`
 	// MaxEvents stops the session after this many events; 0 is no limit.
 	MaxEvents int64 `json:"maxEvents,omitempty"`
 	// MaxBytes stops the session after this much trace data on stdout

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 
@@ -39,6 +40,29 @@ func TestRequestRoundTrip(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+}
+
+// The flags survive the trip; an older helper, which does not know Text,
+// refuses it as an unknown field (TestDecodeRequestRejects) rather than
+// misread the request, so ProtocolVersion stays.
+func TestRequestFlagsRoundTrip(t *testing.T) {
+	want := validRequest()
+	want.Text, want.Compress, want.Framed = true, true, true
+	enc, err := want.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeRequest(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+	raw, _ := base64.StdEncoding.DecodeString(enc)
+	if !strings.Contains(string(raw), `"text":true`) {
+		t.Errorf("encoded request %s lacks \"text\":true", raw)
 	}
 }
 
@@ -92,17 +116,22 @@ func TestRuntimeID(t *testing.T) {
 }
 
 func TestStatusRoundTrip(t *testing.T) {
-	var b strings.Builder
-	want := Status{Kind: StatusStats, Events: 12, Lost: 3, Seconds: 1.5}
-	if err := WriteStatus(&b, want); err != nil {
-		t.Fatal(err)
-	}
-	got, ok := ParseStatus([]byte(b.String()))
-	if !ok {
-		t.Fatalf("ParseStatus(%q) did not recognise a status line", b.String())
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("status round trip (-want +got):\n%s", diff)
+	for _, want := range []Status{
+		{Kind: StatusStats, Events: 12, Lost: 3, Seconds: 1.5},
+		{Kind: StatusStarted, Clock: ClockMonotonic, ClockOffset: 1764683712123456789},
+		{Kind: StatusStats, Events: 1, Clock: ClockRealtime},
+	} {
+		var b strings.Builder
+		if err := WriteStatus(&b, want); err != nil {
+			t.Fatal(err)
+		}
+		got, ok := ParseStatus([]byte(b.String()))
+		if !ok {
+			t.Fatalf("ParseStatus(%q) did not recognise a status line", b.String())
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("status round trip (-want +got):\n%s", diff)
+		}
 	}
 	for _, line := range []string{"tcpdump: listening on eth0", `{"other":1}`, `{"ktrace":`, ""} {
 		if _, ok := ParseStatus([]byte(line)); ok {

@@ -51,7 +51,29 @@ type Status struct {
 	// Ended says why a session stopped by itself ("max events reached").
 	Ended    string `json:"ended,omitempty"`
 	ExitCode int    `json:"exitCode,omitempty"`
+	// Clock, on "started" and "stats", names the clock of the events'
+	// Time (ClockMonotonic, ClockRealtime); absent when the hook's clock
+	// cannot be related to the wall clock.
+	Clock string `json:"clock,omitempty"`
+	// ClockOffset, with Clock, is what to add to an event's Time, in
+	// nanoseconds, for the node's wall-clock time (CLOCK_REALTIME), as the
+	// helper measured it when it wrote the line (to within a few
+	// microseconds). It is 0 for ClockRealtime, and may drift by a few
+	// microseconds a second while the node's clock is being slewed: the
+	// "stats" line has it again, measured at the end.
+	ClockOffset int64 `json:"clockOffset,omitempty"`
 }
+
+// Clocks of an event's Time (Status.Clock).
+const (
+	// ClockMonotonic is CLOCK_MONOTONIC, in seconds since the node booted
+	// (minus the time it was suspended): the eBPF hooks' bpf_ktime_get_ns
+	// and the ftrace hooks' instance with trace_clock "mono".
+	ClockMonotonic = "monotonic"
+	// ClockRealtime is CLOCK_REALTIME, in seconds since the Unix epoch:
+	// tcpdump's packet times.
+	ClockRealtime = "realtime"
+)
 
 var statusMarker = []byte(`{"ktrace":`)
 

@@ -12,10 +12,10 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/ktrace-dev/kubectl-trace/tracer-image/pidns/pidnstest"
+	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 )
 
-func init() { pidnstest.Main() }
+func init() { testenv.Main() }
 
 // localTIDs lists every thread id that procRoot shows.
 func localTIDs(t *testing.T, procRoot string) map[int][]int {
@@ -80,7 +80,7 @@ func TestInitialNamespaceIsIdentity(t *testing.T) {
 }
 
 func TestChildNamespaceTranslation(t *testing.T) {
-	ns := pidnstest.New(t, 2)
+	ns := testenv.NewPIDNamespace(t, 2)
 	initial, err := IsInitial(ns.ProcRoot)
 	if err != nil || initial {
 		t.Fatalf("IsInitial(%s) = %v, %v, want false", ns.ProcRoot, initial, err)
@@ -123,7 +123,7 @@ func TestChildNamespaceTranslation(t *testing.T) {
 			if !ok {
 				t.Fatalf("local tid %d: no global id", tid)
 			}
-			nspid, err := pidnstest.NSpid(g)
+			nspid, err := testenv.NSpid(g)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,45 +4,24 @@ package runner
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
-	"github.com/ktrace-dev/kubectl-trace/hooks/ebpf/ebpftest"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
+	"github.com/ktrace-dev/kubectl-trace/hooks/ebpf"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
+	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 )
 
-// Workloads of the eBPF tests are this binary, run again (ebpftest.Start).
-func init() { ebpftest.Main() }
-
-// ebpfBuffer is a bytes.Buffer safe for the writer and a reader.
-type ebpfBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *ebpfBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *ebpfBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// Workloads of the eBPF tests are this binary, run again (testenv.Start).
 
 // ebpfRun runs Run with the ebpf attacher, playing the plugin: wait for
 // ready, send the go byte, call during(), close stdin. It returns stdout,
@@ -56,39 +35,9 @@ func ebpfRun(t *testing.T, req wire.Request, during func()) (string, []wire.Stat
 // the default).
 func ebpfRunRefresh(t *testing.T, req wire.Request, refresh time.Duration, during func()) (string, []wire.Status, error) {
 	t.Helper()
-	var stdout, stderr ebpfBuffer
-	stdinR, stdinW := io.Pipe()
-	cfg := Config{
-		Stdin: stdinR, Stdout: &stdout, Stderr: &stderr,
-		Attachers:       map[string]Attacher{hooks.KindEBPF: ebpfAttacher()},
-		RefreshInterval: refresh,
-	}
-	done := make(chan error, 1)
-	go func() { done <- Run(context.Background(), req, cfg) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(stderr.String(), `{"ktrace":"ready"`) {
-		select {
-		case err := <-done:
-			return stdout.String(), ebpfStatuses(t, stderr.String()), err
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no ready status within 20 s; stderr:\n%s", stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if _, err := stdinW.Write([]byte{'g'}); err != nil {
-		t.Fatal(err)
-	}
-	during()
-	stdinW.Close()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("Run did not return within 20 s of the end of stdin")
-	}
-	return stdout.String(), ebpfStatuses(t, stderr.String()), err
+	cfg := Config{Runtimes: map[string]attach.Runtime{hooks.KindEBPF: ebpf.Runtime{}}, RefreshInterval: refresh}
+	s := runSession(t, req, cfg, during)
+	return s.stdout.String(), ebpfStatuses(t, s.stderr.String()), s.err
 }
 
 func ebpfStatuses(t *testing.T, stderr string) []wire.Status {
@@ -123,25 +72,25 @@ func ebpfRequest(hook, output string, args map[string]string, targets ...wire.Ta
 // namespaces, an outsider doing the same work; exec events, as JSON, carry
 // their own container, and no program stays loaded.
 func TestRunEBPFExec(t *testing.T) {
-	bin := ebpftest.CopyBinary(t, "/bin/true", "ktexec-child")
+	bin := testenv.CopyBinary(t, "/bin/true", "ktexec-child")
 	type target struct {
-		c *ebpftest.Container
-		p *ebpftest.Proc
+		c *testenv.Container
+		p *testenv.Proc
 	}
 	var targets []target
 	for i := 0; i < 2; i++ {
-		c := ebpftest.NewContainer(t)
-		p := ebpftest.Start(t, "kttarget"+strconv.Itoa(i), ebpftest.Work{Kind: "exec", Path: bin, Args: []string{"target", strconv.Itoa(i)}, Every: 20 * time.Millisecond},
+		c := testenv.NewContainer(t)
+		p := testenv.Start(t, "kttarget"+strconv.Itoa(i), testenv.Work{Kind: "exec", Path: bin, Args: []string{"target", strconv.Itoa(i)}, Every: 20 * time.Millisecond},
 			syscall.CLONE_NEWNS|syscall.CLONE_NEWNET)
 		c.Add(t, p.PID())
 		targets = append(targets, target{c, p})
 	}
-	outsider := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "exec", Path: bin, Args: []string{"outsider"}, Every: 5 * time.Millisecond}, 0)
-	before := ebpftest.AllPrograms(t)
+	outsider := testenv.Start(t, "ktoutsider", testenv.Work{Kind: "exec", Path: bin, Args: []string{"outsider"}, Every: 5 * time.Millisecond}, 0)
+	before := testenv.AllPrograms(t)
 
 	req := ebpfRequest("exec", hooks.OutputJSON, nil, targets[0].c.Target(), targets[1].c.Target())
 	stdout, statuses, err := ebpfRun(t, req, func() {
-		if n := len(ebpftest.OurPrograms(t, "kt_")); n == 0 {
+		if n := len(testenv.OurPrograms(t, "kt_")); n == 0 {
 			t.Error("no kt_ program loaded while the session runs")
 		}
 		for _, tg := range targets {
@@ -197,10 +146,10 @@ func TestRunEBPFExec(t *testing.T) {
 	if stats.Events != uint64(n) || stats.Lost != 0 {
 		t.Errorf("stats %+v, want %d events and none lost", stats, n)
 	}
-	if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+	if left := testenv.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
 		t.Errorf("programs left: %v", left)
 	}
-	if after := ebpftest.AllPrograms(t); after != before {
+	if after := testenv.AllPrograms(t); after != before {
 		t.Errorf("BPF programs on the machine: %d before, %d after", before, after)
 	}
 }
@@ -211,10 +160,10 @@ func TestRunEBPFSyscallTopText(t *testing.T) {
 	const calls = 50000
 	for _, latency := range []string{"true", "false"} {
 		t.Run("latency="+latency, func(t *testing.T) {
-			c := ebpftest.NewContainer(t)
-			p := ebpftest.Start(t, "kttarget", ebpftest.Work{Kind: "syscalls", Count: calls}, syscall.CLONE_NEWNS|syscall.CLONE_NEWNET)
+			c := testenv.NewContainer(t)
+			p := testenv.Start(t, "kttarget", testenv.Work{Kind: "syscalls", Count: calls}, syscall.CLONE_NEWNS|syscall.CLONE_NEWNET)
 			c.Add(t, p.PID())
-			outsider := ebpftest.Start(t, "ktoutsider", ebpftest.Work{Kind: "syscalls", Count: calls}, 0)
+			outsider := testenv.Start(t, "ktoutsider", testenv.Work{Kind: "syscalls", Count: calls}, 0)
 			req := ebpfRequest("syscall-top", hooks.OutputText, map[string]string{"interval": "300ms", "top": "5", "latency": latency}, c.Target())
 			stdout, statuses, err := ebpfRun(t, req, func() {
 				p.Go(t)
@@ -251,7 +200,7 @@ func TestRunEBPFSyscallTopText(t *testing.T) {
 			if getppid != calls {
 				t.Errorf("getppid calls %d, want %d", getppid, calls)
 			}
-			if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+			if left := testenv.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
 				t.Errorf("programs left: %v", left)
 			}
 		})
@@ -261,8 +210,8 @@ func TestRunEBPFSyscallTopText(t *testing.T) {
 // A setup error in the hook (a target in the node's mount namespace)
 // fails before ready and leaves no program loaded.
 func TestRunEBPFAttachErrorLeavesNothing(t *testing.T) {
-	c := ebpftest.NewContainer(t)
-	p := ebpftest.Start(t, "kthost", ebpftest.Work{Kind: "syscalls"}, 0) // no namespaces of its own
+	c := testenv.NewContainer(t)
+	p := testenv.Start(t, "kthost", testenv.Work{Kind: "syscalls"}, 0) // no namespaces of its own
 	c.Add(t, p.PID())
 	req := ebpfRequest("open", hooks.OutputText, nil, c.Target())
 	stdout, statuses, err := ebpfRun(t, req, func() { t.Error("the session started") })
@@ -277,7 +226,7 @@ func TestRunEBPFAttachErrorLeavesNothing(t *testing.T) {
 	if strings.Join(kinds, ",") != "resolved,error" || stdout != "" {
 		t.Errorf("status kinds %v, stdout %q: want resolved, error and no data", kinds, stdout)
 	}
-	if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+	if left := testenv.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
 		t.Errorf("programs left: %v", left)
 	}
 }
@@ -294,8 +243,8 @@ func TestRunEBPFTargetGoneKeepsItsLastEvents(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := ebpftest.NewContainer(t)
-	p := ebpftest.Start(t, "ktgone", ebpftest.Work{Kind: "open", Paths: []string{file}, Count: opens}, syscall.CLONE_NEWNS)
+	c := testenv.NewContainer(t)
+	p := testenv.Start(t, "ktgone", testenv.Work{Kind: "open", Paths: []string{file}, Count: opens}, syscall.CLONE_NEWNS)
 	c.Add(t, p.PID())
 	req := ebpfRequest("open", hooks.OutputJSON, nil, c.Target())
 	stdout, statuses, err := ebpfRunRefresh(t, req, 5*time.Millisecond, func() {

@@ -17,9 +17,12 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
-	"github.com/ktrace-dev/kubectl-trace/hooks/ebpf/ebpftest"
-	"github.com/ktrace-dev/kubectl-trace/hooks/tcpdump/tcpdumptest"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
+	"github.com/ktrace-dev/kubectl-trace/hooks/ebpf"
+	"github.com/ktrace-dev/kubectl-trace/hooks/ftrace"
+	"github.com/ktrace-dev/kubectl-trace/hooks/tcpdump"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
+	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 )
 
 // framedRun plays the plugin of a framed session: it waits for ready,
@@ -28,7 +31,7 @@ import (
 type framedRun struct {
 	t              *testing.T
 	stdin          *io.PipeWriter
-	stdout, stderr ebpfBuffer
+	stdout, stderr syncBuffer
 	done           chan error
 }
 
@@ -128,9 +131,9 @@ func addedIndex(idx int) func(wire.Status) bool {
 	}
 }
 
-func fakeTarget(c *fakeContainer, i int) wire.Target {
+func fakeTarget(c *testenv.Container, i int) wire.Target {
 	return wire.Target{Node: "n1", Namespace: "test", Pod: "kt" + strconv.Itoa(i), PodUID: "u" + strconv.Itoa(i),
-		Container: "app", ContainerID: "containerd://" + c.id}
+		Container: "app", ContainerID: "containerd://" + c.ID}
 }
 
 // The ftrace sched hook in a framed session: two containers from the
@@ -139,27 +142,27 @@ func fakeTarget(c *fakeContainer, i int) wire.Target {
 // by itself while the others go on.
 func TestRunFramedFtraceSched(t *testing.T) {
 	var (
-		cs    []*fakeContainer
-		loops []*loop
+		cs    []*testenv.Container
+		loops []*testenv.Proc
 	)
 	for i := range 3 {
-		c := newFakeContainer(t)
+		c := testenv.NewContainer(t)
 		l := startLoop(t, "ktloop"+strconv.Itoa(i), syscall.CLONE_NEWNS|syscall.CLONE_NEWNET)
-		c.add(t, l.pid())
+		c.Add(t, l.PID())
 		cs, loops = append(cs, c), append(loops, l)
 	}
-	req := privRequest(hooks.OutputText, "containerd://"+cs[0].id)
+	req := privRequest(hooks.OutputText, "containerd://"+cs[0].ID)
 	req.Framed = true
 	req.Targets = []wire.Target{fakeTarget(cs[0], 0), fakeTarget(cs[1], 1)}
-	r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Attachers: map[string]Attacher{hooks.KindFtrace: FtraceAttacher{}}})
+	r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Runtimes: map[string]attach.Runtime{hooks.KindFtrace: ftrace.Runtime{}}})
 	for _, l := range loops {
-		l.start(t)
+		l.Go(t)
 	}
 	time.Sleep(700 * time.Millisecond)
 	r.control(wire.Control{Add: ptr(fakeTarget(cs[2], 2))})
 	r.wait("target-added 2", addedIndex(2))
 	time.Sleep(700 * time.Millisecond)
-	syscall.Kill(-loops[0].pid(), syscall.SIGKILL)
+	syscall.Kill(-loops[0].PID(), syscall.SIGKILL)
 	killed := time.Now()
 	gone := r.wait("target-ended 0", endedIndex(0))
 	t.Logf("target 0 ended %s after the kill: %+v", time.Since(killed), gone)
@@ -223,21 +226,21 @@ func kindsBut(t *testing.T, statuses []wire.Status) []string {
 
 // An eBPF hook (exec) in a framed session: the same story.
 func TestRunFramedEBPFExec(t *testing.T) {
-	bin := ebpftest.CopyBinary(t, "/bin/true", "ktexec-child")
+	bin := testenv.CopyBinary(t, "/bin/true", "ktexec-child")
 	var (
-		cs    []*ebpftest.Container
-		procs []*ebpftest.Proc
+		cs    []*testenv.Container
+		procs []*testenv.Proc
 	)
 	for i := range 3 {
-		c := ebpftest.NewContainer(t)
-		p := ebpftest.Start(t, "kttarget"+strconv.Itoa(i), ebpftest.Work{Kind: "exec", Path: bin, Args: []string{"target", strconv.Itoa(i)}, Every: 20 * time.Millisecond},
+		c := testenv.NewContainer(t)
+		p := testenv.Start(t, "kttarget"+strconv.Itoa(i), testenv.Work{Kind: "exec", Path: bin, Args: []string{"target", strconv.Itoa(i)}, Every: 20 * time.Millisecond},
 			syscall.CLONE_NEWNS|syscall.CLONE_NEWNET)
 		c.Add(t, p.PID())
 		cs, procs = append(cs, c), append(procs, p)
 	}
 	req := ebpfRequest("exec", hooks.OutputJSON, nil, cs[0].Target(), cs[1].Target())
 	req.Framed = true
-	r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Attachers: map[string]Attacher{hooks.KindEBPF: ebpfAttacher()}})
+	r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Runtimes: map[string]attach.Runtime{hooks.KindEBPF: ebpf.Runtime{}}})
 	for _, p := range procs {
 		p.Go(t)
 	}
@@ -285,7 +288,7 @@ func TestRunFramedEBPFExec(t *testing.T) {
 	if last[1] < last[0]+0.5 || last[2] < last[0]+0.5 {
 		t.Errorf("last events: %v; targets 1 and 2 should go on well after 0", last)
 	}
-	if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+	if left := testenv.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
 		t.Errorf("programs left: %v", left)
 	}
 }
@@ -296,20 +299,20 @@ func TestRunFramedEBPFExec(t *testing.T) {
 // pcap file.
 func TestRunFramedTcpdump(t *testing.T) {
 	ports := []int{7211, 7212, 7213}
-	var cs []*fakeContainer
+	var cs []*testenv.Container
 	for i, port := range ports {
-		c := newFakeContainer(t)
-		p := tcpdumptest.StartPeer(t, port, "hello-"+strconv.Itoa(i), 0)
-		c.add(t, p.PID())
+		c := testenv.NewContainer(t)
+		p := testenv.StartPeer(t, port, "hello-"+strconv.Itoa(i), 0)
+		c.Add(t, p.PID())
 		cs = append(cs, c)
 	}
-	attachers := map[string]Attacher{hooks.KindTcpdump: TcpdumpAttacher{}}
+	attachers := map[string]attach.Runtime{hooks.KindTcpdump: tcpdump.Runtime{}}
 
 	t.Run("text", func(t *testing.T) {
 		req := tcpdumpRequest(hooks.OutputText, "", map[string]string{"filter": "tcp[tcpflags] & tcp-syn != 0"})
 		req.Framed = true
 		req.Targets = []wire.Target{fakeTarget(cs[0], 0), fakeTarget(cs[1], 1)}
-		r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Attachers: attachers})
+		r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Runtimes: attachers})
 		time.Sleep(700 * time.Millisecond)
 		r.control(wire.Control{Add: ptr(fakeTarget(cs[2], 2))})
 		r.wait("target-added 2", addedIndex(2))
@@ -346,7 +349,7 @@ func TestRunFramedTcpdump(t *testing.T) {
 		req := tcpdumpRequest(hooks.OutputPCAP, "", nil)
 		req.Framed = true
 		req.Targets = []wire.Target{fakeTarget(cs[0], 0), fakeTarget(cs[1], 1)}
-		r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Attachers: attachers})
+		r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Runtimes: attachers})
 		time.Sleep(1500 * time.Millisecond)
 		out, _ := r.endFrames(false)
 		for idx := range 2 {
@@ -354,7 +357,7 @@ func TestRunFramedTcpdump(t *testing.T) {
 			if err := os.WriteFile(file, out[idx], 0o644); err != nil {
 				t.Fatal(err)
 			}
-			text := tcpdumptest.ReadPcap(t, file)
+			text := testenv.ReadPcap(t, file)
 			if !strings.Contains(text, "hello-"+strconv.Itoa(idx)) || strings.Contains(text, "hello-"+strconv.Itoa(1-idx)) {
 				t.Errorf("target %d: capture\n%s", idx, text)
 			}
@@ -368,18 +371,18 @@ func TestRunFramedTcpdump(t *testing.T) {
 func TestRunFramedEBPFSyscallTopAdd(t *testing.T) {
 	const calls = 20000
 	var (
-		cs    []*ebpftest.Container
-		procs []*ebpftest.Proc
+		cs    []*testenv.Container
+		procs []*testenv.Proc
 	)
 	for i := range 2 {
-		c := ebpftest.NewContainer(t)
-		p := ebpftest.Start(t, "kttarget"+strconv.Itoa(i), ebpftest.Work{Kind: "syscalls", Count: calls}, syscall.CLONE_NEWNS|syscall.CLONE_NEWNET)
+		c := testenv.NewContainer(t)
+		p := testenv.Start(t, "kttarget"+strconv.Itoa(i), testenv.Work{Kind: "syscalls", Count: calls}, syscall.CLONE_NEWNS|syscall.CLONE_NEWNET)
 		c.Add(t, p.PID())
 		cs, procs = append(cs, c), append(procs, p)
 	}
 	req := ebpfRequest("syscall-top", hooks.OutputText, map[string]string{"interval": "300ms", "top": "5"}, cs[0].Target())
 	req.Framed = true
-	r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Attachers: map[string]Attacher{hooks.KindEBPF: ebpfAttacher()}})
+	r := startFramed(t, req, Config{RefreshInterval: 200 * time.Millisecond, Runtimes: map[string]attach.Runtime{hooks.KindEBPF: ebpf.Runtime{}}})
 	r.control(wire.Control{Add: ptr(cs[1].Target())})
 	r.wait("target-added 1", addedIndex(1))
 	for _, p := range procs {

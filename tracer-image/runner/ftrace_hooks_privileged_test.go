@@ -25,51 +25,8 @@ import (
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
+	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 )
-
-// workerEnv makes the test binary a worker (see init) instead of running
-// tests: it is started under another name, so that its comm tells the
-// target from the outsider.
-const workerEnv = "KTRACE_TEST_WORKER"
-
-func init() {
-	switch os.Getenv(workerEnv) {
-	case "":
-		return
-	case "pagefault":
-		pageFaultWorker()
-	case "getppid":
-		getppidWorker()
-	}
-	os.Exit(0)
-}
-
-// pageFaultWorker waits for a line on stdin, then forever maps fresh
-// anonymous memory and writes to every page (user-mode faults), and reads
-// /dev/zero into fresh memory (kernel-mode faults).
-func pageFaultWorker() {
-	bufio.NewReader(os.Stdin).ReadString('\n')
-	zero, err := os.Open("/dev/zero")
-	if err != nil {
-		os.Exit(2)
-	}
-	const size = 4 << 20
-	for {
-		mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-		if err != nil {
-			os.Exit(3)
-		}
-		for i := 0; i < size; i += 4096 {
-			mem[i] = 1
-		}
-		unix.Munmap(mem)
-		if mem, err = unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS); err == nil {
-			unix.Read(int(zero.Fd()), mem)
-			unix.Munmap(mem)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // binDir copies binaries under new names (name -> source) into a
 // temporary directory: a copy's comm is its new name.
@@ -88,27 +45,6 @@ func binDir(t *testing.T, bins map[string]string) string {
 	return dir
 }
 
-// startWork starts bin with args in its own process group, waiting for a
-// line on stdin (loop.start) before it works; killed at cleanup.
-func startWork(t *testing.T, cloneflags uintptr, env []string, bin string, args ...string) *loop {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Cloneflags: cloneflags}
-	cmd.Env = append(os.Environ(), env...)
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-	})
-	return &loop{cmd: cmd, go_: in}
-}
-
 // hookCase is one session of a hook against a target and an outsider.
 type hookCase struct {
 	hook   string
@@ -116,9 +52,9 @@ type hookCase struct {
 	output string
 	// target and outsider start the two workloads; the target is moved
 	// into the fake container before it starts working.
-	target, outsider func(t *testing.T) *loop
+	target, outsider func(t *testing.T) *testenv.Proc
 	// during runs while the session streams (after both started).
-	during func(t *testing.T, target, outsider *loop)
+	during func(t *testing.T, target, outsider *testenv.Proc)
 	// outsiderComms are comms only the outsider's processes have.
 	outsiderComms []string
 }
@@ -128,18 +64,18 @@ type hookRun struct {
 	events   []wire.Event // JSON output
 	lines    []tracedLine // text output
 	statuses []wire.Status
-	target   *loop
-	outsider *loop
+	target   *testenv.Proc
+	outsider *testenv.Proc
 	err      error
 }
 
 func runHookCase(t *testing.T, hc hookCase) *hookRun {
 	t.Helper()
-	c := newFakeContainer(t)
+	c := testenv.NewContainer(t)
 	target := hc.target(t)
-	c.add(t, target.pid())
+	c.Add(t, target.PID())
 	ownNS, _ := os.Readlink("/proc/self/ns/mnt")
-	targetNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", target.pid()))
+	targetNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", target.PID()))
 	if ownNS == targetNS {
 		t.Fatalf("target shares the test's mount namespace %s", ownNS)
 	}
@@ -151,7 +87,7 @@ func runHookCase(t *testing.T, hc hookCase) *hookRun {
 		Args:      hc.args,
 		Output:    hc.output,
 		Targets: []wire.Target{{Node: "n1", Namespace: "test", Pod: "kt", PodUID: "u1",
-			Container: "kttarget", ContainerID: "containerd://" + c.id}},
+			Container: "kttarget", ContainerID: "containerd://" + c.ID}},
 	}
 	if d, ok := hooks.Lookup(hc.hook); ok {
 		// What the plugin does before it sends the request.
@@ -163,8 +99,8 @@ func runHookCase(t *testing.T, hc hookCase) *hookRun {
 	}
 	run := &hookRun{target: target, outsider: outsider}
 	s := runSession(t, req, Config{RefreshInterval: 200 * time.Millisecond}, func() {
-		target.start(t)
-		outsider.start(t)
+		target.Go(t)
+		outsider.Go(t)
 		if hc.during != nil {
 			hc.during(t, target, outsider)
 		} else {
@@ -185,7 +121,7 @@ func runHookCase(t *testing.T, hc hookCase) *hookRun {
 			run.lines = parseText(t, s.stdout.String())
 		}
 	}
-	if left := instancesLeft(t, "kubectl-trace-"+req.SessionID+"-"); len(left) != 0 {
+	if left := testenv.Instances(t, "kubectl-trace-"+req.SessionID+"-"); len(left) != 0 {
 		t.Errorf("instances left: %v", left)
 	}
 	checkTracersReset(t)
@@ -204,7 +140,7 @@ func runHookCase(t *testing.T, hc hookCase) *hookRun {
 	}
 	t.Logf("%d events, lost %d", n, stats.Lost)
 	// No event is the outsider's.
-	outsiderPID := outsider.pid()
+	outsiderPID := outsider.PID()
 	check := func(pid int, comm, what string) {
 		if pid == outsiderPID {
 			t.Errorf("event traced to the outsider's pid: %s", what)
@@ -248,11 +184,7 @@ func parseEvents(t *testing.T, out string, tg wire.Target) []wire.Event {
 // with a tracer other than nop.
 func checkTracersReset(t *testing.T) {
 	t.Helper()
-	dir := t.TempDir()
-	if err := unix.Mount("nodev", dir, "tracefs", 0, ""); err != nil {
-		t.Fatalf("mounting tracefs: %v", err)
-	}
-	defer unix.Unmount(dir, unix.MNT_DETACH)
+	dir := testenv.Tracefs(t)
 	files, _ := filepath.Glob(filepath.Join(dir, "instances", "*", "current_tracer"))
 	files = append(files, filepath.Join(dir, "current_tracer"))
 	for _, f := range files {
@@ -284,10 +216,12 @@ func TestFtraceHookSyscalls(t *testing.T) {
 	}
 	hc := hookCase{
 		hook: "syscalls",
-		target: func(t *testing.T) *loop {
-			return startWork(t, unix.CLONE_NEWNS|unix.CLONE_NEWNET, nil, bins+"/kttarget", "-c", work("ktcat"))
+		target: func(t *testing.T) *testenv.Proc {
+			return testenv.StartProcess(t, unix.CLONE_NEWNS|unix.CLONE_NEWNET, nil, bins+"/kttarget", "-c", work("ktcat"))
 		},
-		outsider:      func(t *testing.T) *loop { return startWork(t, 0, nil, bins+"/ktoutsider", "-c", work("ktocat")) },
+		outsider: func(t *testing.T) *testenv.Proc {
+			return testenv.StartProcess(t, 0, nil, bins+"/ktoutsider", "-c", work("ktocat"))
+		},
 		outsiderComms: []string{"ktoutsider", "ktocat"},
 	}
 	t.Run("json all", func(t *testing.T) {
@@ -305,7 +239,7 @@ func TestFtraceHookSyscalls(t *testing.T) {
 			n, _ := strconv.Atoi(ev.Fields["ret"])
 			return ev.Comm == "ktcat" && ev.Fields["name"] == "read" && n > 0 && err == nil && d > 0 && strings.HasPrefix(ev.Fields["args"], "fd: ")
 		})
-		shell := count(r.events, func(ev wire.Event) bool { return ev.Comm == "kttarget" && ev.PID == r.target.pid() })
+		shell := count(r.events, func(ev wire.Event) bool { return ev.Comm == "kttarget" && ev.PID == r.target.PID() })
 		exits := count(r.events, func(ev wire.Event) bool { return ev.Fields["name"] == "exit_group" })
 		t.Logf("openat ENOENT: %d, reads: %d, shell's: %d, exit_group: %d", enoent, reads, shell, exits)
 		if enoent == 0 || reads == 0 || shell == 0 || exits == 0 {
@@ -362,17 +296,19 @@ func TestFtraceHookSignals(t *testing.T) {
 	work := fmt.Sprintf("trap : USR1 USR2; read x; while :; do kill -USR1 $$; kill -CONT %d; sleep 0.05; done", bystander.Process.Pid)
 	hc := hookCase{
 		hook: "signals",
-		target: func(t *testing.T) *loop {
-			return startWork(t, unix.CLONE_NEWNS|unix.CLONE_NEWNET, nil, bins+"/kttarget", "-c", work)
+		target: func(t *testing.T) *testenv.Proc {
+			return testenv.StartProcess(t, unix.CLONE_NEWNS|unix.CLONE_NEWNET, nil, bins+"/kttarget", "-c", work)
 		},
-		outsider: func(t *testing.T) *loop { return startWork(t, 0, nil, bins+"/ktoutsider", "-c", work) },
+		outsider: func(t *testing.T) *testenv.Proc {
+			return testenv.StartProcess(t, 0, nil, bins+"/ktoutsider", "-c", work)
+		},
 		// The test (an outsider) sends the target SIGUSR2, and the
 		// outsider SIGUSR2 too.
-		during: func(t *testing.T, target, outsider *loop) {
+		during: func(t *testing.T, target, outsider *testenv.Proc) {
 			for i := 0; i < 10; i++ {
 				time.Sleep(120 * time.Millisecond)
-				syscall.Kill(target.pid(), syscall.SIGUSR2)
-				syscall.Kill(outsider.pid(), syscall.SIGUSR2)
+				syscall.Kill(target.PID(), syscall.SIGUSR2)
+				syscall.Kill(outsider.PID(), syscall.SIGUSR2)
 			}
 		},
 		outsiderComms: []string{"ktoutsider"},
@@ -385,7 +321,7 @@ func TestFtraceHookSignals(t *testing.T) {
 			if r.err != nil {
 				t.Fatalf("Run: %v", r.err)
 			}
-			tp, op := strconv.Itoa(r.target.pid()), strconv.Itoa(r.outsider.pid())
+			tp, op := strconv.Itoa(r.target.PID()), strconv.Itoa(r.outsider.PID())
 			// kill(2) from the test runs on one of its threads.
 			fromTest := func(tid string) bool {
 				_, err := os.Stat("/proc/self/task/" + tid)
@@ -401,15 +337,15 @@ func TestFtraceHookSignals(t *testing.T) {
 				return ev.Event == "signal_generate" && ev.Fields["signame"] == "SIGUSR1" && ev.Fields["sender_pid"] == tp && ev.Fields["receiver_pid"] == tp && ev.Fields["result"] == "delivered"
 			})
 			toBystander := count(evs, func(ev wire.Event) bool {
-				return ev.Event == "signal_generate" && ev.Fields["signame"] == "SIGCONT" && ev.PID == r.target.pid() &&
+				return ev.Event == "signal_generate" && ev.Fields["signame"] == "SIGCONT" && ev.PID == r.target.PID() &&
 					ev.Fields["sender_pid"] == tp && ev.Fields["receiver_comm"] == "ktbystander"
 			})
 			fromOutside := count(evs, func(ev wire.Event) bool {
-				return ev.Event == "signal_generate" && ev.Fields["signame"] == "SIGUSR2" && ev.PID == r.target.pid() &&
+				return ev.Event == "signal_generate" && ev.Fields["signame"] == "SIGUSR2" && ev.PID == r.target.PID() &&
 					ev.Fields["receiver_pid"] == tp && fromTest(ev.Fields["sender_pid"]) && ev.Fields["result"] == "delivered"
 			})
 			delivered := count(evs, func(ev wire.Event) bool {
-				return ev.Event == "signal_deliver" && ev.Fields["signame"] == "SIGUSR2" && ev.PID == r.target.pid()
+				return ev.Event == "signal_deliver" && ev.Fields["signame"] == "SIGUSR2" && ev.PID == r.target.PID()
 			})
 			t.Logf("to itself %d, to the bystander %d, from outside %d, SIGUSR2 delivered %d", self, toBystander, fromOutside, delivered)
 			if self == 0 || toBystander == 0 || fromOutside == 0 || delivered == 0 {
@@ -475,11 +411,11 @@ func TestFtraceHookBlock(t *testing.T) {
 	}
 	hc := hookCase{
 		hook: "block",
-		target: func(t *testing.T) *loop {
-			return startWork(t, unix.CLONE_NEWNS|unix.CLONE_NEWNET, nil, bins+"/kttarget", "-c", work("ktdd", targetDev))
+		target: func(t *testing.T) *testenv.Proc {
+			return testenv.StartProcess(t, unix.CLONE_NEWNS|unix.CLONE_NEWNET, nil, bins+"/kttarget", "-c", work("ktdd", targetDev))
 		},
-		outsider: func(t *testing.T) *loop {
-			return startWork(t, 0, nil, bins+"/ktoutsider", "-c", work("ktodd", outsiderDev))
+		outsider: func(t *testing.T) *testenv.Proc {
+			return testenv.StartProcess(t, 0, nil, bins+"/ktoutsider", "-c", work("ktodd", outsiderDev))
 		},
 		outsiderComms: []string{"ktoutsider", "ktodd"},
 	}
@@ -520,18 +456,13 @@ func TestFtraceHookBlock(t *testing.T) {
 }
 
 func TestFtraceHookPageFaults(t *testing.T) {
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bins := binDir(t, map[string]string{"ktfault": self, "ktofault": self})
-	env := []string{workerEnv + "=pagefault"}
+	work := testenv.Work{Kind: "pagefaults", Every: 50 * time.Millisecond}
 	hc := hookCase{
 		hook: "pagefaults",
-		target: func(t *testing.T) *loop {
-			return startWork(t, unix.CLONE_NEWNS|unix.CLONE_NEWNET, env, bins+"/ktfault")
+		target: func(t *testing.T) *testenv.Proc {
+			return testenv.Start(t, "ktfault", work, unix.CLONE_NEWNS|unix.CLONE_NEWNET)
 		},
-		outsider:      func(t *testing.T) *loop { return startWork(t, 0, env, bins+"/ktofault") },
+		outsider:      func(t *testing.T) *testenv.Proc { return testenv.Start(t, "ktofault", work, 0) },
 		outsiderComms: []string{"ktofault"},
 	}
 	t.Run("json user", func(t *testing.T) {
@@ -581,11 +512,7 @@ func TestFtraceHookPageFaults(t *testing.T) {
 // does not), trying it in a scratch instance of the test's own.
 func functionTracing(t *testing.T) (bool, string) {
 	t.Helper()
-	dir := t.TempDir()
-	if err := unix.Mount("nodev", dir, "tracefs", 0, ""); err != nil {
-		t.Fatalf("mounting tracefs: %v", err)
-	}
-	defer unix.Unmount(dir, unix.MNT_DETACH)
+	dir := testenv.Tracefs(t)
 	inst := filepath.Join(dir, "instances", fmt.Sprintf("ktrace-test-probe-%d", os.Getpid()))
 	if err := os.Mkdir(inst, 0o750); err != nil {
 		t.Fatal(err)
@@ -619,10 +546,12 @@ func TestFtraceHookFuncgraph(t *testing.T) {
 	hc := hookCase{
 		hook:   "funcgraph",
 		output: hooks.OutputJSON,
-		target: func(t *testing.T) *loop {
-			return startWork(t, unix.CLONE_NEWNS|unix.CLONE_NEWNET, nil, bins+"/kttarget", "-c", work("ktcat"))
+		target: func(t *testing.T) *testenv.Proc {
+			return testenv.StartProcess(t, unix.CLONE_NEWNS|unix.CLONE_NEWNET, nil, bins+"/kttarget", "-c", work("ktcat"))
 		},
-		outsider:      func(t *testing.T) *loop { return startWork(t, 0, nil, bins+"/ktoutsider", "-c", work("ktocat")) },
+		outsider: func(t *testing.T) *testenv.Proc {
+			return testenv.StartProcess(t, 0, nil, bins+"/ktoutsider", "-c", work("ktocat"))
+		},
 		outsiderComms: []string{"ktoutsider", "ktocat"},
 	}
 	ok, why := functionTracing(t)

@@ -3,17 +3,13 @@
 package runner
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,35 +17,8 @@ import (
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
+	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 )
-
-// getppidWorker waits for a line on stdin, then calls getppid(2) at
-// KTRACE_RATE calls a second (0: as fast as it can) for KTRACE_SECONDS,
-// prints how many calls it made and waits to be killed.
-func getppidWorker() {
-	rate, _ := strconv.ParseFloat(os.Getenv("KTRACE_RATE"), 64)
-	secs, _ := strconv.ParseFloat(os.Getenv("KTRACE_SECONDS"), 64)
-	bufio.NewReader(os.Stdin).ReadString('\n')
-	start := time.Now()
-	d := time.Duration(secs * float64(time.Second))
-	n := 0
-	for {
-		el := time.Since(start)
-		if el > d {
-			break
-		}
-		want := n + 1000
-		if rate > 0 {
-			want = int(el.Seconds() * rate)
-		}
-		for n < want {
-			unix.Getppid()
-			n++
-		}
-	}
-	fmt.Println(n)
-	select {}
-}
 
 // countingWriter counts the lines that hold "name=getppid" (text) or
 // "\"name\":\"getppid\"" (JSON) and throws the data away.
@@ -84,11 +53,6 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 // the target made is either shown or counted as lost. The numbers are
 // logged: this 2-vCPU VM is shared, so they are not asserted.
 func TestFtraceSyscallsThroughput(t *testing.T) {
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bins := binDir(t, map[string]string{"ktloop": self})
 	rates := []float64{100e3, 150e3, 250e3, 0}
 	if s := os.Getenv("KTRACE_RATES"); s != "" {
 		rates = nil
@@ -101,15 +65,13 @@ func TestFtraceSyscallsThroughput(t *testing.T) {
 	for _, output := range []string{hooks.OutputText, hooks.OutputJSON} {
 		for _, rate := range rates {
 			t.Run(fmt.Sprintf("%s/%.0fk", output, rate/1e3), func(t *testing.T) {
-				c := newFakeContainer(t)
-				env := []string{workerEnv + "=getppid", fmt.Sprintf("KTRACE_RATE=%f", rate), fmt.Sprintf("KTRACE_SECONDS=%d", secs)}
-				var count syncBuffer
-				target := startWorkOut(t, env, &count, bins+"/ktloop")
-				c.add(t, target.pid())
+				c := testenv.NewContainer(t)
+				target := testenv.Start(t, "ktloop", testenv.Work{Kind: "getppid-rate", Rate: rate, Seconds: secs}, unix.CLONE_NEWNS)
+				c.Add(t, target.PID())
 				req := wire.Request{
 					Version: wire.ProtocolVersion, SessionID: fmt.Sprintf("tput-%d", time.Now().UnixNano()),
 					Hook: "syscalls", Args: map[string]string{"syscalls": "getppid"}, Output: output,
-					Targets: []wire.Target{{Node: "n1", Namespace: "test", Pod: "kt", PodUID: "u1", Container: "c", ContainerID: "containerd://" + c.id}},
+					Targets: []wire.Target{{Node: "n1", Namespace: "test", Pod: "kt", PodUID: "u1", Container: "c", ContainerID: "containerd://" + c.ID}},
 				}
 				cw := &countingWriter{want: []byte("name=getppid")}
 				if output == hooks.OutputJSON {
@@ -118,7 +80,7 @@ func TestFtraceSyscallsThroughput(t *testing.T) {
 				var ru0, ru1 unix.Rusage
 				unix.Getrusage(unix.RUSAGE_SELF, &ru0)
 				sess := runSessionTo(t, req, Config{RefreshInterval: -1}, cw, func() {
-					target.start(t)
+					target.Go(t)
 					time.Sleep(secs*time.Second + 300*time.Millisecond)
 				})
 				unix.Getrusage(unix.RUSAGE_SELF, &ru1)
@@ -130,9 +92,10 @@ func TestFtraceSyscallsThroughput(t *testing.T) {
 				t.Logf("tracer CPU: user %v, system %v (reading trace_pipe formats the text in the kernel)", user, sys)
 				st := parseStatuses(t, sess.stderr.String())
 				stats := st[len(st)-1]
-				calls, err := strconv.Atoi(string(bytes.TrimSpace([]byte(count.String()))))
+				said := target.Line(t)
+				calls, err := strconv.Atoi(strings.TrimPrefix(said, "done "))
 				if err != nil {
-					t.Fatalf("the worker's count %q: %v", count.String(), err)
+					t.Fatalf("the worker's count %q: %v", said, err)
 				}
 				shown := cw.n
 				t.Logf("offered %d calls (%.0f/s, %.0f kernel events/s); shown %d (%.0f/s), %.1f MB of %s; lost %d kernel events; events %d",
@@ -148,56 +111,10 @@ func TestFtraceSyscallsThroughput(t *testing.T) {
 	}
 }
 
-// startWorkOut is startWork in a new mount namespace with stdout to out.
-func startWorkOut(t *testing.T, env []string, out io.Writer, bin string) *loop {
-	t.Helper()
-	cmd := exec.Command(bin)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Cloneflags: unix.CLONE_NEWNS}
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout = out
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-	})
-	return &loop{cmd: cmd, go_: in}
-}
-
 // runSessionTo is runSession with trace data going to stdout.
 func runSessionTo(t *testing.T, req wire.Request, cfg Config, stdout io.Writer, during func()) *session {
 	t.Helper()
 	s := &session{}
-	stdinR, stdinW := io.Pipe()
-	cfg.Stdin, cfg.Stdout, cfg.Stderr = stdinR, stdout, &s.stderr
-	done := make(chan error, 1)
-	go func() { done <- Run(context.Background(), req, cfg) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(s.stderr.String(), `{"ktrace":"ready"`) {
-		select {
-		case s.err = <-done:
-			return s
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no ready status within 20 s; stderr:\n%s", s.stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if _, err := stdinW.Write([]byte{'g'}); err != nil {
-		t.Fatal(err)
-	}
-	during()
-	stdinW.Close()
-	select {
-	case s.err = <-done:
-	case <-time.After(60 * time.Second):
-		t.Fatal("Run did not return within 60 s of the end of stdin")
-	}
+	playPlugin(t, s, req, cfg, stdout, 60*time.Second, during)
 	return s
 }

@@ -15,10 +15,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
-// fakeRawHook stands for tcpdump: StreamRaw writes before in pieces of
+// fakeRawHook stands for tcpdump: Stream writes before in pieces of
 // chunk bytes at once, then waits for the end (the end of stdin, or a
 // limit), then writes after (what tcpdump flushes on SIGINT).
 type fakeRawHook struct {
@@ -27,15 +28,14 @@ type fakeRawHook struct {
 	streamErr     error
 
 	mu      sync.Mutex
-	stopped bool // ctx was done when StreamRaw returned
+	stopped bool // ctx was done when Stream returned
 	closed  int
 }
 
-func (f *fakeRawHook) Stream(context.Context, EmitFunc) error {
-	return fmt.Errorf("Stream called on a raw hook")
-}
+func (f *fakeRawHook) Output() attach.Output { return attach.Output{Raw: true} }
 
-func (f *fakeRawHook) StreamRaw(ctx context.Context, w io.Writer) error {
+func (f *fakeRawHook) Stream(ctx context.Context, out attach.Sink) error {
+	w := out.Raw(0)
 	write := func(b []byte) error {
 		for len(b) > 0 {
 			n := min(f.chunk, len(b))
@@ -63,7 +63,7 @@ func (f *fakeRawHook) StreamRaw(ctx context.Context, w io.Writer) error {
 }
 
 // Stats says what tcpdump's counts would: Run reports the records it wrote.
-func (f *fakeRawHook) Stats() Stats { return Stats{Events: 999, Lost: 2} }
+func (f *fakeRawHook) Stats() attach.Stats { return attach.Stats{Events: 999, Lost: 2} }
 
 func (f *fakeRawHook) Close() error {
 	f.mu.Lock()
@@ -131,7 +131,7 @@ type limitRun struct {
 
 // runLimited runs a session whose stdin stays open: only the hook's end or
 // a limit ends it (or the test's timeout).
-func runLimited(t *testing.T, req wire.Request, kind string, h Hook) limitRun {
+func runLimited(t *testing.T, req wire.Request, kind string, h attach.Session) limitRun {
 	t.Helper()
 	procRoot, cgroupRoot, _ := fakeNode(t)
 	stdinR, stdinW := io.Pipe()
@@ -143,8 +143,8 @@ func runLimited(t *testing.T, req wire.Request, kind string, h Hook) limitRun {
 		done <- Run(context.Background(), req, Config{
 			ProcRoot: procRoot, CgroupRoot: cgroupRoot,
 			Stdin: stdinR, Stdout: &stdout, Stderr: &stderr,
-			Attachers: map[string]Attacher{kind: AttacherFunc(func(context.Context, Attachment) (Hook, error) { return h, nil })},
-			Now:       fakeClock(), RefreshInterval: -1,
+			Runtimes: map[string]attach.Runtime{kind: attach.OpenFunc(func(context.Context, attach.Attachment) (attach.Session, error) { return h, nil })},
+			Now:      fakeClock(), RefreshInterval: -1,
 		})
 	}()
 	var r limitRun
@@ -224,7 +224,7 @@ func TestRunRawPcapLimits(t *testing.T) {
 
 // runWithEOF runs a session that the end of stdin stops, after the
 // hook's first writes have reached stdout.
-func runWithEOF(t *testing.T, req wire.Request, h Hook) limitRun {
+func runWithEOF(t *testing.T, req wire.Request, h attach.Session) limitRun {
 	t.Helper()
 	procRoot, cgroupRoot, _ := fakeNode(t)
 	stdinR, stdinW := io.Pipe()
@@ -241,8 +241,8 @@ func runWithEOF(t *testing.T, req wire.Request, h Hook) limitRun {
 	err := Run(context.Background(), req, Config{
 		ProcRoot: procRoot, CgroupRoot: cgroupRoot,
 		Stdin: stdinR, Stdout: &stdout, Stderr: &stderr,
-		Attachers: map[string]Attacher{hooks.KindTcpdump: AttacherFunc(func(context.Context, Attachment) (Hook, error) { return h, nil })},
-		Now:       fakeClock(), RefreshInterval: -1,
+		Runtimes: map[string]attach.Runtime{hooks.KindTcpdump: attach.OpenFunc(func(context.Context, attach.Attachment) (attach.Session, error) { return h, nil })},
+		Now:      fakeClock(), RefreshInterval: -1,
 	})
 	statuses := parseStatuses(t, stderr.String())
 	return limitRun{stdout: stdout.String(), stats: statuses[len(statuses)-1], kinds: kinds(statuses), err: err}
@@ -288,8 +288,8 @@ func TestRunRawPcapErrors(t *testing.T) {
 			err := Run(context.Background(), rawRequest(hooks.OutputPCAP, 0, 0), Config{
 				ProcRoot: procRoot, CgroupRoot: cgroupRoot,
 				Stdin: strings.NewReader("g"), Stdout: &stdout, Stderr: &stderr,
-				Attachers: map[string]Attacher{hooks.KindTcpdump: AttacherFunc(func(context.Context, Attachment) (Hook, error) { return h, nil })},
-				Now:       fakeClock(), RefreshInterval: -1,
+				Runtimes: map[string]attach.Runtime{hooks.KindTcpdump: attach.OpenFunc(func(context.Context, attach.Attachment) (attach.Session, error) { return h, nil })},
+				Now:      fakeClock(), RefreshInterval: -1,
 			})
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.wantErr)) {
 				t.Fatalf("Run error %v, want %q", err, tt.wantErr)
@@ -390,8 +390,8 @@ func TestRunEventLimits(t *testing.T) {
 				var stdout, stderr syncBuffer
 				err := Run(context.Background(), req, Config{ProcRoot: procRoot, CgroupRoot: cgroupRoot,
 					Stdin: strings.NewReader("g"), Stdout: &stdout, Stderr: &stderr,
-					Attachers: map[string]Attacher{hooks.KindFtrace: AttacherFunc(func(context.Context, Attachment) (Hook, error) { return h, nil })},
-					Now:       fakeClock(), RefreshInterval: -1})
+					Runtimes: map[string]attach.Runtime{hooks.KindFtrace: attach.OpenFunc(func(context.Context, attach.Attachment) (attach.Session, error) { return h, nil })},
+					Now:      fakeClock(), RefreshInterval: -1})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -428,7 +428,7 @@ func TestRunPcapNeedsARawHook(t *testing.T) {
 	var stderr syncBuffer
 	err := Run(context.Background(), rawRequest(hooks.OutputPCAP, 0, 0), Config{ProcRoot: procRoot, CgroupRoot: cgroupRoot,
 		Stdin: strings.NewReader("g"), Stdout: io.Discard, Stderr: &stderr,
-		Attachers:       map[string]Attacher{hooks.KindTcpdump: AttacherFunc(func(context.Context, Attachment) (Hook, error) { return h, nil })},
+		Runtimes:        map[string]attach.Runtime{hooks.KindTcpdump: attach.OpenFunc(func(context.Context, attach.Attachment) (attach.Session, error) { return h, nil })},
 		RefreshInterval: -1})
 	if err == nil || !strings.Contains(err.Error(), `hook "tcpdump" writes events, not pcap`) {
 		t.Fatalf("Run error %v", err)
@@ -438,7 +438,7 @@ func TestRunPcapNeedsARawHook(t *testing.T) {
 	}
 }
 
-// A tool's own lines (Attachment.Log) reach stderr as they are, between
+// A tool's own lines (attach.Attachment.Log) reach stderr as they are, between
 // the status lines.
 func TestRunLogLines(t *testing.T) {
 	procRoot, cgroupRoot, _ := fakeNode(t)
@@ -446,7 +446,7 @@ func TestRunLogLines(t *testing.T) {
 	var stderr syncBuffer
 	err := Run(context.Background(), rawRequest(hooks.OutputText, 0, 0), Config{ProcRoot: procRoot, CgroupRoot: cgroupRoot,
 		Stdin: strings.NewReader("g"), Stdout: io.Discard, Stderr: &stderr,
-		Attachers: map[string]Attacher{hooks.KindTcpdump: AttacherFunc(func(_ context.Context, a Attachment) (Hook, error) {
+		Runtimes: map[string]attach.Runtime{hooks.KindTcpdump: attach.OpenFunc(func(_ context.Context, a attach.Attachment) (attach.Session, error) {
 			a.Log("tcpdump: listening on any, link-type LINUX_SLL2 (Linux cooked v2), snapshot length 262144 bytes\n")
 			return h, nil
 		})},

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"github.com/ktrace-dev/kubectl-trace/tracer-image/pidns"
 )
@@ -18,11 +19,11 @@ import (
 // Membership is who is in a target's container now.
 type Membership struct {
 	// PIDs are the process ids as the proc root shows them, and TIDs the
-	// global thread ids, as in Resolution; both sorted.
+	// global thread ids, as in attach.Target; both sorted.
 	PIDs []int
 	TIDs []int
 	// Source is where they were read: the container's cgroup directory
-	// (its cgroup.procs and those of its sub-cgroups), or MethodProcCgroup
+	// (its cgroup.procs and those of its sub-cgroups), or attach.MethodProcCgroup
 	// when no cgroup directory was readable and /proc was scanned again.
 	Source string
 }
@@ -41,17 +42,17 @@ type Membership struct {
 //
 // cgroup.procs shows the ids of the reader's pid namespace, so it is read
 // only when procRoot shows that namespace; otherwise procRoot is scanned
-// again. A target resolved by mount namespace (MethodMountNS) is resolved
+// again. A target resolved by mount namespace (attach.MethodMountNS) is resolved
 // so again. The thread ids are translated to global ids, as Resolve does;
 // Membership.TIDs are the proc root's ids only when that failed (see
-// Resolution.GlobalErr).
-func Members(procRoot, cgroupRoot string, r Resolution) (Membership, error) {
-	if r.Method == MethodMountNS {
+// attach.Target.GlobalErr).
+func Members(procRoot, cgroupRoot string, r attach.Target) (Membership, error) {
+	if r.Method == attach.MethodMountNS {
 		res, err := ResolveMode(procRoot, r.Target, wire.ModeEphemeral)
 		if err != nil {
-			return Membership{Source: MethodMountNS}, err
+			return Membership{Source: attach.MethodMountNS}, err
 		}
-		return Membership{PIDs: res.PIDs, TIDs: res.TIDs, Source: MethodMountNS}, nil
+		return Membership{PIDs: res.PIDs, TIDs: res.TIDs, Source: attach.MethodMountNS}, nil
 	}
 	tr, trErr := pidns.ForProc(procRoot)
 	self, selfErr := pidns.Self()
@@ -83,14 +84,14 @@ func Members(procRoot, cgroupRoot string, r Resolution) (Membership, error) {
 	}
 	res, err := Resolve(procRoot, r.Target)
 	if err != nil {
-		return Membership{Source: MethodProcCgroup}, err
+		return Membership{Source: attach.MethodProcCgroup}, err
 	}
-	return Membership{PIDs: res.PIDs, TIDs: res.TIDs, Source: MethodProcCgroup}, nil
+	return Membership{PIDs: res.PIDs, TIDs: res.TIDs, Source: attach.MethodProcCgroup}, nil
 }
 
 // cgroupDirs lists the directories where the container's cgroups may be
 // found, in the order Members tries them.
-func cgroupDirs(procRoot, cgroupRoot string, cgroups []Cgroup) []string {
+func cgroupDirs(procRoot, cgroupRoot string, cgroups []attach.Cgroup) []string {
 	roots := []string{cgroupRoot, filepath.Join(procRoot, "1", "root", cgroupRoot)}
 	var dirs []string
 	for _, root := range roots {

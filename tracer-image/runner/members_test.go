@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
 )
 
 func TestMembers(t *testing.T) {
@@ -23,7 +24,7 @@ func TestMembers(t *testing.T) {
 	tests := []struct {
 		name       string
 		cgroupRoot string // "CG" is the test's cgroup root
-		cgroups    []Cgroup
+		cgroups    []attach.Cgroup
 		files      map[string]string // under the test's directory
 		want       Membership        // "DIR" in Source is the test's directory
 		wantErr    bool
@@ -31,7 +32,7 @@ func TestMembers(t *testing.T) {
 		{
 			name:       "cgroup v1 memory, with a sub-cgroup and an exited process",
 			cgroupRoot: "CG",
-			cgroups:    []Cgroup{{Controllers: "memory", Path: cpath}},
+			cgroups:    []attach.Cgroup{{Controllers: "memory", Path: cpath}},
 			files: map[string]string{
 				"cg/memory" + cpath + "/cgroup.procs":        "4242\n4300\n4500\n",
 				"cg/memory" + cpath + "/worker/cgroup.procs": "4400\n",
@@ -41,35 +42,35 @@ func TestMembers(t *testing.T) {
 		{
 			name:       "cgroup v1 cpu,cpuacct mounted under its joined name",
 			cgroupRoot: "CG",
-			cgroups:    []Cgroup{{Controllers: "cpu,cpuacct", Path: cpath}},
+			cgroups:    []attach.Cgroup{{Controllers: "cpu,cpuacct", Path: cpath}},
 			files:      map[string]string{"cg/cpu,cpuacct" + cpath + "/cgroup.procs": "4300\n"},
 			want:       Membership{PIDs: []int{4300}, TIDs: []int{4300}, Source: "DIR/cg/cpu,cpuacct" + cpath},
 		},
 		{
 			name:       "cgroup v1 name=systemd",
 			cgroupRoot: "CG",
-			cgroups:    []Cgroup{{Controllers: "name=systemd", Path: spath}},
+			cgroups:    []attach.Cgroup{{Controllers: "name=systemd", Path: spath}},
 			files:      map[string]string{"cg/systemd" + spath + "/cgroup.procs": "4242\n"},
 			want:       Membership{PIDs: []int{4242}, TIDs: []int{4242, 4250}, Source: "DIR/cg/systemd" + spath},
 		},
 		{
 			name:       "cgroup v2 unified node",
 			cgroupRoot: "CG",
-			cgroups:    []Cgroup{{Path: spath}},
+			cgroups:    []attach.Cgroup{{Path: spath}},
 			files:      map[string]string{"cg" + spath + "/cgroup.procs": "4242\n4300\n"},
 			want:       Membership{PIDs: []int{4242, 4300}, TIDs: []int{4242, 4250, 4300}, Source: "DIR/cg" + spath},
 		},
 		{
 			name:       "cgroup v2 on a hybrid node",
 			cgroupRoot: "CG",
-			cgroups:    []Cgroup{{Path: spath}},
+			cgroups:    []attach.Cgroup{{Path: spath}},
 			files:      map[string]string{"cg/unified" + spath + "/cgroup.procs": "4242\n"},
 			want:       Membership{PIDs: []int{4242}, TIDs: []int{4242, 4250}, Source: "DIR/cg/unified" + spath},
 		},
 		{
 			name:       "only the node's root through /proc/1/root",
 			cgroupRoot: "/ktrace-test-no-such-cgroup-root",
-			cgroups:    []Cgroup{{Controllers: "memory", Path: cpath}},
+			cgroups:    []attach.Cgroup{{Controllers: "memory", Path: cpath}},
 			files: map[string]string{
 				"proc/1/root/ktrace-test-no-such-cgroup-root/memory" + cpath + "/cgroup.procs": "4242\n",
 			},
@@ -78,22 +79,22 @@ func TestMembers(t *testing.T) {
 		{
 			name:       "empty cgroup",
 			cgroupRoot: "CG",
-			cgroups:    []Cgroup{{Controllers: "memory", Path: cpath}},
+			cgroups:    []attach.Cgroup{{Controllers: "memory", Path: cpath}},
 			files:      map[string]string{"cg/memory" + cpath + "/cgroup.procs": ""},
 			want:       Membership{Source: "DIR/cg/memory" + cpath},
 		},
 		{
 			name:       "no cgroup readable: /proc again",
 			cgroupRoot: "CG",
-			cgroups:    []Cgroup{{Controllers: "memory", Path: cpath}},
-			want:       Membership{PIDs: []int{4242, 4300}, TIDs: []int{4242, 4250, 4300}, Source: MethodProcCgroup},
+			cgroups:    []attach.Cgroup{{Controllers: "memory", Path: cpath}},
+			want:       Membership{PIDs: []int{4242, 4300}, TIDs: []int{4242, 4250, 4300}, Source: attach.MethodProcCgroup},
 		},
 		{
 			name:       "path from another cgroup namespace: /proc again",
 			cgroupRoot: "CG",
-			cgroups:    []Cgroup{{Path: "/../" + id}},
+			cgroups:    []attach.Cgroup{{Path: "/../" + id}},
 			files:      map[string]string{"cg/" + id + "/cgroup.procs": "4400\n"},
-			want:       Membership{PIDs: []int{4242, 4300}, TIDs: []int{4242, 4250, 4300}, Source: MethodProcCgroup},
+			want:       Membership{PIDs: []int{4242, 4300}, TIDs: []int{4242, 4250, 4300}, Source: attach.MethodProcCgroup},
 		},
 	}
 	for _, tt := range tests {
@@ -108,7 +109,7 @@ func TestMembers(t *testing.T) {
 			if root == "CG" {
 				root = filepath.Join(dir, "cg")
 			}
-			r := Resolution{Target: target("containerd://" + id), Method: MethodProcCgroup, Cgroups: tt.cgroups}
+			r := attach.Target{Target: target("containerd://" + id), Method: attach.MethodProcCgroup, Cgroups: tt.cgroups}
 			got, err := Members(proc, root, r)
 			if err != nil {
 				t.Fatalf("Members: %v", err)
@@ -124,7 +125,7 @@ func TestMembers(t *testing.T) {
 func TestMembersGone(t *testing.T) {
 	dir := t.TempDir()
 	writeProc(t, filepath.Join(dir, "proc"), bystanders)
-	r := Resolution{Target: target("containerd://" + id), Cgroups: []Cgroup{{Controllers: "memory", Path: "/kubepods/" + id}}}
+	r := attach.Target{Target: target("containerd://" + id), Cgroups: []attach.Cgroup{{Controllers: "memory", Path: "/kubepods/" + id}}}
 	_, err := Members(filepath.Join(dir, "proc"), filepath.Join(dir, "cg"), r)
 	var nf *NotFoundError
 	if !errors.As(err, &nf) {

@@ -4,9 +4,7 @@ package runner
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -15,60 +13,36 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
-	"github.com/ktrace-dev/kubectl-trace/hooks/ebpf/ebpftest"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
+	"github.com/ktrace-dev/kubectl-trace/hooks/ebpf"
+	"github.com/ktrace-dev/kubectl-trace/hooks/ftrace"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
+	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 )
 
 // nodeWorkloads are two "containers" (own cgroups, mount and network
 // namespaces) and a plain host process, each exec'ing bin in a loop with
 // its own arguments, started before the session (so none is a child of
 // the helper, which a whole-node trace leaves out).
-func nodeWorkloads(t *testing.T, bin string) (procs []*ebpftest.Proc, names []string) {
+func nodeWorkloads(t *testing.T, bin string) (procs []*testenv.Proc, names []string) {
 	t.Helper()
 	for i := 0; i < 2; i++ {
-		c := ebpftest.NewContainer(t)
+		c := testenv.NewContainer(t)
 		name := "ktnodepod" + strconv.Itoa(i)
-		p := ebpftest.Start(t, name, ebpftest.Work{Kind: "exec", Path: bin, Args: []string{name}, Every: 20 * time.Millisecond},
+		p := testenv.Start(t, name, testenv.Work{Kind: "exec", Path: bin, Args: []string{name}, Every: 20 * time.Millisecond},
 			syscall.CLONE_NEWNS|syscall.CLONE_NEWNET)
 		c.Add(t, p.PID())
 		procs, names = append(procs, p), append(names, name)
 	}
-	host := ebpftest.Start(t, "ktnodehost", ebpftest.Work{Kind: "exec", Path: bin, Args: []string{"ktnodehost"}, Every: 20 * time.Millisecond}, 0)
+	host := testenv.Start(t, "ktnodehost", testenv.Work{Kind: "exec", Path: bin, Args: []string{"ktnodehost"}, Every: 20 * time.Millisecond}, 0)
 	return append(procs, host), append(names, "ktnodehost")
 }
 
-// nodeRun is ebpfRun with the attachers given.
-func nodeRun(t *testing.T, req wire.Request, attachers map[string]Attacher, during func()) (string, []wire.Status, error) {
+// nodeRun is ebpfRun with the runtimes given.
+func nodeRun(t *testing.T, req wire.Request, runtimes map[string]attach.Runtime, during func()) (string, []wire.Status, error) {
 	t.Helper()
-	var stdout, stderr ebpfBuffer
-	stdinR, stdinW := io.Pipe()
-	cfg := Config{Stdin: stdinR, Stdout: &stdout, Stderr: &stderr, Attachers: attachers}
-	done := make(chan error, 1)
-	go func() { done <- Run(context.Background(), req, cfg) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(stderr.String(), `{"ktrace":"ready"`) {
-		select {
-		case err := <-done:
-			return stdout.String(), ebpfStatuses(t, stderr.String()), err
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no ready status within 20 s; stderr:\n%s", stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if _, err := stdinW.Write([]byte{'g'}); err != nil {
-		t.Fatal(err)
-	}
-	during()
-	stdinW.Close()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("Run did not return within 20 s of the end of stdin")
-	}
-	return stdout.String(), ebpfStatuses(t, stderr.String()), err
+	s := runSession(t, req, Config{Runtimes: runtimes}, during)
+	return s.stdout.String(), ebpfStatuses(t, s.stderr.String()), s.err
 }
 
 func nodeRequest(hook string) wire.Request {
@@ -99,10 +73,10 @@ func nodeEvents(t *testing.T, stdout string) []wire.Event {
 // A whole-node sched session (ftrace, no PID filter) sees the tasks of two
 // containers and of a host process, none of which it was told about.
 func TestRunNodeFtraceSched(t *testing.T) {
-	bin := ebpftest.CopyBinary(t, "/bin/true", "ktnode-child")
+	bin := testenv.CopyBinary(t, "/bin/true", "ktnode-child")
 	procs, names := nodeWorkloads(t, bin)
 	instancesBefore := tracefsInstances(t)
-	stdout, statuses, err := nodeRun(t, nodeRequest("sched"), map[string]Attacher{hooks.KindFtrace: FtraceAttacher{}}, func() {
+	stdout, statuses, err := nodeRun(t, nodeRequest("sched"), map[string]attach.Runtime{hooks.KindFtrace: ftrace.Runtime{}}, func() {
 		for _, p := range procs {
 			p.Go(t)
 		}
@@ -157,10 +131,10 @@ func TestRunNodeFtraceSched(t *testing.T) {
 // A whole-node exec session (eBPF, match_all) sees the execs of two
 // containers and of a host process.
 func TestRunNodeEBPFExec(t *testing.T) {
-	bin := ebpftest.CopyBinary(t, "/bin/true", "ktnode-child")
+	bin := testenv.CopyBinary(t, "/bin/true", "ktnode-child")
 	procs, names := nodeWorkloads(t, bin)
-	before := ebpftest.AllPrograms(t)
-	stdout, statuses, err := nodeRun(t, nodeRequest("exec"), map[string]Attacher{hooks.KindEBPF: ebpfAttacher()}, func() {
+	before := testenv.AllPrograms(t)
+	stdout, statuses, err := nodeRun(t, nodeRequest("exec"), map[string]attach.Runtime{hooks.KindEBPF: ebpf.Runtime{}}, func() {
 		for _, p := range procs {
 			p.Go(t)
 		}
@@ -181,22 +155,17 @@ func TestRunNodeEBPFExec(t *testing.T) {
 			t.Errorf("%d execs of %s in the trace, want >= 20 (every task of the node): %v", execs[n], n, execs)
 		}
 	}
-	if left := ebpftest.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
+	if left := testenv.WaitProgramsGone(t, "kt_", 5*time.Second); len(left) != 0 {
 		t.Errorf("programs left: %v", left)
 	}
-	if after := ebpftest.AllPrograms(t); after != before {
+	if after := testenv.AllPrograms(t); after != before {
 		t.Errorf("BPF programs on the machine: %d before, %d after", before, after)
 	}
 }
 
-// tracefsInstances counts the instances under the tracefs mount.
+// tracefsInstances counts the tracefs instances, through a tracefs mount
+// of the test's own.
 func tracefsInstances(t *testing.T) int {
 	t.Helper()
-	for _, root := range []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"} {
-		if entries, err := os.ReadDir(root + "/instances"); err == nil {
-			return len(entries)
-		}
-	}
-	t.Fatal("no tracefs mount with instances")
-	return 0
+	return len(testenv.Instances(t, ""))
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
@@ -20,7 +21,7 @@ func TestResolveNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(Resolution{Target: node, Method: MethodNode}, r); diff != "" {
+	if diff := cmp.Diff(attach.Target{Target: node, Method: attach.MethodNode}, r); diff != "" {
 		t.Errorf("resolution (-want +got):\n%s", diff)
 	}
 }
@@ -32,7 +33,7 @@ func TestRunWholeNode(t *testing.T) {
 	stdinR, stdinW := io.Pipe()
 	var stderr syncBuffer
 	var stdout syncBuffer
-	var got Attachment
+	var got attach.Attachment
 	h := &fakeHook{before: []wire.Event{{Time: 1, PID: 7, Comm: "host", Event: "sched_switch", Node: "n1"}}}
 	req := wire.Request{Version: wire.ProtocolVersion, SessionID: "s1", Hook: "sched", Output: hooks.OutputJSON,
 		Targets: []wire.Target{{Kind: wire.TargetNode, Node: "n1"}}}
@@ -41,7 +42,7 @@ func TestRunWholeNode(t *testing.T) {
 		done <- Run(context.Background(), req, Config{
 			ProcRoot: procRoot, CgroupRoot: cgroupRoot,
 			Stdin: stdinR, Stdout: &stdout, Stderr: &stderr,
-			Attachers: map[string]Attacher{hooks.KindFtrace: AttacherFunc(func(_ context.Context, a Attachment) (Hook, error) {
+			Runtimes: map[string]attach.Runtime{hooks.KindFtrace: attach.OpenFunc(func(_ context.Context, a attach.Attachment) (attach.Session, error) {
 				got = a
 				return h, nil
 			})},
@@ -62,7 +63,7 @@ func TestRunWholeNode(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the session did not end with stdin")
 	}
-	if len(got.Targets) != 1 || got.Targets[0].Method != MethodNode || !got.Targets[0].Target.IsNode() {
+	if len(got.Targets) != 1 || got.Targets[0].Method != attach.MethodNode || !got.Targets[0].Target.IsNode() {
 		t.Errorf("the hook got %+v, want the whole node", got.Targets)
 	}
 	statuses := parseStatuses(t, stderr.String())
@@ -70,7 +71,7 @@ func TestRunWholeNode(t *testing.T) {
 	if diff := cmp.Diff(want, kinds(statuses)); diff != "" {
 		t.Fatalf("status kinds (-want +got):\n%s", diff)
 	}
-	if statuses[1].Method != MethodNode || !strings.Contains(statuses[1].Message, "every task") {
+	if statuses[1].Method != attach.MethodNode || !strings.Contains(statuses[1].Message, "every task") {
 		t.Errorf("resolved status = %+v, want the whole node", statuses[1])
 	}
 	var ev wire.Event

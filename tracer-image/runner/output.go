@@ -53,6 +53,10 @@ type output struct {
 	// index returns the session index of an event's target, false to
 	// drop the event (its target was removed or ended); nil is index 0.
 	index func(ev *wire.Event) (int, bool)
+	// text fills a JSON event's Text with the line text output shows
+	// (Request.Text), unless its hook did.
+	text    bool
+	textBuf []byte
 
 	stop chan struct{}
 	done chan struct{}
@@ -88,6 +92,10 @@ func (o *output) setFramed(index func(ev *wire.Event) (int, bool)) {
 	o.framed, o.index = true, index
 }
 
+// setText fills a JSON event's Text (Request.Text). Call it before the
+// first record.
+func (o *output) setText() { o.text = true }
+
 // setCompressed compresses stdout (Request.Compress), in the spool's
 // writer goroutine. Call it before the first record.
 func (o *output) setCompressed() { o.spool.setCompressed() }
@@ -118,7 +126,7 @@ func (o *output) flusher(every time.Duration) {
 	}
 }
 
-// emit writes one event; it is an EmitFunc. After a limit ended the
+// emit writes one event (attach.Sink.Emit). After a limit ended the
 // session it drops the event and returns nil, so the hook drains and stops
 // as it would at the end of stdin.
 func (o *output) emit(ev *wire.Event, details string) error {
@@ -139,6 +147,12 @@ func (o *output) emit(ev *wire.Event, details string) error {
 		idx = i
 	}
 	if o.format == hooks.OutputJSON {
+		if o.text && ev.Text == "" {
+			o.textBuf = appendText(o.textBuf[:0], ev, details)
+			ev.Text = string(o.textBuf[:len(o.textBuf)-1])
+			// ev is the hook's, reused for its next event.
+			defer func() { ev.Text = "" }()
+		}
 		var err error
 		if o.line, err = o.enc.AppendJSON(o.line[:0], ev); err != nil {
 			o.err = fmt.Errorf("writing trace data: %w", err)
@@ -312,7 +326,7 @@ func appendText(b []byte, ev *wire.Event, details string) []byte {
 	return append(b, '\n')
 }
 
-// rawWriter is the io.Writer a RawHook writes to: it cuts the bytes into
+// rawWriter is the io.Writer a raw hook writes to (attach.Sink.Raw): it cuts the bytes into
 // records (lines; or for pcap the 24-byte file header, then records of a
 // 16-byte header and caplen bytes) and hands each whole record to the
 // output, so a limit never cuts one in two.

@@ -17,12 +17,11 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
+	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 	"github.com/ktrace-dev/kubectl-trace/tracer-image/pidns"
-	"github.com/ktrace-dev/kubectl-trace/tracer-image/pidns/pidnstest"
 )
-
-func init() { pidnstest.Main() }
 
 // checkGlobal asserts that every tid is a global id of a thread of the
 // child namespace (NSpid "<global> <local>").
@@ -32,7 +31,7 @@ func checkGlobal(t *testing.T, what string, tids []int) {
 		t.Fatalf("%s: no thread", what)
 	}
 	for _, tid := range tids {
-		nspid, err := pidnstest.NSpid(tid)
+		nspid, err := testenv.NSpid(tid)
 		if err != nil {
 			t.Fatalf("%s: tid %d: %v", what, tid, err)
 		}
@@ -43,8 +42,8 @@ func checkGlobal(t *testing.T, what string, tids []int) {
 }
 
 func TestResolvePIDNamespace(t *testing.T) {
-	c := newFakeContainer(t)
-	ns := pidnstest.New(t, 2)
+	c := testenv.NewContainer(t)
+	ns := testenv.NewPIDNamespace(t, 2)
 	tr, err := pidns.ForProc(ns.ProcRoot)
 	if err != nil {
 		t.Fatal(err)
@@ -54,11 +53,11 @@ func TestResolvePIDNamespace(t *testing.T) {
 	if !ok {
 		t.Fatalf("worker %d: no global id", local)
 	}
-	if nspid, _ := pidnstest.NSpid(global); len(nspid) != 2 || nspid[1] != local {
+	if nspid, _ := testenv.NSpid(global); len(nspid) != 2 || nspid[1] != local {
 		t.Fatalf("worker %d -> %d, NSpid %v", local, global, nspid)
 	}
-	c.add(t, global)
-	tg := wire.Target{Node: "n1", Namespace: "test", Pod: "kt", PodUID: "u1", Container: "kttarget", ContainerID: "containerd://" + c.id}
+	c.Add(t, global)
+	tg := wire.Target{Node: "n1", Namespace: "test", Pod: "kt", PodUID: "u1", Container: "kttarget", ContainerID: "containerd://" + c.ID}
 
 	r, err := Resolve(ns.ProcRoot, tg)
 	if err != nil {
@@ -97,7 +96,7 @@ func TestResolvePIDNamespace(t *testing.T) {
 // the target is every process of the shared pid namespace in another
 // mount namespace than the helper's.
 func TestResolveEphemeralMountNS(t *testing.T) {
-	ns := pidnstest.New(t, 2)
+	ns := testenv.NewPIDNamespace(t, 2)
 	tg := wire.Target{Node: "n1", Namespace: "test", Pod: "kt", PodUID: "u1", Container: "kttarget",
 		ContainerID: "containerd://0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}
 	if _, err := ResolveMode(ns.ProcRoot, tg, wire.ModeNode); err == nil {
@@ -107,8 +106,8 @@ func TestResolveEphemeralMountNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Method != MethodMountNS {
-		t.Errorf("method %q, want %q", r.Method, MethodMountNS)
+	if r.Method != attach.MethodMountNS {
+		t.Errorf("method %q, want %q", r.Method, attach.MethodMountNS)
 	}
 	want := append([]int{1}, ns.Workers...)
 	slices.Sort(want)
@@ -120,8 +119,8 @@ func TestResolveEphemeralMountNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Source != MethodMountNS || !slices.Equal(m.PIDs, r.PIDs) {
-		t.Errorf("Members %+v, want PIDs %v from %s", m, r.PIDs, MethodMountNS)
+	if m.Source != attach.MethodMountNS || !slices.Equal(m.PIDs, r.PIDs) {
+		t.Errorf("Members %+v, want PIDs %v from %s", m, r.PIDs, attach.MethodMountNS)
 	}
 	checkGlobal(t, "Members", m.TIDs)
 	// Nothing of the helper's own mount namespace is taken.
@@ -138,8 +137,8 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // The sched hook on a target seen through a child namespace's proc: its
 // set_event_pid gets global ids, so events come.
 func TestRunPIDNamespaceSched(t *testing.T) {
-	c := newFakeContainer(t)
-	ns := pidnstest.New(t, 1)
+	c := testenv.NewContainer(t)
+	ns := testenv.NewPIDNamespace(t, 1)
 	tr, err := pidns.ForProc(ns.ProcRoot)
 	if err != nil {
 		t.Fatal(err)
@@ -148,12 +147,12 @@ func TestRunPIDNamespaceSched(t *testing.T) {
 	if !ok {
 		t.Fatal("worker: no global id")
 	}
-	c.add(t, global)
-	r, err := Resolve(ns.ProcRoot, wire.Target{ContainerID: "containerd://" + c.id})
+	c.Add(t, global)
+	r, err := Resolve(ns.ProcRoot, wire.Target{ContainerID: "containerd://" + c.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := privRequest(hooks.OutputJSON, "containerd://"+c.id)
+	req := privRequest(hooks.OutputJSON, "containerd://"+c.ID)
 	s := runSession(t, req, Config{ProcRoot: ns.ProcRoot, RefreshInterval: 200 * time.Millisecond}, func() {
 		time.Sleep(1500 * time.Millisecond)
 	})

@@ -12,57 +12,10 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"github.com/ktrace-dev/kubectl-trace/tracer-image/pidns"
 )
-
-// MethodProcCgroup names resolution by scanning /proc/<pid>/cgroup for the
-// container id.
-const MethodProcCgroup = "proc-cgroup"
-
-// MethodMountNS names resolution, in an ephemeral container, by mount
-// namespace: the target's processes are those of the shared pid namespace
-// whose mount namespace is not the helper's. It is used when cgroup
-// namespaces hide the container id from /proc/<pid>/cgroup.
-const MethodMountNS = "mount-namespace"
-
-// MethodNode names a whole node (wire.TargetNode): nothing to look for,
-// every task on the node is the target's.
-const MethodNode = "whole-node"
-
-// Cgroup is one cgroup that holds a container's processes.
-type Cgroup struct {
-	// Controllers is the hierarchy as /proc/<pid>/cgroup names it:
-	// "memory", "cpu,cpuacct", "name=systemd", or "" for cgroup v2.
-	Controllers string
-	// Path is the container's cgroup in that hierarchy, ending with the
-	// path element that holds the container id.
-	Path string
-}
-
-// Resolution is where a target's processes are on this node.
-type Resolution struct {
-	Target wire.Target
-	// Method says how the target was found (MethodProcCgroup).
-	Method string
-	// PIDs are the process ids (thread group ids) as the proc root shows
-	// them, sorted: procRoot/<pid> is the process. They are the host's
-	// pids for a hostPID helper on a node that has no pid namespace of its
-	// own, pod-local pids in an ephemeral container.
-	PIDs []int
-	// TIDs are the global ids (those of the initial pid namespace, which
-	// the kernel's ftrace filters compare with) of every thread of PIDs,
-	// sorted. When the proc root shows a child pid namespace they differ
-	// from the ids under procRoot, and are translated by a BPF task
-	// iterator (package pidns); see GlobalErr.
-	TIDs []int
-	// GlobalErr is set when the proc root shows a child pid namespace and
-	// the ids could not be translated: TIDs are then the proc root's ids,
-	// which a pid filter must not use.
-	GlobalErr error
-	// Cgroups are the container's cgroups, sorted by Controllers.
-	Cgroups []Cgroup
-}
 
 // NotFoundError says that no process on the node belongs to a target.
 type NotFoundError struct {
@@ -91,24 +44,24 @@ func (e *NotFoundError) Error() string {
 // ("crio-conmon-<id>.scope") is not the container. This works for
 // containerd, CRI-O and Docker, with the cgroupfs and systemd drivers, on
 // cgroup v1, v2 and hybrid nodes. Processes that exit during the scan are
-// skipped. The thread ids are translated to global ids (Resolution.TIDs).
+// skipped. The thread ids are translated to global ids (attach.Target.TIDs).
 //
 // Resolve is ResolveMode with wire.ModeNode.
-func Resolve(procRoot string, t wire.Target) (Resolution, error) {
+func Resolve(procRoot string, t wire.Target) (attach.Target, error) {
 	return ResolveMode(procRoot, t, wire.ModeNode)
 }
 
 // ResolveMode is Resolve for a helper running in mode (a wire.Request
 // Mode). In wire.ModeEphemeral, when no process names t's container in its
 // cgroup file (cgroup namespaces hide the path), the target's processes are
-// those whose mount namespace is not the helper's (MethodMountNS): the
+// those whose mount namespace is not the helper's (attach.MethodMountNS): the
 // ephemeral container shares the target container's pid namespace, and
 // has a mount namespace of its own.
-func ResolveMode(procRoot string, t wire.Target, mode string) (Resolution, error) {
+func ResolveMode(procRoot string, t wire.Target, mode string) (attach.Target, error) {
 	if t.IsNode() {
 		// A whole node: the hooks drop their filters; no process, cgroup
 		// or membership to look for.
-		return Resolution{Target: t, Method: MethodNode}, nil
+		return attach.Target{Target: t, Method: attach.MethodNode}, nil
 	}
 	r, err := resolveFS(os.DirFS(procRoot), t)
 	var nf *NotFoundError
@@ -122,14 +75,14 @@ func ResolveMode(procRoot string, t wire.Target, mode string) (Resolution, error
 		return r, err
 	}
 	if err := globalize(procRoot, &r); err != nil {
-		return Resolution{}, err
+		return attach.Target{}, err
 	}
 	return r, nil
 }
 
 // globalize translates r.TIDs to global ids. It fails only when every
 // thread exited meanwhile.
-func globalize(procRoot string, r *Resolution) error {
+func globalize(procRoot string, r *attach.Target) error {
 	tr, err := pidns.ForProc(procRoot)
 	if err != nil {
 		r.GlobalErr = err
@@ -149,18 +102,18 @@ func globalize(procRoot string, r *Resolution) error {
 // is not that of selfMnt (the helper's), leaving out a pid 1 named
 // "pause" (the pod's sandbox, visible when the pod shares its pid
 // namespace). Its Cgroups are the cgroup files' lines as they are.
-func resolveMountNS(procRoot, selfMnt string, t wire.Target) (Resolution, error) {
+func resolveMountNS(procRoot, selfMnt string, t wire.Target) (attach.Target, error) {
 	self, err := inode(selfMnt)
 	if err != nil {
-		return Resolution{}, fmt.Errorf("resolving %s by mount namespace: %w", t, err)
+		return attach.Target{}, fmt.Errorf("resolving %s by mount namespace: %w", t, err)
 	}
 	proc := os.DirFS(procRoot)
 	pids, err := listPIDs(proc)
 	if err != nil {
-		return Resolution{}, fmt.Errorf("resolving %s: %w", t, err)
+		return attach.Target{}, fmt.Errorf("resolving %s: %w", t, err)
 	}
-	r := Resolution{Target: t, Method: MethodMountNS}
-	cgroups := map[Cgroup]bool{}
+	r := attach.Target{Target: t, Method: attach.MethodMountNS}
+	cgroups := map[attach.Cgroup]bool{}
 	for _, pid := range pids {
 		dir := strconv.Itoa(pid)
 		mnt, err := inode(procRoot + "/" + dir + "/ns/mnt")
@@ -181,13 +134,13 @@ func resolveMountNS(procRoot, selfMnt string, t wire.Target) (Resolution, error)
 		if b, err := fs.ReadFile(proc, dir+"/cgroup"); err == nil {
 			for _, l := range strings.Split(string(b), "\n") {
 				if parts := strings.SplitN(l, ":", 3); len(parts) == 3 {
-					cgroups[Cgroup{Controllers: parts[1], Path: parts[2]}] = true
+					cgroups[attach.Cgroup{Controllers: parts[1], Path: parts[2]}] = true
 				}
 			}
 		}
 	}
 	if len(r.PIDs) == 0 {
-		return Resolution{}, &NotFoundError{Target: t, ProcRoot: procRoot}
+		return attach.Target{}, &NotFoundError{Target: t, ProcRoot: procRoot}
 	}
 	slices.Sort(r.TIDs)
 	r.TIDs = slices.Compact(r.TIDs)
@@ -204,17 +157,17 @@ func inode(name string) (uint64, error) {
 	return st.Ino, nil
 }
 
-func resolveFS(proc fs.FS, t wire.Target) (Resolution, error) {
+func resolveFS(proc fs.FS, t wire.Target) (attach.Target, error) {
 	id := t.RuntimeID()
 	if id == "" {
-		return Resolution{}, fmt.Errorf("resolving %s: container id is empty", t)
+		return attach.Target{}, fmt.Errorf("resolving %s: container id is empty", t)
 	}
 	pids, err := listPIDs(proc)
 	if err != nil {
-		return Resolution{}, fmt.Errorf("resolving %s: %w", t, err)
+		return attach.Target{}, fmt.Errorf("resolving %s: %w", t, err)
 	}
-	r := Resolution{Target: t, Method: MethodProcCgroup}
-	cgroups := map[Cgroup]bool{}
+	r := attach.Target{Target: t, Method: attach.MethodProcCgroup}
+	cgroups := map[attach.Cgroup]bool{}
 	for _, pid := range pids {
 		b, err := fs.ReadFile(proc, strconv.Itoa(pid)+"/cgroup")
 		if err != nil {
@@ -229,7 +182,7 @@ func resolveFS(proc fs.FS, t wire.Target) (Resolution, error) {
 			if vanished(err) {
 				continue
 			}
-			return Resolution{}, fmt.Errorf("resolving %s: %w", t, err)
+			return attach.Target{}, fmt.Errorf("resolving %s: %w", t, err)
 		}
 		r.PIDs = append(r.PIDs, pid)
 		r.TIDs = append(r.TIDs, tids...)
@@ -238,7 +191,7 @@ func resolveFS(proc fs.FS, t wire.Target) (Resolution, error) {
 		}
 	}
 	if len(r.PIDs) == 0 {
-		return Resolution{}, &NotFoundError{Target: t, ProcRoot: "/proc"}
+		return attach.Target{}, &NotFoundError{Target: t, ProcRoot: "/proc"}
 	}
 	slices.Sort(r.TIDs)
 	r.TIDs = slices.Compact(r.TIDs)
@@ -246,12 +199,12 @@ func resolveFS(proc fs.FS, t wire.Target) (Resolution, error) {
 	return r, nil
 }
 
-func sortedCgroups(set map[Cgroup]bool) []Cgroup {
-	var out []Cgroup
+func sortedCgroups(set map[attach.Cgroup]bool) []attach.Cgroup {
+	var out []attach.Cgroup
 	for c := range set {
 		out = append(out, c)
 	}
-	slices.SortFunc(out, func(a, b Cgroup) int {
+	slices.SortFunc(out, func(a, b attach.Cgroup) int {
 		if c := strings.Compare(a.Controllers, b.Controllers); c != 0 {
 			return c
 		}
@@ -304,8 +257,8 @@ func vanished(err error) bool {
 // matchCgroups returns the cgroups in a /proc/<pid>/cgroup file whose path
 // holds id as a whole path element part, cut after that element. Lines are
 // "hierarchy-id:controllers:path"; "0::path" is cgroup v2.
-func matchCgroups(file []byte, id string) []Cgroup {
-	var out []Cgroup
+func matchCgroups(file []byte, id string) []attach.Cgroup {
+	var out []attach.Cgroup
 	sc := bufio.NewScanner(bytes.NewReader(file))
 	for sc.Scan() {
 		parts := strings.SplitN(sc.Text(), ":", 3)
@@ -313,7 +266,7 @@ func matchCgroups(file []byte, id string) []Cgroup {
 			continue
 		}
 		if p, ok := containerPath(parts[2], id); ok {
-			out = append(out, Cgroup{Controllers: parts[1], Path: p})
+			out = append(out, attach.Cgroup{Controllers: parts[1], Path: p})
 		}
 	}
 	return out

@@ -12,6 +12,7 @@ import (
 	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
@@ -103,7 +104,7 @@ func TestResolve(t *testing.T) {
 		name   string
 		target wire.Target
 		procs  []fakeProc
-		want   Resolution
+		want   attach.Target
 	}{
 		{
 			name:   "containerd, cgroupfs driver, cgroup v1 on a hybrid node",
@@ -112,9 +113,9 @@ func TestResolve(t *testing.T) {
 				{pid: 4242, cgroup: v1("/kubepods/besteffort/pod"+podUID+"/"+id, "/"), tids: []int{4242, 4250, 4251}},
 				{pid: 4300, cgroup: v1("/kubepods/besteffort/pod"+podUID+"/"+id, "/"), tids: []int{4300}},
 			},
-			want: Resolution{
-				Method: MethodProcCgroup, PIDs: []int{4242, 4300}, TIDs: []int{4242, 4250, 4251, 4300},
-				Cgroups: []Cgroup{
+			want: attach.Target{
+				Method: attach.MethodProcCgroup, PIDs: []int{4242, 4300}, TIDs: []int{4242, 4250, 4251, 4300},
+				Cgroups: []attach.Cgroup{
 					{Controllers: "cpu,cpuacct", Path: "/kubepods/besteffort/pod" + podUID + "/" + id},
 					{Controllers: "devices", Path: "/kubepods/besteffort/pod" + podUID + "/" + id},
 					{Controllers: "memory", Path: "/kubepods/besteffort/pod" + podUID + "/" + id},
@@ -128,9 +129,9 @@ func TestResolve(t *testing.T) {
 			procs: []fakeProc{
 				{pid: 77, cgroup: v1("/kubepods.slice/"+podSlice+"/cri-containerd-"+id+".scope", "/kubepods.slice/"+podSlice+"/cri-containerd-"+id+".scope"), tids: []int{77}},
 			},
-			want: Resolution{
-				Method: MethodProcCgroup, PIDs: []int{77}, TIDs: []int{77},
-				Cgroups: []Cgroup{
+			want: attach.Target{
+				Method: attach.MethodProcCgroup, PIDs: []int{77}, TIDs: []int{77},
+				Cgroups: []attach.Cgroup{
 					{Controllers: "cpu,cpuacct", Path: "/kubepods.slice/" + podSlice + "/cri-containerd-" + id + ".scope"},
 					{Controllers: "devices", Path: "/kubepods.slice/" + podSlice + "/cri-containerd-" + id + ".scope"},
 					{Controllers: "memory", Path: "/kubepods.slice/" + podSlice + "/cri-containerd-" + id + ".scope"},
@@ -145,9 +146,9 @@ func TestResolve(t *testing.T) {
 			procs: []fakeProc{
 				{pid: 77, cgroup: v2("/kubepods.slice/kubepods-besteffort.slice/" + podSlice + "/cri-containerd-" + id + ".scope"), tids: []int{77, 78}},
 			},
-			want: Resolution{
-				Method: MethodProcCgroup, PIDs: []int{77}, TIDs: []int{77, 78},
-				Cgroups: []Cgroup{{Path: "/kubepods.slice/kubepods-besteffort.slice/" + podSlice + "/cri-containerd-" + id + ".scope"}},
+			want: attach.Target{
+				Method: attach.MethodProcCgroup, PIDs: []int{77}, TIDs: []int{77, 78},
+				Cgroups: []attach.Cgroup{{Path: "/kubepods.slice/kubepods-besteffort.slice/" + podSlice + "/cri-containerd-" + id + ".scope"}},
 			},
 		},
 		{
@@ -157,9 +158,9 @@ func TestResolve(t *testing.T) {
 				{pid: 10, cgroup: v2("/kubepods/burstable/pod" + podUID + "/" + id), tids: []int{10}},
 				{pid: 11, cgroup: v2("/kubepods/burstable/pod" + podUID + "/" + id + "/worker"), tids: []int{11}},
 			},
-			want: Resolution{
-				Method: MethodProcCgroup, PIDs: []int{10, 11}, TIDs: []int{10, 11},
-				Cgroups: []Cgroup{{Path: "/kubepods/burstable/pod" + podUID + "/" + id}},
+			want: attach.Target{
+				Method: attach.MethodProcCgroup, PIDs: []int{10, 11}, TIDs: []int{10, 11},
+				Cgroups: []attach.Cgroup{{Path: "/kubepods/burstable/pod" + podUID + "/" + id}},
 			},
 		},
 		{
@@ -169,9 +170,9 @@ func TestResolve(t *testing.T) {
 				{pid: 500, cgroup: v2("/kubepods.slice/" + podSlice + "/crio-conmon-" + id + ".scope"), tids: []int{500}},
 				{pid: 501, cgroup: v2("/kubepods.slice/" + podSlice + "/crio-" + id + ".scope"), tids: []int{501}},
 			},
-			want: Resolution{
-				Method: MethodProcCgroup, PIDs: []int{501}, TIDs: []int{501},
-				Cgroups: []Cgroup{{Path: "/kubepods.slice/" + podSlice + "/crio-" + id + ".scope"}},
+			want: attach.Target{
+				Method: attach.MethodProcCgroup, PIDs: []int{501}, TIDs: []int{501},
+				Cgroups: []attach.Cgroup{{Path: "/kubepods.slice/" + podSlice + "/crio-" + id + ".scope"}},
 			},
 		},
 		{
@@ -180,9 +181,9 @@ func TestResolve(t *testing.T) {
 			procs: []fakeProc{
 				{pid: 501, cgroup: "4:memory:/kubepods/besteffort/pod" + podUID + "/crio-" + id + "\n0::/\n", tids: []int{501}},
 			},
-			want: Resolution{
-				Method: MethodProcCgroup, PIDs: []int{501}, TIDs: []int{501},
-				Cgroups: []Cgroup{{Controllers: "memory", Path: "/kubepods/besteffort/pod" + podUID + "/crio-" + id}},
+			want: attach.Target{
+				Method: attach.MethodProcCgroup, PIDs: []int{501}, TIDs: []int{501},
+				Cgroups: []attach.Cgroup{{Controllers: "memory", Path: "/kubepods/besteffort/pod" + podUID + "/crio-" + id}},
 			},
 		},
 		{
@@ -191,9 +192,9 @@ func TestResolve(t *testing.T) {
 			procs: []fakeProc{
 				{pid: 3000, cgroup: v1("/system.slice/docker-"+id+".scope", "/system.slice/docker-"+id+".scope"), tids: []int{3000}},
 			},
-			want: Resolution{
-				Method: MethodProcCgroup, PIDs: []int{3000}, TIDs: []int{3000},
-				Cgroups: []Cgroup{
+			want: attach.Target{
+				Method: attach.MethodProcCgroup, PIDs: []int{3000}, TIDs: []int{3000},
+				Cgroups: []attach.Cgroup{
 					{Controllers: "cpu,cpuacct", Path: "/system.slice/docker-" + id + ".scope"},
 					{Controllers: "devices", Path: "/system.slice/docker-" + id + ".scope"},
 					{Controllers: "memory", Path: "/system.slice/docker-" + id + ".scope"},
@@ -208,9 +209,9 @@ func TestResolve(t *testing.T) {
 			procs: []fakeProc{
 				{pid: 3000, cgroup: "4:memory:/kubepods/pod" + podUID + "/" + id + "\n0::/kubepods/pod" + podUID + "/" + id + "\n", tids: []int{3000}},
 			},
-			want: Resolution{
-				Method: MethodProcCgroup, PIDs: []int{3000}, TIDs: []int{3000},
-				Cgroups: []Cgroup{
+			want: attach.Target{
+				Method: attach.MethodProcCgroup, PIDs: []int{3000}, TIDs: []int{3000},
+				Cgroups: []attach.Cgroup{
 					{Path: "/kubepods/pod" + podUID + "/" + id},
 					{Controllers: "memory", Path: "/kubepods/pod" + podUID + "/" + id},
 				},
@@ -222,9 +223,9 @@ func TestResolve(t *testing.T) {
 			procs: []fakeProc{
 				{pid: 61, cgroup: v2("/../../" + podSlice + "/cri-containerd-" + id + ".scope"), tids: []int{61}},
 			},
-			want: Resolution{
-				Method: MethodProcCgroup, PIDs: []int{61}, TIDs: []int{61},
-				Cgroups: []Cgroup{{Path: "/../../" + podSlice + "/cri-containerd-" + id + ".scope"}},
+			want: attach.Target{
+				Method: attach.MethodProcCgroup, PIDs: []int{61}, TIDs: []int{61},
+				Cgroups: []attach.Cgroup{{Path: "/../../" + podSlice + "/cri-containerd-" + id + ".scope"}},
 			},
 		},
 		{
@@ -236,9 +237,9 @@ func TestResolve(t *testing.T) {
 				{pid: 72, tids: []int{72}}, // gone before its cgroup was read
 				{pid: 73, cgroup: v2("/kubepods/pod" + podUID + "/" + id), tids: []int{}}, // task/ empty
 			},
-			want: Resolution{
-				Method: MethodProcCgroup, PIDs: []int{70}, TIDs: []int{70},
-				Cgroups: []Cgroup{{Path: "/kubepods/pod" + podUID + "/" + id}},
+			want: attach.Target{
+				Method: attach.MethodProcCgroup, PIDs: []int{70}, TIDs: []int{70},
+				Cgroups: []attach.Cgroup{{Path: "/kubepods/pod" + podUID + "/" + id}},
 			},
 		},
 	}
@@ -323,9 +324,9 @@ func TestResolveVanishingESRCH(t *testing.T) {
 	if err != nil {
 		t.Fatalf("resolveFS: %v", err)
 	}
-	want := Resolution{
-		Target: target("containerd://" + id), Method: MethodProcCgroup,
-		PIDs: []int{10}, TIDs: []int{10}, Cgroups: []Cgroup{{Path: path}},
+	want := attach.Target{
+		Target: target("containerd://" + id), Method: attach.MethodProcCgroup,
+		PIDs: []int{10}, TIDs: []int{10}, Cgroups: []attach.Cgroup{{Path: path}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("resolveFS mismatch (-want +got):\n%s", diff)

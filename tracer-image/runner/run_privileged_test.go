@@ -17,8 +17,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,176 +24,21 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
+	"github.com/ktrace-dev/kubectl-trace/hooks/ftrace"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
+	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 )
 
-// fakeContainer is a cgroup in every hierarchy of the node whose leaf is
-// named by a fake container id, the way a runtime's cgroupfs driver lays
-// out a container; it sits below the test process's own cgroups.
-type fakeContainer struct {
-	id   string
-	dirs []string // leaf directories, one per hierarchy
-	tops []string // the ktrace-test-* parents, removed after the leaves
-}
+func init() { testenv.Main() }
 
-func newFakeContainer(t *testing.T) *fakeContainer {
+// startLoop starts a copy of /bin/sh named name (so comm is name) that
+// waits for Go, then forks and execs children forever.
+func startLoop(t *testing.T, name string, cloneflags uintptr) *testenv.Proc {
 	t.Helper()
-	b := make([]byte, 32)
-	rand.Read(b)
-	c := &fakeContainer{id: hex.EncodeToString(b)}
-	mounts, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	own, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.remove(t))
-	top := "ktrace-test-" + c.id[:8]
-	for _, line := range strings.Split(strings.TrimSpace(string(own)), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		mnt := cgroupMount(string(mounts), parts[1])
-		if mnt == "" {
-			t.Fatalf("no mount for cgroup hierarchy %q of /proc/self/cgroup", line)
-		}
-		parent := filepath.Join(mnt, parts[2], top)
-		leaf := filepath.Join(parent, c.id)
-		for _, d := range []string{parent, leaf} {
-			if err := os.Mkdir(d, 0o755); err != nil {
-				t.Fatalf("making cgroup: %v", err)
-			}
-			if strings.Contains(","+parts[1]+",", ",cpuset,") {
-				// A v1 cpuset cgroup takes no process before it has cpus
-				// and mems: copy the parent's.
-				for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-					v, err := os.ReadFile(filepath.Join(filepath.Dir(d), f))
-					if err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(filepath.Join(d, f), v, 0); err != nil {
-						t.Fatalf("setting %s of %s: %v", f, d, err)
-					}
-				}
-			}
-		}
-		c.tops = append(c.tops, parent)
-		c.dirs = append(c.dirs, leaf)
-	}
-	t.Logf("fake container %s in %d hierarchies, e.g. %s", c.id, len(c.dirs), c.dirs[0])
-	return c
+	return testenv.StartShell(t, name, "read x; while :; do /bin/true; sleep 0.02; done", cloneflags)
 }
-
-// cgroupMount returns the mount point of the hierarchy with the given
-// controllers ("" is cgroup v2).
-func cgroupMount(mounts, controllers string) string {
-	for _, line := range strings.Split(mounts, "\n") {
-		f := strings.Fields(line)
-		if len(f) < 4 {
-			continue
-		}
-		if controllers == "" {
-			if f[2] == "cgroup2" {
-				return f[1]
-			}
-			continue
-		}
-		if f[2] != "cgroup" {
-			continue
-		}
-		opts := ","
-		for _, o := range strings.Split(f[3], ",") {
-			opts += o + ","
-		}
-		all := true
-		for _, c := range strings.Split(controllers, ",") {
-			all = all && strings.Contains(opts, ","+c+",")
-		}
-		if all {
-			return f[1]
-		}
-	}
-	return ""
-}
-
-// add moves a process into the container's cgroups.
-func (c *fakeContainer) add(t *testing.T, pid int) {
-	t.Helper()
-	for _, d := range c.dirs {
-		if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
-			t.Fatalf("moving pid %d into %s: %v", pid, d, err)
-		}
-	}
-}
-
-func (c *fakeContainer) remove(t *testing.T) func() {
-	return func() {
-		for _, dirs := range [][]string{c.dirs, c.tops} {
-			for _, d := range dirs {
-				var err error
-				for i := 0; i < 100; i++ {
-					if err = unix.Rmdir(d); err == nil || errors.Is(err, unix.ENOENT) {
-						err = nil
-						break
-					}
-					time.Sleep(20 * time.Millisecond) // processes still exiting
-				}
-				if err != nil {
-					t.Errorf("removing cgroup %s: %v", d, err)
-				}
-			}
-		}
-	}
-}
-
-// loop is a copy of /bin/sh named name (so comm is name) that waits for a
-// line on stdin, then forks and execs children forever. It runs in its own
-// process group, killed at cleanup.
-type loop struct {
-	cmd *exec.Cmd
-	go_ io.WriteCloser
-}
-
-func startLoop(t *testing.T, name string, cloneflags uintptr) *loop {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), name)
-	src, err := os.ReadFile("/bin/sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, src, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", "read x; while :; do /bin/true; sleep 0.02; done")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Cloneflags: cloneflags}
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-	})
-	return &loop{cmd: cmd, go_: in}
-}
-
-func (l *loop) start(t *testing.T) {
-	t.Helper()
-	if _, err := l.go_.Write([]byte("go\n")); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (l *loop) pid() int { return l.cmd.Process.Pid }
 
 // session runs Run with the plugin's part played by the test: wait for
 // "ready", send the go byte, call during() while streaming, close stdin.
@@ -207,8 +50,17 @@ type session struct {
 func runSession(t *testing.T, req wire.Request, cfg Config, during func()) *session {
 	t.Helper()
 	s := &session{}
+	playPlugin(t, s, req, cfg, &s.stdout, 20*time.Second, during)
+	return s
+}
+
+// playPlugin runs Run into s with trace data going to stdout: it waits
+// for "ready", sends the go byte, calls during() while streaming, closes
+// stdin and waits for Run, up to stopWithin.
+func playPlugin(t *testing.T, s *session, req wire.Request, cfg Config, stdout io.Writer, stopWithin time.Duration, during func()) {
+	t.Helper()
 	stdinR, stdinW := io.Pipe()
-	cfg.Stdin, cfg.Stdout, cfg.Stderr = stdinR, &s.stdout, &s.stderr
+	cfg.Stdin, cfg.Stdout, cfg.Stderr = stdinR, stdout, &s.stderr
 	done := make(chan error, 1)
 	go func() { done <- Run(context.Background(), req, cfg) }()
 
@@ -216,7 +68,7 @@ func runSession(t *testing.T, req wire.Request, cfg Config, during func()) *sess
 	for !strings.Contains(s.stderr.String(), `{"ktrace":"ready"`) {
 		select {
 		case s.err = <-done:
-			return s
+			return
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -231,10 +83,9 @@ func runSession(t *testing.T, req wire.Request, cfg Config, during func()) *sess
 	stdinW.Close()
 	select {
 	case s.err = <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("Run did not return within 20 s of the end of stdin")
+	case <-time.After(stopWithin):
+		t.Fatalf("Run did not return within %v of the end of stdin", stopWithin)
 	}
-	return s
 }
 
 // traced is one text line: the traced task and the event.
@@ -271,26 +122,6 @@ func parseText(t *testing.T, out string) []tracedLine {
 	return lines
 }
 
-func instancesLeft(t *testing.T, prefix string) []string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := unix.Mount("nodev", dir, "tracefs", 0, ""); err != nil {
-		t.Fatalf("mounting tracefs: %v", err)
-	}
-	defer unix.Unmount(dir, unix.MNT_DETACH)
-	entries, err := os.ReadDir(filepath.Join(dir, "instances"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), prefix) {
-			out = append(out, e.Name())
-		}
-	}
-	return out
-}
-
 func privRequest(output, containerID string) wire.Request {
 	return wire.Request{
 		Version:   wire.ProtocolVersion,
@@ -306,16 +137,16 @@ func privRequest(output, containerID string) wire.Request {
 // mount and network namespaces, an outsider doing the same work outside, a
 // process that joins the container later (kubectl exec).
 func TestRunTracesContainer(t *testing.T) {
-	c := newFakeContainer(t)
+	c := testenv.NewContainer(t)
 	target := startLoop(t, "kttarget", syscall.CLONE_NEWNS|syscall.CLONE_NEWNET)
-	c.add(t, target.pid())
-	target.start(t)
+	c.Add(t, target.PID())
+	target.Go(t)
 	outsider := startLoop(t, "ktoutsider", 0)
-	outsider.start(t)
+	outsider.Go(t)
 	late := startLoop(t, "ktexec", 0)
 
 	ownNS, _ := os.Readlink("/proc/self/ns/mnt")
-	targetNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", target.pid()))
+	targetNS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", target.PID()))
 	if ownNS == targetNS {
 		t.Fatalf("target shares the test's mount namespace %s", ownNS)
 	}
@@ -323,17 +154,17 @@ func TestRunTracesContainer(t *testing.T) {
 	// JSON first: the text session adds a process to the container.
 	for _, output := range []string{hooks.OutputJSON, hooks.OutputText} {
 		t.Run(output, func(t *testing.T) {
-			req := privRequest(output, "containerd://"+c.id)
-			rec := &recordingAttacher{}
-			s := runSession(t, req, Config{RefreshInterval: 200 * time.Millisecond, Attachers: map[string]Attacher{hooks.KindFtrace: rec}}, func() {
+			req := privRequest(output, "containerd://"+c.ID)
+			rec := &recordingRuntime{}
+			s := runSession(t, req, Config{RefreshInterval: 200 * time.Millisecond, Runtimes: map[string]attach.Runtime{hooks.KindFtrace: rec}}, func() {
 				time.Sleep(time.Second)
 				if output == hooks.OutputText {
 					// Joins the container, not as a child of a traced task
 					// (kubectl exec). It starts its loop once the refresh
 					// has found it, so that each of its forks is seen.
-					c.add(t, late.pid())
+					c.Add(t, late.PID())
 					time.Sleep(600 * time.Millisecond)
-					late.start(t)
+					late.Go(t)
 				}
 				time.Sleep(time.Second)
 			})
@@ -351,7 +182,7 @@ func TestRunTracesContainer(t *testing.T) {
 			rec.mu.Lock()
 			joined := rec.added
 			rec.mu.Unlock()
-			checkTrace(t, lines, statuses, target.pid(), outsider.pid(), joined)
+			checkTrace(t, lines, statuses, target.PID(), outsider.PID(), joined)
 			if output == hooks.OutputText {
 				seen := false
 				for _, l := range lines {
@@ -361,40 +192,40 @@ func TestRunTracesContainer(t *testing.T) {
 					t.Error("the process that joined the container later was not traced")
 				}
 			}
-			if left := instancesLeft(t, "kubectl-trace-"+req.SessionID+"-"); len(left) != 0 {
+			if left := testenv.Instances(t, "kubectl-trace-"+req.SessionID+"-"); len(left) != 0 {
 				t.Errorf("instances left: %v", left)
 			}
 		})
 	}
 }
 
-// recordingAttacher attaches the real ftrace hook and records the tids the
+// recordingRuntime opens the real ftrace hook and records the tids the
 // membership refresh hands it: processes that joined the container (or
 // were forked before the attach) without a fork event the trace shows.
-type recordingAttacher struct {
+type recordingRuntime struct {
 	mu    sync.Mutex
 	added []int
 }
 
-func (r *recordingAttacher) Attach(ctx context.Context, a Attachment) (Hook, error) {
-	h, err := FtraceAttacher{}.Attach(ctx, a)
+func (r *recordingRuntime) Open(ctx context.Context, a attach.Attachment) (attach.Session, error) {
+	h, err := ftrace.Runtime{}.Open(ctx, a)
 	if err != nil {
 		return nil, err
 	}
-	return recordingHook{Hook: h, ref: h.(Refresher), rec: r}, nil
+	return recordingHook{Session: h, ref: h.(attach.Threads), rec: r}, nil
 }
 
 type recordingHook struct {
-	Hook
-	ref Refresher
-	rec *recordingAttacher
+	attach.Session
+	ref attach.Threads
+	rec *recordingRuntime
 }
 
-func (h recordingHook) AddPIDs(target int, tids []int) error {
+func (h recordingHook) AddThreads(target int, tids []int) error {
 	h.rec.mu.Lock()
 	h.rec.added = append(h.rec.added, tids...)
 	h.rec.mu.Unlock()
-	return h.ref.AddPIDs(target, tids)
+	return h.ref.AddThreads(target, tids)
 }
 
 func parseJSON(t *testing.T, out string, tg wire.Target) []tracedLine {
@@ -430,8 +261,8 @@ func checkTrace(t *testing.T, lines []tracedLine, statuses []wire.Status, target
 	}
 	// The target, and the child it is waiting for when the scan runs ("ready" goes first: the rest is held until the go byte).
 	r := statuses[1]
-	if r.Method != MethodProcCgroup || len(r.PIDs) == 0 || r.PIDs[0] != targetPID || len(r.PIDs) > 2 {
-		t.Errorf("resolved status %+v, want method %s and pids [%d] or [%d <child>]", r, MethodProcCgroup, targetPID, targetPID)
+	if r.Method != attach.MethodProcCgroup || len(r.PIDs) == 0 || r.PIDs[0] != targetPID || len(r.PIDs) > 2 {
+		t.Errorf("resolved status %+v, want method %s and pids [%d] or [%d <child>]", r, attach.MethodProcCgroup, targetPID, targetPID)
 	}
 	stats := statuses[len(statuses)-1]
 	if stats.Events == 0 || stats.Events != uint64(len(lines)) {
@@ -502,7 +333,7 @@ func TestRunUnknownContainer(t *testing.T) {
 	if stdout.String() != "" {
 		t.Errorf("stdout %q, want nothing", stdout.String())
 	}
-	if left := instancesLeft(t, "kubectl-trace-"+req.SessionID+"-"); len(left) != 0 {
+	if left := testenv.Instances(t, "kubectl-trace-"+req.SessionID+"-"); len(left) != 0 {
 		t.Errorf("instances left: %v", left)
 	}
 }
@@ -510,16 +341,16 @@ func TestRunUnknownContainer(t *testing.T) {
 // A setup error inside the hook (after its instance was made) surfaces
 // before ready and leaves no instance.
 func TestRunAttachErrorLeavesNoInstance(t *testing.T) {
-	c := newFakeContainer(t)
+	c := testenv.NewContainer(t)
 	target := startLoop(t, "kttarget", 0)
-	c.add(t, target.pid())
-	req := privRequest(hooks.OutputText, "containerd://"+c.id)
+	c.Add(t, target.PID())
+	req := privRequest(hooks.OutputText, "containerd://"+c.ID)
 	var stdout, stderr syncBuffer
 	err := Run(context.Background(), req, Config{
 		Stdin: strings.NewReader("g"), Stdout: &stdout, Stderr: &stderr,
-		Attachers: map[string]Attacher{hooks.KindFtrace: AttacherFunc(func(ctx context.Context, a Attachment) (Hook, error) {
+		Runtimes: map[string]attach.Runtime{hooks.KindFtrace: attach.OpenFunc(func(ctx context.Context, a attach.Attachment) (attach.Session, error) {
 			a.Hook.Events = append(a.Hook.Events, "sched:no_such_event")
-			return FtraceAttacher{}.Attach(ctx, a)
+			return ftrace.Runtime{}.Open(ctx, a)
 		})},
 	})
 	if err == nil || !strings.Contains(err.Error(), `enabling event "sched:no_such_event"`) {
@@ -529,7 +360,7 @@ func TestRunAttachErrorLeavesNoInstance(t *testing.T) {
 	if k := kinds(parseStatuses(t, stderr.String())); strings.Join(k, ",") != "resolved,error" {
 		t.Errorf("status kinds %v, want resolved, error", k)
 	}
-	if left := instancesLeft(t, "kubectl-trace-"+req.SessionID+"-"); len(left) != 0 {
+	if left := testenv.Instances(t, "kubectl-trace-"+req.SessionID+"-"); len(left) != 0 {
 		t.Errorf("instances left: %v", left)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
@@ -22,6 +23,7 @@ import (
 // waits for the end, then emits after (what a real hook drains).
 type fakeHook struct {
 	before, after []wire.Event
+	clock         string // the clock of its events' Time
 	streamErr     error
 	onStream      func()
 
@@ -33,14 +35,14 @@ type fakeHook struct {
 	addedCh  chan struct{}
 }
 
-func (f *fakeHook) Stream(ctx context.Context, emit EmitFunc) error {
+func (f *fakeHook) Stream(ctx context.Context, out attach.Sink) error {
 	f.mu.Lock()
 	f.streamed = true
 	f.mu.Unlock()
 	send := func(evs []wire.Event) error {
 		for i := range evs {
 			ev := evs[i]
-			if err := emit(&ev, "k=v"); err != nil {
+			if err := out.Emit(&ev, "k=v"); err != nil {
 				return err
 			}
 			f.mu.Lock()
@@ -62,10 +64,14 @@ func (f *fakeHook) Stream(ctx context.Context, emit EmitFunc) error {
 	return send(f.after)
 }
 
-func (f *fakeHook) Stats() Stats {
+// Output is a hook's that writes events, of clock (by default one that
+// cannot be related to the wall clock: the statuses carry no offset).
+func (f *fakeHook) Output() attach.Output { return attach.Output{Clock: f.clock} }
+
+func (f *fakeHook) Stats() attach.Stats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return Stats{Events: f.events, Lost: 3}
+	return attach.Stats{Events: f.events, Lost: 3}
 }
 
 func (f *fakeHook) Close() error {
@@ -75,7 +81,7 @@ func (f *fakeHook) Close() error {
 	return nil
 }
 
-func (f *fakeHook) AddPIDs(target int, tids []int) error {
+func (f *fakeHook) AddThreads(target int, tids []int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.added == nil {
@@ -297,8 +303,8 @@ func TestRunLifecycle(t *testing.T) {
 			if tt.cancelAt == "stream" {
 				h.onStream = cancel
 			}
-			var attached *Attachment
-			attachers := map[string]Attacher{hooks.KindFtrace: AttacherFunc(func(_ context.Context, a Attachment) (Hook, error) {
+			var attached *attach.Attachment
+			attachers := map[string]attach.Runtime{hooks.KindFtrace: attach.OpenFunc(func(_ context.Context, a attach.Attachment) (attach.Session, error) {
 				attached = &a
 				if tt.attachErr != nil {
 					return nil, tt.attachErr
@@ -306,13 +312,13 @@ func TestRunLifecycle(t *testing.T) {
 				return h, nil
 			})}
 			if tt.noAttacher {
-				attachers = map[string]Attacher{}
+				attachers = map[string]attach.Runtime{}
 			}
 			var stdout, stderr syncBuffer
 			err := Run(ctx, tt.req, Config{
 				ProcRoot: procRoot, CgroupRoot: cgroupRoot,
 				Stdin: tt.stdin(cancel), Stdout: &stdout, Stderr: &stderr,
-				Attachers: attachers, Now: fakeClock(), RefreshInterval: -1,
+				Runtimes: attachers, Now: fakeClock(), RefreshInterval: -1,
 			})
 
 			if tt.wantErr == "" && err != nil {
@@ -347,13 +353,13 @@ func TestRunLifecycle(t *testing.T) {
 func TestRunStatuses(t *testing.T) {
 	procRoot, cgroupRoot, cgroupDir := fakeNode(t)
 	h := &fakeHook{before: []wire.Event{ev1}, after: []wire.Event{ev2}}
-	var attached Attachment
+	var attached attach.Attachment
 	var stdout, stderr syncBuffer
 	req := request(hooks.OutputJSON, "containerd://"+id)
 	err := Run(context.Background(), req, Config{
 		ProcRoot: procRoot, CgroupRoot: cgroupRoot,
 		Stdin: strings.NewReader("go"), Stdout: &stdout, Stderr: &stderr,
-		Attachers: map[string]Attacher{hooks.KindFtrace: AttacherFunc(func(_ context.Context, a Attachment) (Hook, error) {
+		Runtimes: map[string]attach.Runtime{hooks.KindFtrace: attach.OpenFunc(func(_ context.Context, a attach.Attachment) (attach.Session, error) {
 			attached = a
 			a.Warn("removed tracefs instance \"x\" left by a helper that is gone")
 			return h, nil
@@ -367,7 +373,7 @@ func TestRunStatuses(t *testing.T) {
 	zero := 0
 	want := []wire.Status{
 		{Kind: wire.StatusReady},
-		{Kind: wire.StatusResolved, Target: &tg, Index: &zero, Method: MethodProcCgroup, PIDs: []int{4242},
+		{Kind: wire.StatusResolved, Target: &tg, Index: &zero, Method: attach.MethodProcCgroup, PIDs: []int{4242},
 			Message: "1 process, 2 threads in cgroup /kubepods/besteffort/pod" + podUID + "/" + id +
 				"; processes that join later are found in " + cgroupDir},
 		{Kind: wire.StatusWarning, Message: "removed tracefs instance \"x\" left by a helper that is gone"},
@@ -377,10 +383,10 @@ func TestRunStatuses(t *testing.T) {
 	if diff := cmp.Diff(want, parseStatuses(t, stderr.String())); diff != "" {
 		t.Errorf("statuses mismatch (-want +got):\n%s", diff)
 	}
-	wantAttach := Attachment{
+	wantAttach := attach.Attachment{
 		Request: req, Fields: true, ProcRoot: procRoot,
-		Targets: []Resolution{{Target: tg, Method: MethodProcCgroup, PIDs: []int{4242}, TIDs: []int{4242, 4243},
-			Cgroups: []Cgroup{
+		Targets: []attach.Target{{Target: tg, Method: attach.MethodProcCgroup, PIDs: []int{4242}, TIDs: []int{4242, 4243},
+			Cgroups: []attach.Cgroup{
 				{Controllers: "cpu,cpuacct", Path: "/kubepods/besteffort/pod" + podUID + "/" + id},
 				{Controllers: "devices", Path: "/kubepods/besteffort/pod" + podUID + "/" + id},
 				{Controllers: "memory", Path: "/kubepods/besteffort/pod" + podUID + "/" + id},
@@ -388,7 +394,7 @@ func TestRunStatuses(t *testing.T) {
 			}}},
 	}
 	wantAttach.Hook, _ = hooks.Lookup("sched")
-	if diff := cmp.Diff(wantAttach, attached, cmpopts.IgnoreFields(Attachment{}, "Warn", "Log")); diff != "" {
+	if diff := cmp.Diff(wantAttach, attached, cmpopts.IgnoreFields(attach.Attachment{}, "Warn", "Log")); diff != "" {
 		t.Errorf("attachment mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -416,7 +422,7 @@ func TestRunRefresh(t *testing.T) {
 	err := Run(context.Background(), request(hooks.OutputText, "containerd://"+id), Config{
 		ProcRoot: procRoot, CgroupRoot: cgroupRoot,
 		Stdin: stdinR, Stdout: &stdout, Stderr: &stderr,
-		Attachers:       map[string]Attacher{hooks.KindFtrace: AttacherFunc(func(context.Context, Attachment) (Hook, error) { return h, nil })},
+		Runtimes:        map[string]attach.Runtime{hooks.KindFtrace: attach.OpenFunc(func(context.Context, attach.Attachment) (attach.Session, error) { return h, nil })},
 		RefreshInterval: 5 * time.Millisecond,
 	})
 	if err != nil {
@@ -447,7 +453,7 @@ func TestRunRefreshContainerGone(t *testing.T) {
 		done <- Run(context.Background(), request(hooks.OutputText, "containerd://"+id), Config{
 			ProcRoot: procRoot, CgroupRoot: cgroupRoot,
 			Stdin: stdinR, Stdout: io.Discard, Stderr: &stderr,
-			Attachers:       map[string]Attacher{hooks.KindFtrace: AttacherFunc(func(context.Context, Attachment) (Hook, error) { return h, nil })},
+			Runtimes:        map[string]attach.Runtime{hooks.KindFtrace: attach.OpenFunc(func(context.Context, attach.Attachment) (attach.Session, error) { return h, nil })},
 			RefreshInterval: 5 * time.Millisecond,
 		})
 	}()
@@ -484,7 +490,7 @@ func TestRunRefreshAfterAttach(t *testing.T) {
 	err := Run(context.Background(), request(hooks.OutputText, "containerd://"+id), Config{
 		ProcRoot: procRoot, CgroupRoot: cgroupRoot,
 		Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &stderr,
-		Attachers: map[string]Attacher{hooks.KindFtrace: AttacherFunc(func(context.Context, Attachment) (Hook, error) {
+		Runtimes: map[string]attach.Runtime{hooks.KindFtrace: attach.OpenFunc(func(context.Context, attach.Attachment) (attach.Session, error) {
 			writeProc(t, procRoot, []fakeProc{{pid: 5000, cgroup: "0::/\n", tids: []int{5000, 5001}}})
 			mustWrite(t, filepath.Join(cgroupDir, "cgroup.procs"), "4242\n5000\n")
 			return h, nil

@@ -3,6 +3,7 @@ package runner
 import (
 	"sync"
 
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
@@ -18,9 +19,9 @@ const (
 // control messages and the membership refresh.
 type sessionTargets struct {
 	mu    sync.Mutex
-	res   []Resolution // by slot
-	index []int        // by slot: the session index
-	live  []bool       // by slot
+	res   []attach.Target // by slot
+	index []int           // by slot: the session index
+	live  []bool          // by slot
 	// settled is false while the hook takes the slot (AddTarget): the
 	// refresh leaves it alone until then.
 	settled []bool
@@ -43,7 +44,7 @@ func newSessionTargets(requested int) *sessionTargets {
 }
 
 // add gives r the next slot, with session index idx, traced.
-func (t *sessionTargets) add(r Resolution, idx int) int {
+func (t *sessionTargets) add(r attach.Target, idx int) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	slot := len(t.res)
@@ -58,7 +59,7 @@ func (t *sessionTargets) add(r Resolution, idx int) int {
 
 // addPending is add for a slot the hook has not taken yet: events find
 // it, the refresh does not look at it before settle.
-func (t *sessionTargets) addPending(r Resolution, idx int) int {
+func (t *sessionTargets) addPending(r attach.Target, idx int) int {
 	slot := t.add(r, idx)
 	t.mu.Lock()
 	t.settled[slot] = false
@@ -136,14 +137,14 @@ func (t *sessionTargets) liveCount() int {
 
 // snapshot returns the slots' resolutions and whether the refresh should
 // look at each: traced, and taken by the hook.
-func (t *sessionTargets) snapshot() (res []Resolution, look []bool) {
+func (t *sessionTargets) snapshot() (res []attach.Target, look []bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	look = make([]bool, len(t.live))
 	for i := range look {
 		look[i] = t.live[i] && t.settled[i]
 	}
-	return append([]Resolution(nil), t.res...), look
+	return append([]attach.Target(nil), t.res...), look
 }
 
 // indexOfSlot returns slot's session index.

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
@@ -73,7 +74,7 @@ type multiHook struct {
 	addErr  error
 }
 
-func newMultiHook(a Attachment) *multiHook {
+func newMultiHook(a attach.Attachment) *multiHook {
 	h := &multiHook{feed: make(chan wire.Event)}
 	for _, r := range a.Targets {
 		h.targets = append(h.targets, r.Target)
@@ -81,13 +82,13 @@ func newMultiHook(a Attachment) *multiHook {
 	return h
 }
 
-func (h *multiHook) Stream(ctx context.Context, emit EmitFunc) error {
+func (h *multiHook) Stream(ctx context.Context, out attach.Sink) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case ev := <-h.feed:
-			if err := emit(&ev, "k=v"); err != nil {
+			if err := out.Emit(&ev, "k=v"); err != nil {
 				return err
 			}
 		}
@@ -102,10 +103,11 @@ func (h *multiHook) send(slot, n int) {
 	h.feed <- wire.Event{Time: float64(n), PID: 1, Comm: tg.Pod, Event: "e", Node: tg.Node, Namespace: tg.Namespace, Pod: tg.Pod, Container: tg.Container}
 }
 
-func (h *multiHook) Stats() Stats { return Stats{} }
-func (h *multiHook) Close() error { return nil }
+func (h *multiHook) Output() attach.Output { return attach.Output{} }
+func (h *multiHook) Stats() attach.Stats   { return attach.Stats{} }
+func (h *multiHook) Close() error          { return nil }
 
-func (h *multiHook) AddTarget(slot int, r Resolution) error {
+func (h *multiHook) AddTarget(slot int, r attach.Target) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.addErr != nil {
@@ -217,7 +219,7 @@ func TestRunFramedEvents(t *testing.T) {
 			var h *multiHook
 			// No flush in between: records of one target in a row share a frame.
 			s := startSession(t, multiRequest(output, 2), Config{ProcRoot: procRoot, CgroupRoot: cgroupRoot, RefreshInterval: -1, FlushInterval: time.Hour,
-				Attachers: map[string]Attacher{hooks.KindFtrace: AttacherFunc(func(_ context.Context, a Attachment) (Hook, error) {
+				Runtimes: map[string]attach.Runtime{hooks.KindFtrace: attach.OpenFunc(func(_ context.Context, a attach.Attachment) (attach.Session, error) {
 					h = newMultiHook(a)
 					return h, nil
 				})}})
@@ -263,7 +265,7 @@ func TestRunFramedLimits(t *testing.T) {
 	req := multiRequest(hooks.OutputText, 2)
 	req.MaxEvents = 3
 	s := startSession(t, req, Config{ProcRoot: procRoot, CgroupRoot: cgroupRoot, RefreshInterval: -1,
-		Attachers: map[string]Attacher{hooks.KindFtrace: AttacherFunc(func(_ context.Context, a Attachment) (Hook, error) {
+		Runtimes: map[string]attach.Runtime{hooks.KindFtrace: attach.OpenFunc(func(_ context.Context, a attach.Attachment) (attach.Session, error) {
 			h = newMultiHook(a)
 			return h, nil
 		})}})
@@ -295,14 +297,12 @@ type multiRawHook struct {
 	chunk   int
 }
 
-func (f *multiRawHook) Stream(context.Context, EmitFunc) error { return errors.New("not raw") }
-func (f *multiRawHook) StreamRaw(context.Context, io.Writer) error {
-	return errors.New("StreamRaw called on a framed session")
-}
-func (f *multiRawHook) Stats() Stats { return Stats{} }
-func (f *multiRawHook) Close() error { return nil }
+func (f *multiRawHook) Output() attach.Output { return attach.Output{Raw: true} }
+func (f *multiRawHook) Stats() attach.Stats   { return attach.Stats{} }
+func (f *multiRawHook) Close() error          { return nil }
 
-func (f *multiRawHook) StreamRawTargets(ctx context.Context, w func(int) io.Writer) error {
+func (f *multiRawHook) Stream(ctx context.Context, out attach.Sink) error {
+	w := out.Raw
 	// Interleave the targets' pieces, as concurrent captures would.
 	rest := slices.Clone(f.streams)
 	for more := true; more; {
@@ -348,7 +348,7 @@ func TestRunFramedPcap(t *testing.T) {
 			req.MaxBytes = tt.maxBytes
 			h := &multiRawHook{streams: [][]byte{a, b}, chunk: 13}
 			s := startSession(t, req, Config{ProcRoot: procRoot, CgroupRoot: cgroupRoot, RefreshInterval: -1,
-				Attachers: map[string]Attacher{hooks.KindTcpdump: AttacherFunc(func(context.Context, Attachment) (Hook, error) { return h, nil })}})
+				Runtimes: map[string]attach.Runtime{hooks.KindTcpdump: attach.OpenFunc(func(context.Context, attach.Attachment) (attach.Session, error) { return h, nil })}})
 			s.write(t, "g")
 			if tt.maxBytes == 0 {
 				time.Sleep(50 * time.Millisecond)
@@ -400,7 +400,7 @@ func TestRunControl(t *testing.T) {
 	procRoot, cgroupRoot, _ := multiNode(t)
 	var h *multiHook
 	s := startSession(t, multiRequest(hooks.OutputText, 2), Config{ProcRoot: procRoot, CgroupRoot: cgroupRoot, RefreshInterval: time.Hour,
-		Attachers: map[string]Attacher{hooks.KindFtrace: AttacherFunc(func(_ context.Context, a Attachment) (Hook, error) {
+		Runtimes: map[string]attach.Runtime{hooks.KindFtrace: attach.OpenFunc(func(_ context.Context, a attach.Attachment) (attach.Session, error) {
 			h = newMultiHook(a)
 			a.Warn("from attach")
 			return h, nil
@@ -480,7 +480,7 @@ func TestRunControlAddUnsupported(t *testing.T) {
 	req := request(hooks.OutputText, "containerd://"+id)
 	req.Framed = true
 	s := startSession(t, req, Config{ProcRoot: procRoot, CgroupRoot: cgroupRoot, RefreshInterval: -1,
-		Attachers: map[string]Attacher{hooks.KindFtrace: AttacherFunc(func(context.Context, Attachment) (Hook, error) { return h, nil })}})
+		Runtimes: map[string]attach.Runtime{hooks.KindFtrace: attach.OpenFunc(func(context.Context, attach.Attachment) (attach.Session, error) { return h, nil })}})
 	tg := multiTarget(2)
 	line, _ := wire.EncodeControl(wire.Control{Add: &tg})
 	s.write(t, "g"+string(line))
@@ -497,7 +497,7 @@ func TestRunFramedTargetGone(t *testing.T) {
 	procRoot, cgroupRoot, procs := multiNode(t)
 	var h *multiHook
 	s := startSession(t, multiRequest(hooks.OutputText, 2), Config{ProcRoot: procRoot, CgroupRoot: cgroupRoot, RefreshInterval: 5 * time.Millisecond,
-		Attachers: map[string]Attacher{hooks.KindFtrace: AttacherFunc(func(_ context.Context, a Attachment) (Hook, error) {
+		Runtimes: map[string]attach.Runtime{hooks.KindFtrace: attach.OpenFunc(func(_ context.Context, a attach.Attachment) (attach.Session, error) {
 			h = newMultiHook(a)
 			return h, nil
 		})}})
@@ -535,7 +535,7 @@ func TestRunFramedNotFound(t *testing.T) {
 	req.Targets[0].ContainerID = "containerd://" + absent
 	var h *multiHook
 	s := startSession(t, req, Config{ProcRoot: procRoot, CgroupRoot: cgroupRoot, RefreshInterval: -1,
-		Attachers: map[string]Attacher{hooks.KindFtrace: AttacherFunc(func(_ context.Context, a Attachment) (Hook, error) {
+		Runtimes: map[string]attach.Runtime{hooks.KindFtrace: attach.OpenFunc(func(_ context.Context, a attach.Attachment) (attach.Session, error) {
 			h = newMultiHook(a)
 			return h, nil
 		})}})

@@ -15,15 +15,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks"
-	"github.com/ktrace-dev/kubectl-trace/hooks/tcpdump/tcpdumptest"
+	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
+	"github.com/ktrace-dev/kubectl-trace/hooks/tcpdump"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
+	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
 )
-
-// TestMain lets the test binary run as a network peer (tcpdumptest).
-func TestMain(m *testing.M) {
-	tcpdumptest.MaybeRunPeer()
-	os.Exit(m.Run())
-}
 
 const (
 	tdTargetPort   = 7201
@@ -57,15 +53,15 @@ func tcpdumpRequest(output, containerID string, args map[string]string) wire.Req
 // ready, go, stream, stop on the end of stdin, stats) captures the
 // target's connections only.
 func TestRunTcpdump(t *testing.T) {
-	c := newFakeContainer(t)
-	target := tcpdumptest.StartPeer(t, tdTargetPort, "target-hello", 0)
-	c.add(t, target.PID())
-	tcpdumptest.StartPeer(t, tdOutsiderPort, "outsider-hello", 0)
-	attachers := map[string]Attacher{hooks.KindTcpdump: TcpdumpAttacher{}}
+	c := testenv.NewContainer(t)
+	target := testenv.StartPeer(t, tdTargetPort, "target-hello", 0)
+	c.Add(t, target.PID())
+	testenv.StartPeer(t, tdOutsiderPort, "outsider-hello", 0)
+	attachers := map[string]attach.Runtime{hooks.KindTcpdump: tcpdump.Runtime{}}
 
 	t.Run("pcap", func(t *testing.T) {
-		req := tcpdumpRequest(hooks.OutputPCAP, "containerd://"+c.id, nil)
-		s := runSession(t, req, Config{Attachers: attachers}, func() { time.Sleep(1500 * time.Millisecond) })
+		req := tcpdumpRequest(hooks.OutputPCAP, "containerd://"+c.ID, nil)
+		s := runSession(t, req, Config{Runtimes: attachers}, func() { time.Sleep(1500 * time.Millisecond) })
 		if s.err != nil {
 			t.Fatalf("Run: %v\nstderr:\n%s", s.err, s.stderr.String())
 		}
@@ -77,7 +73,7 @@ func TestRunTcpdump(t *testing.T) {
 		if err := os.WriteFile(file, []byte(s.stdout.String()), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		text := tcpdumptest.ReadPcap(t, file)
+		text := testenv.ReadPcap(t, file)
 		packets := strings.Count(text, " IP 127.0.0.1.")
 		stats := statuses[len(statuses)-1]
 		t.Logf("%d bytes, %d packets, stats %+v; tcpdump said:\n%s", len(s.stdout.String()), packets, stats, strings.Join(plain, "\n"))
@@ -97,8 +93,8 @@ func TestRunTcpdump(t *testing.T) {
 	})
 
 	t.Run("text", func(t *testing.T) {
-		req := tcpdumpRequest(hooks.OutputText, "containerd://"+c.id, map[string]string{"filter": "tcp[tcpflags] & tcp-syn != 0"})
-		s := runSession(t, req, Config{Attachers: attachers}, func() { time.Sleep(time.Second) })
+		req := tcpdumpRequest(hooks.OutputText, "containerd://"+c.ID, map[string]string{"filter": "tcp[tcpflags] & tcp-syn != 0"})
+		s := runSession(t, req, Config{Runtimes: attachers}, func() { time.Sleep(time.Second) })
 		if s.err != nil {
 			t.Fatalf("Run: %v\nstderr:\n%s", s.err, s.stderr.String())
 		}
@@ -115,8 +111,8 @@ func TestRunTcpdump(t *testing.T) {
 	})
 
 	t.Run("json", func(t *testing.T) {
-		req := tcpdumpRequest(hooks.OutputJSON, "containerd://"+c.id, map[string]string{"interface": "lo", "filter": "tcp"})
-		s := runSession(t, req, Config{Attachers: attachers}, func() { time.Sleep(time.Second) })
+		req := tcpdumpRequest(hooks.OutputJSON, "containerd://"+c.ID, map[string]string{"interface": "lo", "filter": "tcp"})
+		s := runSession(t, req, Config{Runtimes: attachers}, func() { time.Sleep(time.Second) })
 		if s.err != nil {
 			t.Fatalf("Run: %v\nstderr:\n%s", s.err, s.stderr.String())
 		}
@@ -148,10 +144,10 @@ func TestRunTcpdump(t *testing.T) {
 		{name: "max events", maxEvents: 7, ended: "max events reached"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			req := tcpdumpRequest(hooks.OutputPCAP, "containerd://"+c.id, nil)
+			req := tcpdumpRequest(hooks.OutputPCAP, "containerd://"+c.ID, nil)
 			req.MaxEvents, req.MaxBytes = tt.maxEvents, tt.maxBytes
 			// stdin ends after 3 s; the limit comes long before.
-			s := runSession(t, req, Config{Attachers: attachers}, func() { time.Sleep(3 * time.Second) })
+			s := runSession(t, req, Config{Runtimes: attachers}, func() { time.Sleep(3 * time.Second) })
 			if s.err != nil {
 				t.Fatalf("Run: %v\nstderr:\n%s", s.err, s.stderr.String())
 			}
@@ -161,7 +157,7 @@ func TestRunTcpdump(t *testing.T) {
 			if err := os.WriteFile(file, []byte(s.stdout.String()), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			packets := strings.Count(tcpdumptest.ReadPcap(t, file), " IP 127.0.0.1.")
+			packets := strings.Count(testenv.ReadPcap(t, file), " IP 127.0.0.1.")
 			t.Logf("%d bytes, %d packets, stats %+v", len(s.stdout.String()), packets, stats)
 			if stats.Seconds > 2 {
 				t.Errorf("the session lasted %.1f s: the limit did not end it", stats.Seconds)
