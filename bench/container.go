@@ -4,7 +4,7 @@ package main
 
 import (
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
-	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
+	"github.com/ktrace-dev/kubectl-trace/test/testenv"
 )
 
 // fakeContainer is what the helper's resolution takes for a container: the

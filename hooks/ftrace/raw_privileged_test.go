@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
+	"github.com/ktrace-dev/kubectl-trace/test/testenv"
 	"golang.org/x/sys/unix"
 )
 

@@ -24,7 +24,7 @@ import (
 	"github.com/ktrace-dev/kubectl-trace/hooks"
 	"github.com/ktrace-dev/kubectl-trace/hooks/attach"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
-	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
+	"github.com/ktrace-dev/kubectl-trace/test/testenv"
 )
 
 // ownNetns is the test process's network namespace at the start.

@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
+	"github.com/ktrace-dev/kubectl-trace/test/testenv"
 )
 
 func init() { testenv.Main() }

@@ -22,7 +22,7 @@ import (
 	"github.com/ktrace-dev/kubectl-trace/hooks/ftrace"
 	"github.com/ktrace-dev/kubectl-trace/hooks/tcpdump"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
-	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
+	"github.com/ktrace-dev/kubectl-trace/test/testenv"
 )
 
 // framedRun plays the plugin of a framed session: it waits for ready,

@@ -17,7 +17,7 @@ import (
 	"github.com/ktrace-dev/kubectl-trace/hooks/ebpf"
 	"github.com/ktrace-dev/kubectl-trace/hooks/ftrace"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
-	"github.com/ktrace-dev/kubectl-trace/internal/testenv"
+	"github.com/ktrace-dev/kubectl-trace/test/testenv"
 )
 
 // nodeWorkloads are two "containers" (own cgroups, mount and network
