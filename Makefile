@@ -70,6 +70,10 @@ release-check: ## goreleaser check and snapshot build of the six archives, then 
 test-unit: ## unit tests, no root needed
 	$(GO) test -count=1 ./...
 
+.PHONY: otelcol
+otelcol: ## build the project's OpenTelemetry Collector into bin/tools/otelcol (collector builder; cached in ~/.cache/kubectl-trace)
+	hack/otelcol/build.sh bin/tools/otelcol
+
 .PHONY: test-privileged
 test-privileged: ## kernel tests: root and a real kernel (one package at a time: they check kernel-wide state, such as BPF programs and tracefs instances)
 	@[ "$$(id -u)" = 0 ] || { echo "test-privileged needs root (real tracefs, cgroups and namespaces)" >&2; exit 1; }
