@@ -1,0 +1,184 @@
+package otlp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
+)
+
+// worker turns queued events into log records, spans and metrics, and
+// hands them to the senders in batches. One goroutine owns it.
+type worker struct {
+	e     *Exporter
+	batch []sdklog.Record
+	done  chan struct{}
+	// lastCounters is when the event counters were last sent.
+	lastCounters time.Time
+	kind         aggKind
+}
+
+func newWorker(e *Exporter) *worker {
+	return &worker{e: e, batch: make([]sdklog.Record, 0, e.set.BatchSize), done: make(chan struct{}),
+		lastCounters: e.set.Now(), kind: aggKindOf(e.sess.Hook)}
+}
+
+// run works until Stop closes the queue, then sends what is left.
+func (w *worker) run() {
+	defer close(w.done)
+	tick := time.NewTicker(w.e.set.BatchTimeout)
+	defer tick.Stop()
+	for {
+		select {
+		case it, ok := <-w.e.q:
+			if !ok {
+				w.finish()
+				return
+			}
+			w.e.queued.Add(-it.n)
+			w.handle(&it)
+		case <-tick.C:
+			w.tick(w.e.set.Now())
+		}
+	}
+}
+
+// handle maps one item, or after Stop's deadline only counts it.
+func (w *worker) handle(it *item) {
+	if w.e.runCtx.Err() != nil {
+		w.e.logAcct.drop(ReasonDeadline, uint64(it.n))
+		return
+	}
+	if it.json == nil {
+		w.event(it.t, &it.ev, it.text, it.recv)
+		return
+	}
+	w.jsonLines(it)
+}
+
+// jsonEvent is a line of -o json, with the text line the helper may add.
+type jsonEvent struct {
+	wire.Event
+	Text string `json:"text"`
+}
+
+// jsonLines decodes the whole lines of an EmitJSON item, joining a line
+// cut across items. After a gap (items dropped before this one) the line
+// in progress is lost: its start (the carry) is dropped, and so is its
+// end when this item begins in the middle of a line; each line counted
+// once, where its newline was.
+func (w *worker) jsonLines(it *item) {
+	t, p := it.t, it.json
+	if it.gap {
+		t.carry = t.carry[:0]
+		t.skip = !it.gapNewline || it.gapMid
+	}
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			if !t.skip {
+				t.carry = append(t.carry, p...)
+			}
+			return
+		}
+		line := p[:i]
+		p = p[i+1:]
+		if t.skip {
+			t.skip = false
+			w.e.logAcct.drop(ReasonQueueFull, 1)
+			continue
+		}
+		if len(t.carry) > 0 {
+			line = append(t.carry, line...)
+			t.carry = t.carry[:0]
+		}
+		w.jsonLine(t, line, it.recv)
+	}
+}
+
+func (w *worker) jsonLine(t *Target, line []byte, recv time.Time) {
+	var ev jsonEvent
+	if err := json.Unmarshal(line, &ev); err != nil || ev.Event.Event == "" {
+		w.e.logAcct.drop(ReasonNotEvent, 1)
+		return
+	}
+	w.event(t, &ev.Event, ev.Text, recv)
+}
+
+// event maps one event: its record, its part of an aggregate, its span.
+func (w *worker) event(t *Target, ev *wire.Event, text string, recv time.Time) {
+	offset, known := t.clock()
+	if w.e.logExp == nil {
+		// Logs are not sent: the event still counts (and aggregates).
+		w.e.logAcct.drop(ReasonNotSent, 1)
+	} else {
+		t.logger.Emit(t.ctx, record(w.e.sess.Hook, ev, text, recv, offset, known))
+		if len(w.batch) >= w.e.set.BatchSize {
+			w.flushLogs()
+		}
+	}
+	if w.kind != aggNone {
+		w.aggregate(t, ev, recv)
+	}
+	if w.e.set.DurationSpans && w.e.spanExp != nil {
+		w.e.durationSpan(t, ev, offset, known)
+	}
+}
+
+// logSink is the processor of a target's LoggerProvider: its records go
+// into the worker's batch. Only the worker emits, so no lock.
+type logSink struct{ w *worker }
+
+func (s *logSink) OnEmit(_ context.Context, r *sdklog.Record) error {
+	s.w.batch = append(s.w.batch, r.Clone())
+	return nil
+}
+
+func (*logSink) Enabled(context.Context, sdklog.EnabledParameters) bool { return true }
+func (*logSink) Shutdown(context.Context) error                         { return nil }
+func (*logSink) ForceFlush(context.Context) error                       { return nil }
+
+// flushLogs hands the batch to the logs sender.
+func (w *worker) flushLogs() {
+	if len(w.batch) == 0 {
+		return
+	}
+	batch := w.batch
+	w.batch = make([]sdklog.Record, 0, w.e.set.BatchSize)
+	exp := w.e.logExp
+	w.e.logs.submit(w.e.runCtx, job{n: uint64(len(batch)), export: func(ctx context.Context) error {
+		return exp.Export(ctx, batch)
+	}})
+}
+
+// tick sends what waited long enough: the batches, the aggregates of a
+// hook interval that is complete, and the counters when due.
+func (w *worker) tick(now time.Time) {
+	w.flushLogs()
+	w.e.flushSpans()
+	for _, t := range w.e.liveTargets() {
+		w.closeQuiet(t, now)
+	}
+	if now.Sub(w.lastCounters) >= w.e.set.MetricInterval {
+		w.lastCounters = now
+		w.sendCounters(now, false)
+	}
+}
+
+// finish runs after Stop: every aggregate closed, the counters a last
+// time, the batches, then the senders are told there is no more.
+func (w *worker) finish() {
+	now := w.e.set.Now()
+	for _, t := range w.e.liveTargets() {
+		w.closeGroup(t)
+	}
+	w.sendCounters(now, true)
+	w.flushLogs()
+	w.e.flushSpans()
+	close(w.e.logs.jobs)
+	close(w.e.metrics.jobs)
+	close(w.e.spans.jobs)
+}
