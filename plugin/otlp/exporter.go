@@ -275,7 +275,7 @@ func (e *Exporter) summary() Summary {
 	e.errMu.Lock()
 	defer e.errMu.Unlock()
 	return Summary{
-		Endpoint:   e.cfg.Logs.URL.String(),
+		Endpoint:   e.cfg.Logs.Protocol + " " + e.cfg.Logs.URL.String(),
 		Events:     e.events.Load(),
 		Logs:       logs,
 		Spans:      e.spans.acct.summary(),

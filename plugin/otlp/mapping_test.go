@@ -183,6 +183,8 @@ func TestClassify(t *testing.T) {
 		{err: fmt.Errorf("post: %w", &net.OpError{Op: "dial", Err: errors.New("connection refused")}), want: ReasonUnreachable},
 		{err: fmt.Errorf("export: %w", context.DeadlineExceeded), want: ReasonTimeout},
 		{err: fmt.Errorf("export: %w", context.Canceled), stopped: true, want: ReasonDeadline},
+		// Retried against an unreachable endpoint until the stop deadline.
+		{err: fmt.Errorf("%w: %w", context.Canceled, status.Error(codes.Unavailable, "refused")), stopped: true, want: ReasonUnreachable},
 		{err: errors.New("failed to send logs to http://c/v1/logs: 400 Bad Request"), want: ReasonRejected},
 	} {
 		if got := classify(tc.err, tc.stopped); got != tc.want {

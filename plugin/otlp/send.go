@@ -56,7 +56,7 @@ func (s SignalSummary) DroppedTotal() uint64 {
 
 // Summary is what an exporter did, returned by Stop.
 type Summary struct {
-	// Endpoint is the logs endpoint, for messages.
+	// Endpoint is the logs endpoint, protocol and URL, for messages.
 	Endpoint string
 	// Events counts the events the caller gave (each becomes a log record:
 	// Events == Logs.Exported + Logs.DroppedTotal()).
@@ -80,8 +80,13 @@ func (s Summary) String() string {
 	if n := s.Logs.DroppedTotal(); n > 0 {
 		fmt.Fprintf(&b, ", %d dropped (%s)", n, reasons(s.Logs.Dropped))
 	}
-	if n := s.Spans.DroppedTotal() + s.Metrics.DroppedTotal(); n > 0 {
-		fmt.Fprintf(&b, "; %d spans and metric points dropped", n)
+	for _, sig := range []struct {
+		name string
+		s    SignalSummary
+	}{{"spans", s.Spans}, {"metric points", s.Metrics}} {
+		if n := sig.s.DroppedTotal(); n > 0 {
+			fmt.Fprintf(&b, "; %d %s dropped (%s)", n, sig.name, reasons(sig.s.Dropped))
+		}
 	}
 	if s.StartError != nil {
 		b.WriteString("; at start the endpoint did not answer")
@@ -176,10 +181,13 @@ func partialRejected(err error) (uint64, bool) {
 
 // classify names why a request failed. stopped says whether Stop's
 // deadline had passed, which cancels every request.
+//
+// The endpoint's answer comes first: a request that was being retried
+// against an unreachable endpoint when the deadline cancelled it failed
+// because the endpoint was unreachable.
 func classify(err error, stopped bool) string {
-	if stopped && errors.Is(err, context.Canceled) {
-		return ReasonDeadline
-	}
+	var op *net.OpError
+	var dns *net.DNSError
 	if s, ok := status.FromError(unwrapToStatus(err)); ok && s.Code() != codes.Unknown {
 		switch s.Code() {
 		case codes.Unavailable:
@@ -193,13 +201,13 @@ func classify(err error, stopped bool) string {
 		}
 		return ReasonRejected
 	}
-	var op *net.OpError
-	var dns *net.DNSError
 	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return ReasonTimeout
 	case errors.As(err, &op), errors.As(err, &dns):
 		return ReasonUnreachable
+	case stopped && errors.Is(err, context.Canceled):
+		return ReasonDeadline
+	case errors.Is(err, context.DeadlineExceeded):
+		return ReasonTimeout
 	}
 	return ReasonRejected
 }
