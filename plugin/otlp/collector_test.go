@@ -27,7 +27,7 @@ import (
 
 // collector is one running bin/tools/otelcol.
 type collector struct {
-	t          *testing.T
+	t          testing.TB
 	cmd        *exec.Cmd
 	grpc, http string // host:port of the receivers
 	file       string
@@ -38,7 +38,7 @@ type collector struct {
 // otelcolBinary is the collector to run: KTRACE_OTELCOL, else the one make
 // otelcol builds. Missing is a failure, not a skip: make test-otelcol
 // builds it first.
-func otelcolBinary(t *testing.T) string {
+func otelcolBinary(t testing.TB) string {
 	if p := os.Getenv("KTRACE_OTELCOL"); p != "" {
 		return p
 	}
@@ -55,10 +55,14 @@ func otelcolBinary(t *testing.T) string {
 // startCollector starts a collector on two free loopback ports, writing
 // into a file of the test's temporary directory, and waits for it to say
 // it is ready. A port taken between picking and binding is retried.
-func startCollector(t *testing.T) *collector {
+func startCollector(t testing.TB) *collector { return startCollectorWith(t, "test-config.yaml") }
+
+// startCollectorWith is startCollector with another configuration of
+// hack/otelcol.
+func startCollectorWith(t testing.TB, configName string) *collector {
 	t.Helper()
 	bin := otelcolBinary(t)
-	config, err := filepath.Abs("../../hack/otelcol/test-config.yaml")
+	config, err := filepath.Abs("../../hack/otelcol/" + configName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +170,7 @@ func (c *collector) waitFor(what string, limit time.Duration, cond func(otlpData
 }
 
 // freeAddr is a loopback address no one listens on now.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

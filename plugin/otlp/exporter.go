@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
+	"go.opentelemetry.io/otel/log"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -20,11 +21,18 @@ import (
 // scopeName is the instrumentation scope of everything the exporter sends.
 const scopeName = "github.com/ktrace-dev/kubectl-trace"
 
+// logLanes is how many logs requests are in flight at once: two, so that
+// one is encoded while the endpoint takes the other.
+const logLanes = 2
+
 // Settings tune an exporter; a zero field takes its default.
 type Settings struct {
-	// QueueSize bounds the events waiting between Emit and the export
-	// worker (default 32768); beyond it Emit drops, counted.
-	QueueSize int
+	// QueueSize bounds the items waiting between the caller and the
+	// export worker, each an Emit or an EmitJSON call (default 32768), and
+	// QueueBytes the bytes of EmitJSON's (default 16 MiB); beyond either
+	// the item is dropped, counted.
+	QueueSize  int
+	QueueBytes int64
 	// BatchSize is the most log records per request (default 2048).
 	BatchSize int
 	// BatchTimeout is the longest a record waits for its batch to fill
@@ -49,6 +57,9 @@ type Settings struct {
 func (s Settings) withDefaults() Settings {
 	if s.QueueSize <= 0 {
 		s.QueueSize = 32768
+	}
+	if s.QueueBytes <= 0 {
+		s.QueueBytes = 16 << 20
 	}
 	if s.BatchSize <= 0 {
 		s.BatchSize = 2048
@@ -84,7 +95,8 @@ type Exporter struct {
 	sess Session
 	set  Settings
 
-	logExp    sdklog.Exporter
+	// logExps are the logs lanes' exporters (each its own connection).
+	logExps   []sdklog.Exporter
 	metricExp sdkmetric.Exporter
 	spanExp   sdktrace.SpanExporter
 	logs      *sender
@@ -96,12 +108,11 @@ type Exporter struct {
 	mu      sync.RWMutex
 	stopped bool
 	q       chan item
-	queued  atomic.Int64
-	// events, queueFull and afterStop are counted on the caller's path,
-	// without a lock.
-	events    atomic.Uint64
-	queueFull atomic.Uint64
-	afterStop atomic.Uint64
+	// queuedBytes, queueFull and afterStop are counted on the caller's
+	// path, without a lock; the events are counted per target.
+	queuedBytes atomic.Int64
+	queueFull   atomic.Uint64
+	afterStop   atomic.Uint64
 
 	tmu     sync.Mutex
 	targets []*Target
@@ -134,9 +145,9 @@ func New(cfg Config, s Session, set Settings) (*Exporter, error) {
 	e.q = make(chan item, e.set.QueueSize)
 	e.runCtx, e.cancelRun = context.WithCancel(context.Background())
 	e.logAcct = newAccount(&e.lastErr, &e.errMu)
-	e.logs = newSender(e.logAcct, 2)
-	e.metrics = newSender(newAccount(&e.lastErr, &e.errMu), 64)
-	e.spans = newSender(newAccount(&e.lastErr, &e.errMu), 4)
+	e.logs = newSender(e.logAcct, logLanes, logLanes)
+	e.metrics = newSender(newAccount(&e.lastErr, &e.errMu), 64, 1)
+	e.spans = newSender(newAccount(&e.lastErr, &e.errMu), 4, 1)
 	e.spanBuf.max = e.set.QueueSize
 	e.sessionTP = e.tracerProvider(sessionResource(cfg, s))
 	e.sessionCtx, e.sessionSpan = e.sessionTP.Tracer(scopeName, trace.WithInstrumentationVersion(s.Version)).
@@ -153,8 +164,12 @@ func New(cfg Config, s Session, set Settings) (*Exporter, error) {
 func (e *Exporter) newExporters() error {
 	var err error
 	if e.sends(SignalLogs) {
-		if e.logExp, err = logExporter(e.cfg.Logs, exportRetry); err != nil {
-			return fmt.Errorf("otlp export: logs exporter for %s: %w", e.cfg.Logs.URL, err)
+		for range logLanes {
+			exp, err := logExporter(e.cfg.Logs, exportRetry)
+			if err != nil {
+				return fmt.Errorf("otlp export: logs exporter for %s: %w", e.cfg.Logs.URL, err)
+			}
+			e.logExps = append(e.logExps, exp)
 		}
 	}
 	if e.sends(SignalMetrics) {
@@ -192,13 +207,14 @@ func (e *Exporter) TraceID() trace.TraceID { return e.sessionSpan.SpanContext().
 func (e *Exporter) AddTarget(t wire.Target) *Target {
 	res := targetResource(e.cfg, e.sess, t)
 	tg := &Target{e: e, target: t, res: res, start: e.set.Now()}
-	sink := &logSink{w: e.w}
+	tg.tracer = e.tracerProvider(res).Tracer(scopeName, trace.WithInstrumentationVersion(e.sess.Version))
+	tg.ctx, tg.span = tg.tracer.Start(e.sessionCtx, "ktrace."+e.sess.Hook, trace.WithTimestamp(tg.start))
+	sink := &templateSink{}
 	lp := sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(sink),
 		// Keys are unique by construction: no per-record deduplication.
 		sdklog.WithAllowKeyDuplication())
-	tg.logger = lp.Logger(scopeName, loggerVersion(e.sess.Version))
-	tg.tracer = e.tracerProvider(res).Tracer(scopeName, trace.WithInstrumentationVersion(e.sess.Version))
-	tg.ctx, tg.span = tg.tracer.Start(e.sessionCtx, "ktrace."+e.sess.Hook, trace.WithTimestamp(tg.start))
+	lp.Logger(scopeName, log.WithInstrumentationVersion(e.sess.Version)).Emit(tg.ctx, log.Record{})
+	tg.template = *sink.rec
 	e.tmu.Lock()
 	e.targets = append(e.targets, tg)
 	e.tmu.Unlock()
@@ -254,8 +270,8 @@ func (e *Exporter) Stop(ctx context.Context, err error) Summary {
 func (e *Exporter) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if e.logExp != nil {
-		_ = e.logExp.Shutdown(ctx)
+	for _, exp := range e.logExps {
+		_ = exp.Shutdown(ctx)
 	}
 	if e.metricExp != nil {
 		_ = e.metricExp.Shutdown(ctx)
@@ -263,6 +279,15 @@ func (e *Exporter) shutdown() {
 	if e.spanExp != nil {
 		_ = e.spanExp.Shutdown(ctx)
 	}
+}
+
+// eventsTotal sums the targets' events.
+func (e *Exporter) eventsTotal() uint64 {
+	var n uint64
+	for _, t := range e.liveTargets() {
+		n += t.events.Load()
+	}
+	return n
 }
 
 func (e *Exporter) summary() Summary {
@@ -276,7 +301,7 @@ func (e *Exporter) summary() Summary {
 	defer e.errMu.Unlock()
 	return Summary{
 		Endpoint:   e.cfg.Logs.Protocol + " " + e.cfg.Logs.URL.String(),
-		Events:     e.events.Load(),
+		Events:     e.eventsTotal(),
 		Logs:       logs,
 		Spans:      e.spans.acct.summary(),
 		Metrics:    e.metrics.acct.summary(),

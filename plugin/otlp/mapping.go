@@ -4,12 +4,12 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/log"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
@@ -83,81 +83,125 @@ func WallTime(seconds float64, offset time.Duration) time.Time {
 	return time.Unix(0, ns).Add(offset)
 }
 
-// record maps one event to the log record the exporter sends: Timestamp
-// the event's wall time (zero when the offset is not known yet),
-// ObservedTimestamp when it was received, the event name, the body (text,
-// or one built from the fields), severity INFO, and the attributes.
-func record(hook string, ev *wire.Event, text string, received time.Time, offset time.Duration, offsetKnown bool) log.Record {
-	var r log.Record
+// mapper turns events into log records. It caches what every event of
+// the session repeats (attribute keys, event names) and reuses its
+// attribute buffer: owned by one goroutine, the worker.
+type mapper struct {
+	hook   string
+	fields map[string]fieldInfo
+	names  map[string]string
+	kvs    []attribute.KeyValue
+}
+
+// fieldInfo is how a field is exported.
+type fieldInfo struct {
+	key   attribute.Key
+	isInt bool
+}
+
+func newMapper(hook string) *mapper {
+	return &mapper{hook: hook, fields: map[string]fieldInfo{}, names: map[string]string{}}
+}
+
+// fill makes r, a copy of its target's template (resource, scope, trace
+// and span IDs, limits), the record of one event: Timestamp the event's
+// wall time (none while the offset is not known), ObservedTimestamp when
+// it was received, the event name, the body (text, or one built from the
+// fields), severity INFO and the attributes.
+func (m *mapper) fill(r *sdklog.Record, ev *wire.Event, text string, received time.Time, offset time.Duration, offsetKnown bool) {
 	if offsetKnown {
 		r.SetTimestamp(WallTime(ev.Time, offset))
 	}
 	r.SetObservedTimestamp(received)
-	r.SetEventName(EventName(hook, ev.Event))
+	name, ok := m.names[ev.Event]
+	if !ok {
+		name = EventName(m.hook, ev.Event)
+		m.names[ev.Event] = name
+	}
+	r.SetEventName(name)
 	r.SetSeverity(log.SeverityInfo)
 	r.SetSeverityText("INFO")
 	if text == "" {
 		text = Body(ev)
 	}
 	r.SetBody(attribute.StringValue(text))
-	r.AddAttributes(eventAttributes(hook, ev)...)
-	return r
+	m.kvs = m.appendAttributes(m.kvs[:0], ev)
+	// SetAttributes copies: the buffer is reused.
+	r.SetAttributes(m.kvs...)
 }
 
-// eventAttributes are the event's attributes, of its record and of its
-// duration's span: the task, the CPU, the hook's constant attributes and
-// each field, in the fields' sorted order so that records compare equal.
-func eventAttributes(hook string, ev *wire.Event) []attribute.KeyValue {
-	kvs := make([]attribute.KeyValue, 0, 4+len(ev.Fields))
+// appendAttributes appends the event's attributes, of its record and of
+// its duration's span: the task, the CPU, the hook's constant attributes
+// and each field.
+func (m *mapper) appendAttributes(kvs []attribute.KeyValue, ev *wire.Event) []attribute.KeyValue {
 	kvs = append(kvs,
 		semconv.ProcessPID(ev.PID),
 		semconv.ProcessExecutableName(ev.Comm),
 		semconv.CPULogicalNumber(ev.CPU),
 	)
-	kvs = append(kvs, hookAttrs[hook]...)
-	for _, k := range sortedKeys(ev.Fields) {
-		kvs = append(kvs, fieldAttribute(hook, k, ev.Fields[k]))
+	kvs = append(kvs, hookAttrs[m.hook]...)
+	for k, v := range ev.Fields {
+		f, ok := m.fields[k]
+		if !ok {
+			f = fieldInfo{key: AttributeKey(m.hook, k), isInt: isInt(m.hook, k)}
+			m.fields[k] = f
+		}
+		kvs = append(kvs, f.attribute(v))
 	}
 	return kvs
 }
 
-// fieldAttribute is one field as an attribute.
-func fieldAttribute(hook, field, value string) attribute.KeyValue {
-	key := AttributeKey(hook, field)
-	if isInt(hook, field) {
+// attribute is one field's value as its attribute.
+func (f fieldInfo) attribute(value string) attribute.KeyValue {
+	if f.isInt {
 		if n, err := strconv.ParseInt(value, 10, 64); err == nil {
-			return key.Int64(n)
+			return f.key.Int64(n)
 		}
 	}
-	return key.String(value)
+	return f.key.String(value)
 }
 
 // Body is the text of an event that came without the line -o text shows:
 // comm-pid event: key=value …, values quoted where they need it. The time
 // is the record's Timestamp.
 func Body(ev *wire.Event) string {
-	var b strings.Builder
-	b.WriteString(ev.Comm)
-	b.WriteByte('-')
-	b.WriteString(strconv.Itoa(ev.PID))
-	b.WriteByte(' ')
-	b.WriteString(ev.Event)
-	b.WriteByte(':')
-	for _, k := range sortedKeys(ev.Fields) {
-		b.WriteByte(' ')
-		b.WriteString(k)
-		b.WriteByte('=')
-		v := ev.Fields[k]
-		if v == "" || strings.ContainsAny(v, " =\"\\") || strconv.Quote(v) != `"`+v+`"` {
-			v = strconv.Quote(v)
+	var keys [16]string
+	b := make([]byte, 0, 128)
+	b = append(b, ev.Comm...)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, int64(ev.PID), 10)
+	b = append(b, ' ')
+	b = append(b, ev.Event...)
+	b = append(b, ':')
+	for _, k := range sortedKeys(keys[:0], ev.Fields) {
+		b = append(b, ' ')
+		b = append(b, k...)
+		b = append(b, '=')
+		if v := ev.Fields[k]; needsQuote(v) {
+			b = strconv.AppendQuote(b, v)
+		} else {
+			b = append(b, v...)
 		}
-		b.WriteString(v)
 	}
-	return b.String()
+	return string(b)
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
+// needsQuote says whether a value must be quoted to read back: empty,
+// with a blank, '=', a quote, a backslash, or anything not printable ASCII.
+func needsQuote(v string) bool {
+	if v == "" {
+		return true
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c >= 0x7f || c == '=' || c == '"' || c == '\\' {
+			return true
+		}
+	}
+	return false
+}
+
+// sortedKeys appends m's keys to keys, sorted.
+func sortedKeys(keys []string, m map[string]string) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}

@@ -13,11 +13,21 @@ import (
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/log"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
-func attrsOf(r log.Record) map[string]any {
+// testTemplate is a record template as AddTarget makes one, for a
+// provider without a resource.
+func testTemplate() sdklog.Record {
+	sink := &templateSink{}
+	lp := sdklog.NewLoggerProvider(sdklog.WithProcessor(sink), sdklog.WithAllowKeyDuplication())
+	lp.Logger(scopeName).Emit(context.Background(), log.Record{})
+	return *sink.rec
+}
+
+func attrsOf(r sdklog.Record) map[string]any {
 	m := map[string]any{}
 	r.WalkAttributes(func(kv attribute.KeyValue) bool {
 		m[string(kv.Key)] = kv.Value.AsInterface()
@@ -95,7 +105,8 @@ func TestRecord(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := record(tc.hook, &tc.ev, tc.text, received, tc.offset, tc.known)
+			r := testTemplate()
+			newMapper(tc.hook).fill(&r, &tc.ev, tc.text, received, tc.offset, tc.known)
 			if !r.Timestamp().Equal(tc.wantTime) {
 				t.Errorf("Timestamp %v, want %v", r.Timestamp(), tc.wantTime)
 			}

@@ -214,7 +214,7 @@ func (w *worker) sendMetrics(t *Target, ms []metricdata.Metrics) {
 		Metrics: ms,
 	}}}
 	exp := w.e.metricExp
-	w.e.metrics.submit(w.e.runCtx, job{n: n, export: func(ctx context.Context) error { return exp.Export(ctx, rm) }})
+	w.e.metrics.submit(w.e.runCtx, job{n: n, export: func(ctx context.Context, _ int) error { return exp.Export(ctx, rm) }})
 }
 
 // points counts a metric's data points.

@@ -222,36 +222,45 @@ func unwrapToStatus(err error) error {
 	return err
 }
 
-// job is one export request of n items.
+// job is one export request of n items, sent on a lane (its exporter).
 type job struct {
 	n      uint64
-	export func(ctx context.Context) error
+	export func(ctx context.Context, lane int) error
 }
 
-// sender runs one signal's requests, one at a time (the SDK exporters
-// serialise their requests anyway), off the event path.
+// sender runs one signal's requests off the event path, on lanes
+// requests at a time: an SDK exporter sends one request at a time and
+// waits for the answer, so with one lane the exporter's encoding and the
+// endpoint's work never overlap.
 type sender struct {
-	jobs chan job
-	acct *account
-	done chan struct{}
+	jobs  chan job
+	acct  *account
+	lanes int
+	done  chan struct{}
 }
 
-func newSender(acct *account, depth int) *sender {
-	return &sender{jobs: make(chan job, depth), acct: acct, done: make(chan struct{})}
+func newSender(acct *account, depth, lanes int) *sender {
+	return &sender{jobs: make(chan job, depth), acct: acct, lanes: lanes, done: make(chan struct{})}
 }
 
 // run sends until jobs is closed. ctx is cancelled when Stop's deadline
 // passes: what is in flight fails, the rest fails at once.
 func (s *sender) run(ctx context.Context) {
-	defer close(s.done)
-	for j := range s.jobs {
-		if ctx.Err() != nil {
-			s.acct.drop(ReasonDeadline, j.n)
-			continue
-		}
-		err := j.export(ctx)
-		s.acct.result(j.n, err, ctx.Err() != nil)
+	var wg sync.WaitGroup
+	for lane := range s.lanes {
+		wg.Go(func() {
+			for j := range s.jobs {
+				if ctx.Err() != nil {
+					s.acct.drop(ReasonDeadline, j.n)
+					continue
+				}
+				err := j.export(ctx, lane)
+				s.acct.result(j.n, err, ctx.Err() != nil)
+			}
+		})
 	}
+	wg.Wait()
+	close(s.done)
 }
 
 // submit hands j to the sender, waiting while it is busy: the queue in

@@ -63,7 +63,7 @@ func (e *Exporter) flushSpans() {
 		batch := spans[:n:n]
 		spans = spans[n:]
 		exp := e.spanExp
-		e.spans.submit(e.runCtx, job{n: uint64(n), export: func(ctx context.Context) error { return exp.ExportSpans(ctx, batch) }})
+		e.spans.submit(e.runCtx, job{n: uint64(n), export: func(ctx context.Context, _ int) error { return exp.ExportSpans(ctx, batch) }})
 	}
 }
 
@@ -83,7 +83,8 @@ var durations = map[string]struct {
 // durationSpan makes ev's span when it has a duration: a child of its
 // target's span, from its start to its end in wall-clock time, with the
 // record's attributes.
-func (e *Exporter) durationSpan(t *Target, ev *wire.Event, offset time.Duration, known bool) {
+func (w *worker) durationSpan(t *Target, ev *wire.Event, offset time.Duration, known bool) {
+	e := w.e
 	d, ok := durations[e.sess.Hook]
 	if !ok || (d.event != "" && ev.Event != d.event) {
 		return
@@ -101,6 +102,6 @@ func (e *Exporter) durationSpan(t *Target, ev *wire.Event, offset time.Duration,
 	if d.atStart {
 		start, end = at, at.Add(length)
 	}
-	_, span := t.tracer.Start(t.ctx, d.name(ev), trace.WithTimestamp(start), trace.WithAttributes(eventAttributes(e.sess.Hook, ev)...))
+	_, span := t.tracer.Start(t.ctx, d.name(ev), trace.WithTimestamp(start), trace.WithAttributes(w.m.appendAttributes(nil, ev)...))
 	span.End(trace.WithTimestamp(end))
 }

@@ -3,12 +3,13 @@ package otlp
 import (
 	"bytes"
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/log"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 	"go.opentelemetry.io/otel/sdk/resource"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -21,8 +22,9 @@ type Target struct {
 	res    *resource.Resource
 	start  time.Time
 
-	logger log.Logger
-	tracer trace.Tracer
+	// template is the target's record that each event's is made from.
+	template sdklog.Record
+	tracer   trace.Tracer
 	// ctx carries the target's span: the records' trace and span IDs.
 	ctx  context.Context
 	span trace.Span
@@ -80,18 +82,37 @@ func (t *Target) EmitJSON(p []byte) {
 	}
 	n := int64(bytes.Count(p, []byte{'\n'}))
 	t.events.Add(uint64(n))
-	it := item{t: t, json: bytes.Clone(p), n: n, gap: t.gap, gapNewline: t.gapNewline, gapMid: t.gapMid}
+	it := item{t: t, json: copyChunk(p), n: n, gap: t.gap, gapNewline: t.gapNewline, gapMid: t.gapMid}
 	if t.e.enqueue(it) {
 		t.gap, t.gapNewline, t.gapMid = false, false, false
 		return
 	}
+	freeChunk(it.json)
 	t.gap, t.gapNewline, t.gapMid = true, t.gapNewline || n > 0, p[len(p)-1] != '\n'
 }
 
-// enqueue is Emit's and EmitJSON's path: counters, a read lock and a
-// channel send that does not wait. It says whether it is queued.
+// chunks recycles EmitJSON's copies: the worker gives each back when it
+// has decoded it, so a busy stream costs a copy, not an allocation (and
+// its garbage), per call.
+var chunks sync.Pool
+
+func copyChunk(p []byte) []byte {
+	if b, ok := chunks.Get().(*[]byte); ok && cap(*b) >= len(p) {
+		return append((*b)[:0], p...)
+	}
+	return bytes.Clone(p)
+}
+
+func freeChunk(b []byte) {
+	if cap(b) <= 1<<20 {
+		chunks.Put(&b)
+	}
+}
+
+// enqueue is Emit's and EmitJSON's path: the time, a read lock and a
+// channel send that does not wait. The channel bounds the items; the
+// bytes of EmitJSON's are bounded too. It says whether it is queued.
 func (e *Exporter) enqueue(it item) bool {
-	e.events.Add(uint64(it.n))
 	it.recv = e.set.Now()
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -99,8 +120,9 @@ func (e *Exporter) enqueue(it item) bool {
 		e.afterStop.Add(uint64(it.n))
 		return false
 	}
-	if e.queued.Add(it.n) > int64(e.set.QueueSize) {
-		e.queued.Add(-it.n)
+	size := int64(len(it.json))
+	if size > 0 && e.queuedBytes.Add(size) > e.set.QueueBytes {
+		e.queuedBytes.Add(-size)
 		e.queueFull.Add(uint64(it.n))
 		return false
 	}
@@ -108,7 +130,7 @@ func (e *Exporter) enqueue(it item) bool {
 	case e.q <- it:
 		return true
 	default:
-		e.queued.Add(-it.n)
+		e.queuedBytes.Add(-size)
 		e.queueFull.Add(uint64(it.n))
 		return false
 	}
@@ -150,6 +172,3 @@ func endSpan(s trace.Span, err error, now time.Time) {
 	}
 	s.End(trace.WithTimestamp(now))
 }
-
-// loggerVersion is the instrumentation version option of the loggers.
-func loggerVersion(v string) log.LoggerOption { return log.WithInstrumentationVersion(v) }

@@ -3,7 +3,6 @@ package otlp
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
@@ -19,11 +18,12 @@ type worker struct {
 	// lastCounters is when the event counters were last sent.
 	lastCounters time.Time
 	kind         aggKind
+	m            *mapper
 }
 
 func newWorker(e *Exporter) *worker {
 	return &worker{e: e, batch: make([]sdklog.Record, 0, e.set.BatchSize), done: make(chan struct{}),
-		lastCounters: e.set.Now(), kind: aggKindOf(e.sess.Hook)}
+		lastCounters: e.set.Now(), kind: aggKindOf(e.sess.Hook), m: newMapper(e.sess.Hook)}
 }
 
 // run works until Stop closes the queue, then sends what is left.
@@ -38,7 +38,9 @@ func (w *worker) run() {
 				w.finish()
 				return
 			}
-			w.e.queued.Add(-it.n)
+			if it.json != nil {
+				w.e.queuedBytes.Add(-int64(len(it.json)))
+			}
 			w.handle(&it)
 		case <-tick.C:
 			w.tick(w.e.set.Now())
@@ -57,6 +59,7 @@ func (w *worker) handle(it *item) {
 		return
 	}
 	w.jsonLines(it)
+	freeChunk(it.json)
 }
 
 // jsonEvent is a line of -o json, with the text line the helper may add.
@@ -100,22 +103,25 @@ func (w *worker) jsonLines(it *item) {
 }
 
 func (w *worker) jsonLine(t *Target, line []byte, recv time.Time) {
-	var ev jsonEvent
-	if err := json.Unmarshal(line, &ev); err != nil || ev.Event.Event == "" {
+	var ev wire.Event
+	var text string
+	if err := decodeEvent(line, &ev, &text); err != nil || ev.Event == "" {
 		w.e.logAcct.drop(ReasonNotEvent, 1)
 		return
 	}
-	w.event(t, &ev.Event, ev.Text, recv)
+	w.event(t, &ev, text, recv)
 }
 
 // event maps one event: its record, its part of an aggregate, its span.
 func (w *worker) event(t *Target, ev *wire.Event, text string, recv time.Time) {
 	offset, known := t.clock()
-	if w.e.logExp == nil {
+	if w.e.logExps == nil {
 		// Logs are not sent: the event still counts (and aggregates).
 		w.e.logAcct.drop(ReasonNotSent, 1)
 	} else {
-		t.logger.Emit(t.ctx, record(w.e.sess.Hook, ev, text, recv, offset, known))
+		r := t.template
+		w.m.fill(&r, ev, text, recv, offset, known)
+		w.batch = append(w.batch, r)
 		if len(w.batch) >= w.e.set.BatchSize {
 			w.flushLogs()
 		}
@@ -124,22 +130,27 @@ func (w *worker) event(t *Target, ev *wire.Event, text string, recv time.Time) {
 		w.aggregate(t, ev, recv)
 	}
 	if w.e.set.DurationSpans && w.e.spanExp != nil {
-		w.e.durationSpan(t, ev, offset, known)
+		w.durationSpan(t, ev, offset, known)
 	}
 }
 
-// logSink is the processor of a target's LoggerProvider: its records go
-// into the worker's batch. Only the worker emits, so no lock.
-type logSink struct{ w *worker }
+// templateSink is the processor of a target's LoggerProvider. The SDK's
+// logger makes one record, the target's template, which carries what
+// only the SDK can set (the resource and scope) and what every record of
+// the target shares (trace and span IDs, limits); the worker fills a copy
+// for each event with the record's setters, which costs a fraction of a
+// Logger.Emit per event.
+type templateSink struct{ rec *sdklog.Record }
 
-func (s *logSink) OnEmit(_ context.Context, r *sdklog.Record) error {
-	s.w.batch = append(s.w.batch, r.Clone())
+func (s *templateSink) OnEmit(_ context.Context, r *sdklog.Record) error {
+	c := r.Clone()
+	s.rec = &c
 	return nil
 }
 
-func (*logSink) Enabled(context.Context, sdklog.EnabledParameters) bool { return true }
-func (*logSink) Shutdown(context.Context) error                         { return nil }
-func (*logSink) ForceFlush(context.Context) error                       { return nil }
+func (*templateSink) Enabled(context.Context, sdklog.EnabledParameters) bool { return true }
+func (*templateSink) Shutdown(context.Context) error                         { return nil }
+func (*templateSink) ForceFlush(context.Context) error                       { return nil }
 
 // flushLogs hands the batch to the logs sender.
 func (w *worker) flushLogs() {
@@ -148,9 +159,9 @@ func (w *worker) flushLogs() {
 	}
 	batch := w.batch
 	w.batch = make([]sdklog.Record, 0, w.e.set.BatchSize)
-	exp := w.e.logExp
-	w.e.logs.submit(w.e.runCtx, job{n: uint64(len(batch)), export: func(ctx context.Context) error {
-		return exp.Export(ctx, batch)
+	exps := w.e.logExps
+	w.e.logs.submit(w.e.runCtx, job{n: uint64(len(batch)), export: func(ctx context.Context, lane int) error {
+		return exps[lane].Export(ctx, batch)
 	}})
 }
 

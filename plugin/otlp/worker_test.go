@@ -18,8 +18,8 @@ func bareExporter(queue int) (*Exporter, *worker) {
 	e := &Exporter{sess: Session{Hook: "syscall-top"}, set: Settings{Signals: []string{}}.withDefaults(), q: make(chan item, queue)}
 	e.runCtx, e.cancelRun = context.WithCancel(context.Background())
 	e.logAcct = newAccount(&e.lastErr, &e.errMu)
-	e.metrics = newSender(newAccount(&e.lastErr, &e.errMu), 1)
-	e.spans = newSender(newAccount(&e.lastErr, &e.errMu), 1)
+	e.metrics = newSender(newAccount(&e.lastErr, &e.errMu), 1, 1)
+	e.spans = newSender(newAccount(&e.lastErr, &e.errMu), 1, 1)
 	e.cfg.Logs = &Endpoint{URL: &url.URL{}}
 	e.w = newWorker(e)
 	return e, e.w
@@ -40,9 +40,10 @@ func syscallLine(t *testing.T, name string) string {
 func TestEmitJSONAcrossDrops(t *testing.T) {
 	e, w := bareExporter(1)
 	tg := &Target{e: e}
+	e.targets = append(e.targets, tg)
 	drain := func() {
 		it := <-e.q
-		e.queued.Add(-it.n)
+		e.queuedBytes.Add(-int64(len(it.json)))
 		w.handle(&it)
 	}
 	l := make([]string, 9)
