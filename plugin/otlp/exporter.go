@@ -213,7 +213,12 @@ func (e *Exporter) AddTarget(t wire.Target) *Target {
 	lp := sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(sink),
 		// Keys are unique by construction: no per-record deduplication.
 		sdklog.WithAllowKeyDuplication())
-	lp.Logger(scopeName, log.WithInstrumentationVersion(e.sess.Version)).Emit(tg.ctx, log.Record{})
+	linked := tg.ctx
+	if !e.sends(SignalTraces) {
+		// No record links a span that is never sent.
+		linked = context.Background()
+	}
+	lp.Logger(scopeName, log.WithInstrumentationVersion(e.sess.Version)).Emit(linked, log.Record{})
 	tg.template = *sink.rec
 	e.tmu.Lock()
 	e.targets = append(e.targets, tg)

@@ -39,7 +39,7 @@ var fieldAttrs = map[string]attribute.Key{
 // integer attributes; keyed like fieldAttrs. A value that does not parse
 // goes as the string it is.
 var intFields = map[string]bool{
-	"pid": true, "ppid": true, "uid": true, "result": true,
+	"pid": true, "ppid": true, "uid": true, "open.result": true,
 	"sport": true, "dport": true, "duration_us": true, "duration_ns": true,
 	"nr": true, "count": true, "total_ns": true, "avg_ns": true,
 	"usecs_lo": true, "usecs_hi": true,
