@@ -97,6 +97,8 @@ func checkError(ep *Endpoint, err error) error {
 	case ep.Secure() && (strings.Contains(msg, "first record does not look like a TLS handshake") ||
 		strings.Contains(msg, "server gave HTTP response to HTTPS client")):
 		hint = "it answers without TLS: give an http:// URL, or set OTEL_EXPORTER_OTLP_INSECURE=true"
+	case strings.Contains(msg, "x509: "):
+		hint = "its certificate is not trusted here: give its CA's certificate in OTEL_EXPORTER_OTLP_CERTIFICATE"
 	case strings.Contains(msg, "Unauthenticated") || strings.Contains(msg, "PermissionDenied") ||
 		strings.Contains(msg, ": 401 ") || strings.Contains(msg, ": 403 "):
 		hint = "it refused the credentials: check the headers (--otlp-header, OTEL_EXPORTER_OTLP_HEADERS)"

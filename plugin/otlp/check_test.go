@@ -110,6 +110,7 @@ func TestCheckHints(t *testing.T) {
 		{mk("http://c:4318", ProtocolGRPC), errors.New("x"), "4318 is the OTLP/HTTP port"},
 		{mk("https://c:9000", ProtocolHTTPProtobuf), errors.New("http: server gave HTTP response to HTTPS client"), "it answers without TLS"},
 		{mk("http://c:9000", ProtocolHTTPProtobuf), errors.New("failed to send to http://c:9000/v1/metrics: 401 Unauthorized (body: x)"), "check the headers"},
+		{mk("https://c:9000", ProtocolGRPC), errors.New("tls: failed to verify certificate: x509: certificate signed by unknown authority"), "give its CA's certificate in OTEL_EXPORTER_OTLP_CERTIFICATE"},
 	} {
 		if got := checkError(tc.ep, tc.err).Error(); !strings.Contains(got, tc.want) {
 			t.Errorf("checkError(%s, %v) = %q, want %q", tc.ep.URL, tc.err, got, tc.want)

@@ -58,8 +58,8 @@ func otelcolBinary(t testing.TB) string {
 func startCollector(t testing.TB) *collector { return startCollectorWith(t, "test-config.yaml") }
 
 // startCollectorWith is startCollector with another configuration of
-// hack/otelcol.
-func startCollectorWith(t testing.TB, configName string) *collector {
+// hack/otelcol, and env (KEY=value) for it.
+func startCollectorWith(t testing.TB, configName string, env ...string) *collector {
 	t.Helper()
 	bin := otelcolBinary(t)
 	config, err := filepath.Abs("../../hack/otelcol/" + configName)
@@ -71,7 +71,7 @@ func startCollectorWith(t testing.TB, configName string) *collector {
 		c := &collector{t: t, grpc: freeAddr(t), http: freeAddr(t), log: &lockedBuffer{}, exited: make(chan error, 1),
 			file: filepath.Join(t.TempDir(), "otlp.jsonl")}
 		c.cmd = exec.Command(bin, "--config", config)
-		c.cmd.Env = append(os.Environ(), "KTRACE_OTELCOL_GRPC="+c.grpc, "KTRACE_OTELCOL_HTTP="+c.http, "KTRACE_OTELCOL_FILE="+c.file)
+		c.cmd.Env = append(append(os.Environ(), env...), "KTRACE_OTELCOL_GRPC="+c.grpc, "KTRACE_OTELCOL_HTTP="+c.http, "KTRACE_OTELCOL_FILE="+c.file)
 		if last = c.start(); last == nil {
 			t.Cleanup(func() { c.stop() })
 			return c
