@@ -66,7 +66,8 @@ func testSyscallTop(t *testing.T, c *collector, protocol string) {
 		})
 	}
 	stopExporter(t, e, nil)
-	d := c.received()
+	// Every interval's point was there before Stop; nothing more comes.
+	d := c.waitFor("syscall-top's points", 20*time.Second, func(d otlpData) bool { return len(pointsOf(d, MetricSyscallCalls)) >= 2*intervals })
 	type point struct {
 		Syscall, Start, End, Value string
 	}
@@ -121,6 +122,7 @@ func testRunqlat(t *testing.T, c *collector, protocol string) {
 		})
 	}
 	stopExporter(t, e, nil)
+	c.stop()
 	var got [][]string
 	for _, m := range c.received().Metrics {
 		if m.Name != MetricRunqLatency {
@@ -146,5 +148,63 @@ func testRunqlat(t *testing.T, c *collector, protocol string) {
 	want[1][0], want[1][11] = "4", "4"
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("histograms: count then bucket counts (-want +got):\n%s", diff)
+	}
+}
+
+// TestAggregatesLateRows: a row of an interval that was sent already (the
+// helper's write cut, the rest late) goes over the same interval:
+// syscall-top's as its syscall's point, runqlat's histogram again,
+// complete.
+func TestAggregatesLateRows(t *testing.T) {
+	c := startCollector(t)
+	e := newTestExporter(t, c, ProtocolGRPC, "syscall-top", nil, Settings{})
+	tg := e.AddTarget(podA)
+	tg.SetClockOffset(aggOffset)
+	row := func(name string) {
+		ev := wire.Event{Time: 300, Event: "syscall", Fields: map[string]string{"syscall": name, "count": "4"}}
+		tg.Emit(&ev, "")
+	}
+	end := strconv.FormatInt(wantWall(300, aggOffset), 10)
+	row("read")
+	c.waitFor("the interval's first row", 20*time.Second, func(d otlpData) bool { return len(pointsOf(d, MetricSyscallCalls)) == 1 })
+	row("write")
+	stopExporter(t, e, nil)
+	d := c.waitFor("the late row", 20*time.Second, func(d otlpData) bool { return len(pointsOf(d, MetricSyscallCalls)) >= 2 })
+	start := strconv.FormatInt(tg.start.UnixNano(), 10)
+	var got [][3]string
+	for _, p := range pointsOf(d, MetricSyscallCalls) {
+		if p.StartTimeUnixNano != start || p.TimeUnixNano != end {
+			t.Errorf("point %+v: want the interval %s to %s", p, start, end)
+		}
+		got = append(got, [3]string{attrMap(p.Attributes)[AttrSyscall], p.StartTimeUnixNano, *p.AsInt})
+	}
+	if diff := cmp.Diff([][3]string{{"read", start, "4"}, {"write", start, "4"}}, got); diff != "" {
+		t.Errorf("points (-want +got):\n%s", diff)
+	}
+
+	e = newTestExporter(t, c, ProtocolGRPC, "runqlat", nil, Settings{})
+	tg = e.AddTarget(podB)
+	tg.SetClockOffset(aggOffset)
+	bucket := func(lo, hi int) {
+		ev := wire.Event{Time: 400, Event: "runqlat", Fields: map[string]string{"usecs_lo": strconv.Itoa(lo), "usecs_hi": strconv.Itoa(hi), "count": "3"}}
+		tg.Emit(&ev, "")
+	}
+	hists := func(d otlpData) (out []histogramPointJSON) {
+		for _, m := range d.Metrics {
+			if m.Name == MetricRunqLatency {
+				out = append(out, m.Histogram.DataPoints...)
+			}
+		}
+		return out
+	}
+	bucket(0, 1)
+	c.waitFor("the histogram's first bucket", 20*time.Second, func(d otlpData) bool { return len(hists(d)) == 1 })
+	bucket(2, 3)
+	stopExporter(t, e, nil)
+	c.stop()
+	hs := hists(c.received())
+	if len(hs) != 2 || hs[1].Count != "6" || hs[1].BucketCounts[0] != "3" || hs[1].BucketCounts[1] != "3" ||
+		hs[1].StartTimeUnixNano != hs[0].StartTimeUnixNano || hs[1].TimeUnixNano != hs[0].TimeUnixNano {
+		t.Errorf("histograms %+v: want the first bucket, then both over the same interval", hs)
 	}
 }

@@ -70,31 +70,44 @@ const aggregateQuiet = 250 * time.Millisecond
 type aggregate struct {
 	open bool
 	ts   float64
+	// last is when the worker took the interval's last row.
 	last time.Time
 	// start is the interval's start: the previous interval's end, or the
 	// target's start.
 	start time.Time
-	calls map[string]int64
-	nanos map[string]int64
+	// sent and sentStart say that the interval of time ts was sent, and
+	// from when: a row of it that comes after (the helper's write was cut
+	// and the rest came late) reopens it.
+	sent      bool
+	sentStart time.Time
+	calls     map[string]int64
+	nanos     map[string]int64
 	// runq: counts per slot and the estimated sum of the waits.
 	buckets [runqSlots]uint64
 	sumUS   float64
 }
 
 // aggregate adds one row to its target's interval; a row of a later time
-// closes the interval before.
-func (w *worker) aggregate(t *Target, ev *wire.Event, recv time.Time) {
+// closes the interval before. A late row of the interval sent last
+// reopens it: syscall-top's late rows go as points of their own syscalls
+// over the same interval, runqlat's histogram goes again, complete.
+func (w *worker) aggregate(t *Target, ev *wire.Event) {
 	a := &t.agg
 	if a.open && a.ts != ev.Time {
 		w.closeGroup(t)
 	}
-	if !a.open {
+	switch {
+	case a.open:
+	case a.sent && a.ts == ev.Time:
+		a.open, a.start = true, a.sentStart
+		a.calls, a.nanos = map[string]int64{}, map[string]int64{}
+	default:
 		if a.start.IsZero() {
 			a.start = t.start
 		}
 		*a = aggregate{open: true, ts: ev.Time, start: a.start, calls: map[string]int64{}, nanos: map[string]int64{}}
 	}
-	a.last = recv
+	a.last = w.e.set.Now()
 	count, _ := strconv.ParseInt(ev.Fields["count"], 10, 64)
 	switch w.kind {
 	case aggSyscalls:
@@ -138,7 +151,7 @@ func (w *worker) closeGroup(t *Target) {
 	case aggRunq:
 		ms = runqMetrics(a, end)
 	}
-	a.start = end
+	a.sent, a.sentStart, a.start = true, a.start, end
 	w.sendMetrics(t, ms)
 }
 

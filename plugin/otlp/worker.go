@@ -38,14 +38,19 @@ func (w *worker) run() {
 				w.finish()
 				return
 			}
-			if it.json != nil {
-				w.e.queuedBytes.Add(-int64(len(it.json)))
-			}
-			w.handle(&it)
+			w.take(&it)
 		case <-tick.C:
 			w.tick(w.e.set.Now())
 		}
 	}
+}
+
+// take handles an item taken from the queue.
+func (w *worker) take(it *item) {
+	if it.json != nil {
+		w.e.queuedBytes.Add(-int64(len(it.json)))
+	}
+	w.handle(it)
 }
 
 // handle maps one item, or after Stop's deadline only counts it.
@@ -127,7 +132,7 @@ func (w *worker) event(t *Target, ev *wire.Event, text string, recv time.Time) {
 		}
 	}
 	if w.kind != aggNone {
-		w.aggregate(t, ev, recv)
+		w.aggregate(t, ev)
 	}
 	if w.e.set.DurationSpans && w.e.spanExp != nil {
 		w.durationSpan(t, ev, offset, known)
@@ -166,8 +171,14 @@ func (w *worker) flushLogs() {
 }
 
 // tick sends what waited long enough: the batches, the aggregates of a
-// hook interval that is complete, and the counters when due.
+// hook interval that is complete, and the counters when due. What is
+// queued already goes first, so that an interval's rows waiting there
+// are not taken for late ones.
 func (w *worker) tick(now time.Time) {
+	for range len(w.e.q) {
+		it := <-w.e.q
+		w.take(&it)
+	}
 	w.flushLogs()
 	w.e.flushSpans()
 	for _, t := range w.e.liveTargets() {
