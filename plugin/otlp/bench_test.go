@@ -48,7 +48,7 @@ func benchExport(b *testing.B, sink, protocol, path string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e, err := New(cfg, Session{ID: "bench", Hook: "sched", Version: "bench"}, Settings{QueueSize: b.N + 64})
+	e, err := New(cfg, Session{ID: "bench", Hook: "sched", Version: "bench"}, Settings{QueueSize: b.N + 64, QueueBytes: 1 << 30})
 	if err != nil {
 		b.Fatal(err)
 	}
