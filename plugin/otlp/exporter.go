@@ -140,6 +140,7 @@ func New(cfg Config, s Session, set Settings) (*Exporter, error) {
 	}
 	e := &Exporter{cfg: cfg, sess: s, set: set.withDefaults()}
 	if err := e.newExporters(); err != nil {
+		e.shutdown()
 		return nil, err
 	}
 	e.q = make(chan item, e.set.QueueSize)
@@ -165,8 +166,8 @@ func (e *Exporter) newExporters() error {
 	var err error
 	if e.sends(SignalLogs) {
 		for range logLanes {
-			exp, err := logExporter(e.cfg.Logs, exportRetry)
-			if err != nil {
+			var exp sdklog.Exporter
+			if exp, err = logExporter(e.cfg.Logs, exportRetry); err != nil {
 				return fmt.Errorf("otlp export: logs exporter for %s: %w", e.cfg.Logs.URL, err)
 			}
 			e.logExps = append(e.logExps, exp)

@@ -219,8 +219,7 @@ func (w *worker) sendMetrics(t *Target, ms []metricdata.Metrics) {
 		return
 	}
 	if w.e.metricExp == nil {
-		w.e.metrics.acct.drop(ReasonNotSent, n)
-		return
+		return // metrics are not sent (Settings.Signals)
 	}
 	rm := &metricdata.ResourceMetrics{Resource: t.res, ScopeMetrics: []metricdata.ScopeMetrics{{
 		Scope:   instrumentation.Scope{Name: scopeName, Version: w.e.sess.Version},

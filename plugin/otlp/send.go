@@ -33,8 +33,9 @@ const (
 	ReasonRejected = "rejected by the endpoint"
 	// ReasonDeadline: Stop's deadline passed before it was sent.
 	ReasonDeadline = "stop deadline passed"
-	// ReasonNotSent: the signal is not among Settings.Signals.
-	ReasonNotSent = "signal not sent"
+	// ReasonNotSent: logs are not among Settings.Signals (the events are
+	// counted all the same).
+	ReasonNotSent = "logs not sent"
 )
 
 // SignalSummary counts one signal's items: log records, spans or metric

@@ -33,6 +33,9 @@ type spanSink struct{ e *Exporter }
 
 func (*spanSink) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
 func (s *spanSink) OnEnd(span sdktrace.ReadOnlySpan) {
+	if s.e.spanExp == nil {
+		return // traces are not sent (Settings.Signals)
+	}
 	b := &s.e.spanBuf
 	b.mu.Lock()
 	full := len(b.buf) >= b.max
@@ -54,10 +57,6 @@ func (e *Exporter) flushSpans() {
 	spans := e.spanBuf.buf
 	e.spanBuf.buf = nil
 	e.spanBuf.mu.Unlock()
-	if e.spanExp == nil {
-		e.spans.acct.drop(ReasonNotSent, uint64(len(spans)))
-		return
-	}
 	for len(spans) > 0 {
 		n := min(len(spans), spanBatch)
 		batch := spans[:n:n]
