@@ -60,7 +60,7 @@ demo: cluster-up ## cluster up, a demo workload, and a real 5 s sched trace of i
 	hack/demo.sh
 
 .PHONY: test
-test: verify test-unit test-privileged e2e release-check ## all tests: verify, unit, privileged (root), end to end, and the release checks
+test: verify test-unit test-otelcol test-privileged e2e release-check ## all tests: verify, unit, export to the real collector, privileged (root), end to end, and the release checks
 
 .PHONY: release-check
 release-check: ## goreleaser check and snapshot build of the six archives, then the krew manifest installed as krew does
@@ -69,6 +69,14 @@ release-check: ## goreleaser check and snapshot build of the six archives, then 
 .PHONY: test-unit
 test-unit: ## unit tests, no root needed
 	$(GO) test -count=1 ./...
+
+.PHONY: otelcol
+otelcol: ## build the project's OpenTelemetry Collector into bin/tools/otelcol (collector builder; cached in ~/.cache/kubectl-trace)
+	hack/otelcol/build.sh bin/tools/otelcol
+
+.PHONY: test-otelcol
+test-otelcol: otelcol ## OTLP export tests against the real collector on loopback (plugin/otlp, grpc and http/protobuf)
+	KTRACE_OTELCOL=$(CURDIR)/bin/tools/otelcol $(GO) test -count=1 -tags otelcol ./plugin/otlp/
 
 .PHONY: test-privileged
 test-privileged: ## kernel tests: root and a real kernel (one package at a time: they check kernel-wide state, such as BPF programs and tracefs instances)
@@ -94,6 +102,7 @@ verify: ## gofmt, go vet, go.mod/go.sum tidy, generated docs and bpf2go output u
 	$(GO) vet ./...
 	$(GO) vet -tags privileged ./hooks/... ./tracer-image/...
 	$(GO) vet -tags e2e ./test/e2e/
+	$(GO) vet -tags otelcol ./plugin/otlp/
 	$(GO) vet -tags release ./krew/
 	$(GO) mod tidy -diff
 	@gen="hooks/ebpf/*/*_bpfel.* hooks/ebpf/syscalltop/syscallnames.go tracer-image/pidns/*_bpfel.*" && \
