@@ -31,7 +31,7 @@ func (t *vt) write(s string) error {
 			t.row++
 			t.col0 = true
 			s = s[1:]
-		case s[0] == 0x1b:
+		case s[0] == 0x1b && !strings.HasSuffix(csi.FindString(s), "m"):
 			m := csi.FindStringSubmatch(s)
 			if m == nil {
 				return fmt.Errorf("unknown escape %q", s[:min(len(s), 8)])
@@ -100,6 +100,10 @@ func (t *vt) control(arg string, op byte) error {
 
 // screen is what the terminal shows, one line per row.
 func (t *vt) screen() string {
+	// Rows above the cursor exist even when only a newline was written.
+	for len(t.lines) < t.row {
+		t.lines = append(t.lines, "")
+	}
 	var b strings.Builder
 	for _, l := range t.lines {
 		b.WriteString(l + "\n")
