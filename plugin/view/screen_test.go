@@ -259,3 +259,44 @@ func TestWriteChunks(t *testing.T) {
 		t.Errorf("a bad count: %v", err)
 	}
 }
+
+// TestConcurrent: the plugin writes each helper's rows, the state and
+// resizes from their own goroutines (run with -race).
+func TestConcurrent(t *testing.T) {
+	tm := newTerm(t, "syscall-top", nil, Size{Width: 80, Height: 40}, plain())
+	done := make(chan error, 3)
+	for _, pod := range []string{"a", "b"} {
+		var flushes [][]byte
+		for i := range 50 {
+			flushes = append(flushes, jsonl(t, sysRow(pod, float64(i), "read", 10, 10), mark(pod, float64(i), 1)))
+		}
+		go func() {
+			var err error
+			for _, f := range flushes {
+				if err == nil {
+					_, err = tm.s.Write(f)
+				}
+			}
+			done <- err
+		}()
+	}
+	go func() {
+		for i := range 50 {
+			tm.s.SetState(State{Targets: 2, Events: uint64(i)})
+			tm.s.Resize(Size{Width: 80 + i%2, Height: 40})
+		}
+		done <- tm.s.Draw()
+	}()
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tm.s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := tm.screen()
+	if !strings.Contains(got, "a/app") || !strings.Contains(got, "b/app") {
+		t.Errorf("the last table lacks a target:\n%s", got)
+	}
+}
