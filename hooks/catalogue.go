@@ -40,6 +40,9 @@ type Descriptor struct {
 	// (node/NAME): the plugin refuses it with this reason before it creates
 	// anything. Empty: on a node, the hook traces every task.
 	NotNodeWide string
+	// View, when set, is how a terminal draws the hook's rows: a histogram
+	// or a table instead of one line per row. Nil: lines.
+	View *View
 }
 
 // CheckNodeWide returns an error saying why d cannot trace a whole node,

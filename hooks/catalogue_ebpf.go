@@ -118,6 +118,7 @@ var ebpfHooks = []Descriptor{
 			{Name: "total_ns", Help: "time spent in those calls, nanoseconds; not with latency=false"},
 			{Name: "avg_ns", Help: "total_ns / count; not with latency=false"},
 		},
+		View:  &View{Form: ViewTable, Key: "syscall", Count: "count", Total: "total_ns", Interval: "interval"},
 		Needs: ebpfNeeds("tp_btf"),
 	},
 	{
@@ -134,6 +135,7 @@ var ebpfHooks = []Descriptor{
 			{Name: "usecs_hi", Help: "the bucket's highest wait, microseconds"},
 			{Name: "count", Help: "waits in the bucket during the interval"},
 		},
+		View:  &View{Form: ViewHistogram, Count: "count", Low: "usecs_lo", High: "usecs_hi", Unit: "usecs", Interval: "interval"},
 		Needs: ebpfNeeds("tp_btf"),
 	},
 	{

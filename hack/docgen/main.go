@@ -101,9 +101,29 @@ func writeHooks(w io.Writer, list []hooks.Descriptor) error {
 				fmt.Fprintf(&b, "| `%s` | %s |\n", f.Name, f.Help)
 			}
 		}
+		if err := writeView(&b, d); err != nil {
+			return err
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeView shows the hook's view (plugin/view) as a terminal of 80
+// columns shows it at the end of a session: the golden file of its test,
+// rendered from a real session's rows, without colour.
+func writeView(b *strings.Builder, d hooks.Descriptor) error {
+	if d.View == nil {
+		return nil
+	}
+	end, err := os.ReadFile(filepath.Join("plugin", "view", "testdata", d.Name+"-end.golden"))
+	if err != nil {
+		return fmt.Errorf("the %s view of hook %q needs an example: add it to plugin/view's TestGolden: %w", d.View.Form, d.Name, err)
+	}
+	fmt.Fprintf(b, "\nOn a terminal (`--view auto`, the default, with `-o text`) the rows are drawn as a %s%s; "+
+		"`--view lines`, a pipe, a file, `--output-dir` and `-o json` get one line per row with the fields above. At the end of a session of two pods:\n\n```\n%s```\n",
+		d.View.Form, map[string]string{hooks.ViewTable: ", redrawn in place at every interval"}[d.View.Form], end)
+	return nil
 }
 
 func upperFirst(s string) string {
