@@ -162,11 +162,17 @@ func TestRunNodesOneHelperEach(t *testing.T) {
 }
 
 func TestRunNodeOutputDir(t *testing.T) {
-	o, _, _, _, errOut := nodeOptions(t, "n1")
+	o, _, _, out, errOut := nodeOptions(t, "n1")
 	o.Duration = 200 * time.Millisecond
 	o.OutputDir = t.TempDir()
 	if err := o.Run(context.Background()); err != nil {
 		t.Fatalf("Run: %v\nstderr:\n%s", err, errOut)
+	}
+	if out.Len() != 0 {
+		t.Errorf("stdout got %q with --output-dir", out)
+	}
+	if want := "wrote " + filepath.Join(o.OutputDir, "node_n1.txt"); !strings.Contains(errOut.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, errOut)
 	}
 	b, err := os.ReadFile(filepath.Join(o.OutputDir, "node_n1.txt"))
 	if err != nil || !strings.Contains(string(b), "sched_switch: x") {
