@@ -103,19 +103,29 @@ func (s *Session) Plan(ctx context.Context) ([]Plan, error) {
 }
 
 // Run traces until the helpers end or the session is stopped, and removes
-// every helper on every path. Cancelling ctx is a hard stop. The summary
-// says how each target and helper ended; the error joins every failure.
-// Run closes the outputs before it returns.
+// every helper on every path. Cancelling ctx is a hard stop; before the
+// first helper starts, any stop ends Run at once. The summary says how each
+// target and helper ended; the error joins every failure. Run closes the
+// outputs before it returns.
 func (s *Session) Run(ctx context.Context) (Summary, error) {
-	p, plans, err := s.prepare(ctx)
+	hard, cancel := s.stop.until(ctx, s.stop.hard)
+	defer cancel()
+	// Nothing runs yet that could flush: a stop cancels the checks.
+	early, cancelEarly := s.stop.until(hard, s.stop.stop)
+	p, plans, err := s.prepare(early)
+	reg := newRegistry(p)
 	if err == nil {
-		reg := newRegistry(p)
-		if err = s.preflight(ctx, reg, plans); err == nil {
-			return s.trace(ctx, reg, plans)
-		}
+		err = s.preflight(early, reg, plans)
 	}
-	_ = s.tee.close()
-	return Summary{}, err
+	cancelEarly()
+	if s.stop.stopped() {
+		err = fmt.Errorf("%s before any helper started", s.stop.why())
+	}
+	if err != nil {
+		_ = s.tee.close()
+		return Summary{}, err
+	}
+	return s.trace(hard, reg, plans)
 }
 
 // prepare finds the targets of the start, checks their nodes and plans
@@ -163,7 +173,7 @@ func (s *Session) checkNodes(ctx context.Context, targets []wire.Target) error {
 }
 
 // preflight checks every helper before any is created, then sets up the
-// outputs; a session stopped by then starts nothing.
+// outputs (unless the session was stopped by then).
 func (s *Session) preflight(ctx context.Context, reg *registry, plans []Plan) error {
 	for _, p := range plans {
 		if err := p.Helper.preflight(ctx, s.cfg.Client, reg.checked); err != nil {
@@ -171,7 +181,7 @@ func (s *Session) preflight(ctx context.Context, reg *registry, plans []Plan) er
 		}
 	}
 	if s.stop.stopped() {
-		return fmt.Errorf("%s before any helper started", s.stop.why())
+		return nil
 	}
 	if n := s.cfg.Mode.notice(s.cfg.ID); n != "" {
 		s.report.warn("%s", n)
@@ -180,10 +190,8 @@ func (s *Session) preflight(ctx context.Context, reg *registry, plans []Plan) er
 }
 
 // trace starts the helpers, follows the sources, waits for the end and
-// collects how it went.
-func (s *Session) trace(ctx context.Context, reg *registry, plans []Plan) (Summary, error) {
-	hard, cancel := s.stop.hardContext(ctx)
-	defer cancel()
+// collects how it went; hard ends at a hard stop.
+func (s *Session) trace(hard context.Context, reg *registry, plans []Plan) (Summary, error) {
 	targets, nodes := 0, map[string]bool{}
 	for _, p := range plans {
 		targets += len(p.Targets)

@@ -85,17 +85,17 @@ func (s *stopper) why() string {
 	return s.reason
 }
 
-// hardContext is ctx, cancelled too at a hard stop.
-func (s *stopper) hardContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	hard, cancel := context.WithCancel(ctx)
+// until is ctx, cancelled too when ch is closed (stop or hard).
+func (s *stopper) until(ctx context.Context, ch <-chan struct{}) (context.Context, context.CancelFunc) {
+	c, cancel := context.WithCancel(ctx)
 	go func() {
 		select {
-		case <-s.hard:
+		case <-ch:
 			cancel()
-		case <-hard.Done():
+		case <-c.Done():
 		}
 	}()
-	return hard, cancel
+	return c, cancel
 }
 
 // after stops the session d after started is closed: the duration counts

@@ -64,7 +64,7 @@ func TestStopperFirstGracefulThenHard(t *testing.T) {
 	if s.stopped() || s.why() != EndedHelper {
 		t.Fatalf("a new stopper is stopped %v, why %q", s.stopped(), s.why())
 	}
-	hard, cancel := s.hardContext(context.Background())
+	hard, cancel := s.until(context.Background(), s.hard)
 	defer cancel()
 
 	s.interrupt()
