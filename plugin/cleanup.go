@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ktrace-dev/kubectl-trace/plugin/session"
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/kubernetes"
 )
 
 // CleanupOptions removes helper pods that earlier sessions left behind (a
@@ -43,14 +44,11 @@ func NewCmdCleanup(getter genericclioptions.RESTClientGetter, streams genericioo
 
 // Run lists the helpers by label and deletes them.
 func (o *CleanupOptions) Run(cmd *cobra.Command, getter genericclioptions.RESTClientGetter) error {
-	config, err := getter.ToRESTConfig()
+	c, err := connect(getter)
 	if err != nil {
-		return fmt.Errorf("reading kubeconfig: %w", err)
+		return err
 	}
-	client, err := kubernetes.NewForConfig(config)
-	if err != nil {
-		return fmt.Errorf("creating the API client: %w", err)
-	}
+	client := c.client
 	ns := ""
 	if !o.AllNamespaces {
 		if ns, _, err = getter.ToRawKubeConfigLoader().Namespace(); err != nil {
@@ -58,7 +56,7 @@ func (o *CleanupOptions) Run(cmd *cobra.Command, getter genericclioptions.RESTCl
 		}
 	}
 	ctx := cmd.Context()
-	list, err := client.CoreV1().Pods(ns).List(ctx, metaList(HelperSelector()))
+	list, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: session.HelperSelector()})
 	if err != nil {
 		return fmt.Errorf("listing helper pods: %w", err)
 	}
@@ -72,7 +70,7 @@ func (o *CleanupOptions) Run(cmd *cobra.Command, getter genericclioptions.RESTCl
 			fmt.Fprintf(o.Out, "pod/%s in namespace %s would be deleted (%s)\n", p.Name, p.Namespace, p.Status.Phase)
 			continue
 		}
-		if err := deleteHelper(client, p.Namespace, p.Name, 60*time.Second, false); err != nil {
+		if err := session.DeleteHelperPod(client, p.Namespace, p.Name, 60*time.Second, false); err != nil {
 			errs = append(errs, err)
 			continue
 		}

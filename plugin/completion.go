@@ -24,14 +24,11 @@ func completePods(getter genericclioptions.RESTClientGetter) cobra.CompletionFun
 		if len(args) > 0 && !afterNode {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		config, err := getter.ToRESTConfig()
+		c, err := connect(getter)
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveError
 		}
-		client, err := kubernetes.NewForConfig(config)
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveError
-		}
+		client := c.client
 		if nodeWord || afterNode {
 			return completeNodes(cmd.Context(), client, args, toComplete)
 		}
@@ -89,14 +86,11 @@ func completeContainers(getter genericclioptions.RESTClientGetter) cobra.Complet
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveError
 		}
-		config, err := getter.ToRESTConfig()
+		c, err := connect(getter)
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveError
 		}
-		client, err := kubernetes.NewForConfig(config)
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveError
-		}
+		client := c.client
 		ns, _, err := getter.ToRawKubeConfigLoader().Namespace()
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveError
@@ -134,14 +128,11 @@ func completeArgs(cmd *cobra.Command, _ []string, toComplete string) ([]string, 
 // completeNamespaces offers the cluster's namespaces for -n.
 func completeNamespaces(getter genericclioptions.RESTClientGetter) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-		config, err := getter.ToRESTConfig()
+		c, err := connect(getter)
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveError
 		}
-		client, err := kubernetes.NewForConfig(config)
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveError
-		}
+		client := c.client
 		list, err := client.CoreV1().Namespaces().List(cmd.Context(), metav1.ListOptions{})
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveError

@@ -1,25 +1,20 @@
 package plugin
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
+	"github.com/ktrace-dev/kubectl-trace/plugin/session"
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/kubernetes"
-	utilexec "k8s.io/client-go/util/exec"
 	"k8s.io/kubectl/pkg/util/templates"
 )
 
@@ -53,22 +48,26 @@ type ExecOptions struct {
 	Image           string
 	HelperNamespace string
 	StartTimeout    time.Duration
-	Color           *string
+	// Color is the root command's --color.
+	Color *string
 
-	sources []podSource
+	// Derived by Complete.
+	getter  genericclioptions.RESTClientGetter
+	query   targetQuery
 	command []string
-	client  kubernetes.Interface
-	streams interface {
-		Attacher
-		Execer
-	}
+	// newSessionID is a field so tests can fix the helpers' names.
 	newSessionID func() string
+}
+
+// NewExecOptions returns the defaults; color is the root's --color.
+func NewExecOptions(streams genericiooptions.IOStreams, color *string) *ExecOptions {
+	return &ExecOptions{IOStreams: streams, Namespaces: "net", Image: DefaultImage(), StartTimeout: 2 * time.Minute,
+		Color: color, newSessionID: func() string { return rand.String(5) }}
 }
 
 // NewCmdExec builds `kubectl trace exec`.
 func NewCmdExec(getter genericclioptions.RESTClientGetter, streams genericiooptions.IOStreams, color *string) *cobra.Command {
-	o := &ExecOptions{IOStreams: streams, Namespaces: "net", Image: DefaultImage(), StartTimeout: 2 * time.Minute,
-		Color: color, newSessionID: func() string { return rand.String(5) }}
+	o := NewExecOptions(streams, color)
 	cmd := &cobra.Command{
 		Use:               "exec TARGET [-c CONTAINER] [--ns net,pid,…] -- COMMAND [ARGS…]",
 		Short:             "Run a tool of the tracer image (tcpdump, ip, ss, tc, …) in a container's namespaces",
@@ -83,10 +82,20 @@ func NewCmdExec(getter genericclioptions.RESTClientGetter, streams genericioopti
 			if err := o.Complete(getter, args[:dash], args[dash:]); err != nil {
 				return err
 			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
 			cmd.SilenceUsage = true
 			return o.Run(cmd.Context())
 		},
 	}
+	o.AddFlags(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("container", completeContainers(getter))
+	return cmd
+}
+
+// AddFlags binds the options to flags, with their current values as defaults.
+func (o *ExecOptions) AddFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVarP(&o.Container, "container", "c", o.Container, "container whose namespaces to enter; defaults to the pod's default container")
 	f.StringVarP(&o.Selector, "selector", "l", o.Selector, "run in every pod matching this label selector")
@@ -96,29 +105,42 @@ func NewCmdExec(getter genericclioptions.RESTClientGetter, streams genericioopti
 	f.StringVar(&o.HelperNamespace, "helper-namespace", o.HelperNamespace, "namespace of the helper pods; defaults to the target's namespace")
 	f.DurationVar(&o.StartTimeout, "start-timeout", o.StartTimeout, "how long to wait for the helper to start")
 	f.BoolVar(&o.Privileged, "privileged", o.Privileged, "run the helper as a privileged container instead of with SYS_ADMIN, SYS_PTRACE, NET_ADMIN and NET_RAW")
-	_ = cmd.RegisterFlagCompletionFunc("container", completeContainers(getter))
 	_ = cmd.RegisterFlagCompletionFunc("ns", cobra.FixedCompletions(wire.ExecNamespaces, cobra.ShellCompDirectiveNoFileComp|cobra.ShellCompDirectiveNoSpace))
-	return cmd
 }
 
-// Complete resolves the targets and validates the flags.
+// Complete takes the targets and the command, and the namespace from the
+// kubeconfig, without a request to the cluster.
 func (o *ExecOptions) Complete(getter genericclioptions.RESTClientGetter, targets, command []string) error {
-	if len(command) == 0 {
+	ns, _, err := getter.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return fmt.Errorf("reading the namespace from kubeconfig: %w", err)
+	}
+	targets = slices.Clone(targets)
+	for i, a := range targets {
+		if !strings.Contains(a, "/") {
+			targets[i] = "pod/" + a
+		}
+	}
+	o.getter, o.command = getter, command
+	o.query = targetQuery{Args: targets, Selector: o.Selector, Namespace: ns}
+	return nil
+}
+
+// Validate checks the options, reading nothing but their fields.
+func (o *ExecOptions) Validate() error {
+	if len(o.command) == 0 {
 		return errors.New("give the command after --, such as: kubectl trace exec pod/web -- ip -o addr")
 	}
-	o.command = command
 	for _, n := range strings.Split(o.Namespaces, ",") {
 		if !slices.Contains(wire.ExecNamespaces, n) {
 			return fmt.Errorf("--ns %q: %q is not a namespace: choose from %s", o.Namespaces, n, strings.Join(wire.ExecNamespaces, ", "))
 		}
 	}
-	trace := &TraceOptions{Selector: o.Selector}
-	if err := trace.Complete(getter, targets); err != nil {
-		return err
+	if o.StartTimeout <= 0 {
+		return fmt.Errorf("--start-timeout %s must be positive", o.StartTimeout)
 	}
-	o.sources, o.client = trace.sources, trace.client
-	if o.streams == nil {
-		o.streams = trace.attacher.(remoteAttacher)
+	if o.Image == "" {
+		return errors.New("--image is empty: name the tracer image")
 	}
 	return nil
 }
@@ -127,187 +149,59 @@ func (o *ExecOptions) Complete(getter genericclioptions.RESTClientGetter, target
 // returns the exit code (ExitCodeError) of a single target, or an error
 // naming the targets whose command failed.
 func (o *ExecOptions) Run(ctx context.Context) error {
-	// Quiet like kubectl exec: the tool's own output is what matters;
-	// warnings and errors still show.
-	u := newUI(o.ErrOut, *o.Color, true)
-	targets, err := initialTargets(ctx, o.client, o.sources, o.Container, u.step)
+	c, err := connect(o.getter)
 	if err != nil {
 		return err
 	}
-	if o.Stdin && len(targets) > 1 {
-		return fmt.Errorf("-i needs one target, and %d match: name one pod", len(targets))
+	if c.sources, err = resolveSources(o.getter, o.query); err != nil {
+		return err
 	}
-	nodes, groups := byNode(targets)
-	session := o.newSessionID()
-	type result struct {
-		t    wire.Target
-		code int
-		err  error
+	return o.exec(ctx, c)
+}
+
+// exec runs the command through the engine and turns its results into
+// the command's exit.
+func (o *ExecOptions) exec(ctx context.Context, c cluster) error {
+	streams, ok := c.attacher.(interface {
+		session.Attacher
+		session.Execer
+	})
+	if !ok {
+		return errors.New("kubectl trace exec needs a streamer that can exec")
 	}
-	var mu sync.Mutex
-	var results []result
-	var wg sync.WaitGroup
-	prefix := len(targets) > 1
-	var outMu sync.Mutex
-	// Every check passes before any helper is created: a refusal for a
-	// later node must not leave an earlier node's helper behind.
-	pods := make([]*corev1.Pod, len(nodes))
-	checked := map[string]bool{}
-	for i, node := range nodes {
-		ts := groups[node]
-		name := HelperNamePrefix + session
-		if i > 0 {
-			name = fmt.Sprintf("%s-%d", name, i)
-		}
-		ns := o.HelperNamespace
-		if ns == "" {
-			ns = ts[0].Namespace
-		}
-		pods[i] = HelperPod(HelperParams{Name: name, Namespace: ns, Node: node, Image: o.Image,
-			Request: wire.Request{SessionID: session, Hook: "exec", Targets: ts},
-			Args:    []string{"hold"}, Deadline: time.Hour, Needs: execNeeds, Privileged: o.Privileged})
-		if checked[ns] {
-			continue
-		}
-		checked[ns] = true
-		if err := checkAccess(ctx, o.client, ns, append(nodeModeAccess, access{verb: "create", resource: "pods", subresource: "exec"})); err != nil {
-			return err
-		}
-		if err := checkPodSecurity(ctx, o.client, pods[i]); err != nil {
-			return err
-		}
+	var stdin io.Reader
+	if o.Stdin {
+		stdin = o.In
 	}
-	for i, node := range nodes {
-		ts, pod := groups[node], pods[i]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			codes, err := o.onNode(ctx, u, pod, ts, prefix, &outMu)
-			mu.Lock()
-			defer mu.Unlock()
-			for j, t := range ts {
-				r := result{t: t, err: err}
-				if err == nil {
-					r.code = codes[j]
-				}
-				results = append(results, r)
-			}
-		}()
+	// Quiet like kubectl exec: the tool's own output is what matters;
+	// warnings and errors still show.
+	results, err := session.Exec(ctx, session.ExecConfig{
+		ID: o.newSessionID(), Client: c.client, Streams: streams, Sources: c.sources, Container: o.Container,
+		Namespaces: o.Namespaces, Command: o.command, Stdin: stdin, Stdout: o.Out, Stderr: o.ErrOut,
+		Image: o.Image, HelperNamespace: o.HelperNamespace, Privileged: o.Privileged, StartTimeout: o.StartTimeout,
+		Reporter: traceReport{ui: newUI(o.ErrOut, *o.Color, true)},
+	})
+	if err != nil {
+		return err
 	}
-	wg.Wait()
 	if len(results) == 1 {
 		r := results[0]
-		if r.err != nil {
-			return r.err
+		if r.Err != nil {
+			return r.Err
 		}
-		if r.code != 0 {
-			return ExitCodeError{Code: r.code}
+		if r.Code != 0 {
+			return ExitCodeError{Code: r.Code}
 		}
 		return nil
 	}
 	var errs []error
 	for _, r := range results {
 		switch {
-		case r.err != nil:
-			errs = append(errs, fmt.Errorf("%s: %w", r.t, r.err))
-		case r.code != 0:
-			errs = append(errs, fmt.Errorf("%s: command exited with code %d", r.t, r.code))
+		case r.Err != nil:
+			errs = append(errs, fmt.Errorf("%s: %w", r.Target, r.Err))
+		case r.Code != 0:
+			errs = append(errs, fmt.Errorf("%s: command exited with code %d", r.Target, r.Code))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// onNode runs the command in each target of one node through one helper,
-// and deletes the helper on every path.
-func (o *ExecOptions) onNode(ctx context.Context, u *ui, pod *corev1.Pod, ts []wire.Target, prefix bool, outMu *sync.Mutex) ([]int, error) {
-	if _, err := o.client.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		return nil, fmt.Errorf("creating helper pod on node %q: %w", pod.Spec.NodeName, err)
-	}
-	defer func() {
-		// The helper only holds (tracer hold): the tools it ran in the
-		// targets' namespaces have ended, or end with it.
-		if err := deleteHelper(o.client, pod.Namespace, pod.Name, 30*time.Second, true); err != nil {
-			u.warn("%v", err)
-		}
-	}()
-	if err := waitRunning(ctx, o.client, pod.Namespace, pod.Name, o.StartTimeout, u); err != nil {
-		return nil, err
-	}
-	// The helper holds until its stdin closes: when this session ends, or
-	// when the plugin dies and the kubelet closes it.
-	holdR, holdW := io.Pipe()
-	holdCtx, holdCancel := context.WithCancel(ctx)
-	defer holdCancel()
-	go func() {
-		_ = o.streams.Attach(holdCtx, pod.Namespace, pod.Name, HelperContainerName, holdR, io.Discard, io.Discard)
-	}()
-	defer holdW.Close()
-
-	codes := make([]int, len(ts))
-	errs := make([]error, len(ts))
-	var wg sync.WaitGroup
-	for i, t := range ts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			argv := append([]string{"/usr/local/bin/tracer", "exec", "--container-id", t.ContainerID, "--ns", o.Namespaces, "--"}, o.command...)
-			var stdin io.Reader
-			if o.Stdin {
-				stdin = o.In
-			}
-			stdout, stderr := o.Out, o.ErrOut
-			var lw, le *lineWriter
-			if prefix {
-				p := t.Pod + "/" + t.Container + " "
-				lw, le = &lineWriter{w: o.Out, prefix: p, mu: outMu}, &lineWriter{w: o.ErrOut, prefix: p, mu: outMu}
-				stdout, stderr = lw, le
-			}
-			err := o.streams.Exec(ctx, pod.Namespace, pod.Name, HelperContainerName, argv, stdin, stdout, stderr)
-			if lw != nil {
-				lw.flush()
-				le.flush()
-			}
-			var exitErr utilexec.CodeExitError
-			switch {
-			case errors.As(err, &exitErr):
-				codes[i] = exitErr.Code
-			case err != nil:
-				errs[i] = fmt.Errorf("running the command in %s: %w", t, err)
-			}
-		}()
-	}
-	wg.Wait()
-	return codes, errors.Join(errs...)
-}
-
-// lineWriter prefixes every line with its target, writing whole lines only
-// so that concurrent targets never interleave within a line.
-type lineWriter struct {
-	w      io.Writer
-	prefix string
-	mu     *sync.Mutex
-	buf    []byte
-}
-
-func (l *lineWriter) Write(p []byte) (int, error) {
-	l.buf = append(l.buf, p...)
-	for {
-		i := bytes.IndexByte(l.buf, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		l.mu.Lock()
-		_, err := fmt.Fprintf(l.w, "%s%s", l.prefix, l.buf[:i+1])
-		l.mu.Unlock()
-		l.buf = l.buf[i+1:]
-		if err != nil {
-			return len(p), err
-		}
-	}
-}
-
-func (l *lineWriter) flush() {
-	if len(l.buf) > 0 {
-		_, _ = l.Write([]byte{'\n'})
-	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
+	"github.com/ktrace-dev/kubectl-trace/plugin/session"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -89,7 +90,7 @@ func (f *framedHelpers) Attach(ctx context.Context, ns, pod, container string, s
 
 func (f *framedHelpers) reactor(action k8stesting.Action) (bool, runtime.Object, error) {
 	get := action.(k8stesting.GetAction)
-	if !strings.HasPrefix(get.GetName(), HelperNamePrefix) {
+	if !strings.HasPrefix(get.GetName(), session.HelperNamePrefix) {
 		return false, nil, nil
 	}
 	obj, err := f.client.Tracker().Get(corev1.SchemeGroupVersion.WithResource("pods"), get.GetNamespace(), get.GetName())
@@ -103,7 +104,7 @@ func (f *framedHelpers) reactor(action k8stesting.Action) (bool, runtime.Object,
 	if f.exited[pod.Name] {
 		state = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{}}
 	}
-	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: HelperContainerName, State: state}}
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: session.HelperContainerName, State: state}}
 	return true, pod, nil
 }
 
@@ -130,10 +131,10 @@ func TestFanOutOneHelperPerNodeAndJoiningPods(t *testing.T) {
 	var out, errOut bytes.Buffer
 	o := NewTraceOptions(genericiooptions.IOStreams{Out: &out, ErrOut: &errOut})
 	o.Hook, o.Color = "sched", ColorNever
-	o.client, o.attacher = client, helpers
+	c := cluster{client: client, attacher: helpers,
+		sources: []session.Source{{What: "-l app=a", Namespace: "ns", Selector: labels.SelectorFromSet(labels.Set{"app": "a"})}}}
 	o.newSessionID = func() string { return "s1" }
 	o.signals = make(chan os.Signal)
-	o.sources = []podSource{{what: "-l app=a", namespace: "ns", selector: labels.SelectorFromSet(labels.Set{"app": "a"})}}
 	o.Duration = 2500 * time.Millisecond
 
 	// A fourth pod starts to match on n1 while the trace runs.
@@ -141,14 +142,14 @@ func TestFanOutOneHelperPerNodeAndJoiningPods(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		_, _ = client.CoreV1().Pods("ns").Create(context.Background(), labelledPod("a-4", "n1"), metav1.CreateOptions{})
 	}()
-	if err := o.Run(context.Background()); err != nil {
+	if err := o.trace(context.Background(), c); err != nil {
 		t.Fatalf("Run: %v\nstderr:\n%s", err, errOut.String())
 	}
 
 	created := 0
 	for _, a := range client.Actions() {
 		if a.GetVerb() == "create" && a.GetResource().Resource == "pods" {
-			if p := a.(k8stesting.CreateAction).GetObject().(*corev1.Pod); strings.HasPrefix(p.Name, HelperNamePrefix) {
+			if p := a.(k8stesting.CreateAction).GetObject().(*corev1.Pod); strings.HasPrefix(p.Name, session.HelperNamePrefix) {
 				created++
 			}
 		}
@@ -170,7 +171,7 @@ func TestFanOutOneHelperPerNodeAndJoiningPods(t *testing.T) {
 	if !strings.Contains(joinedVia, "a-4") {
 		t.Errorf("a-4 was not added to the running helper of n1 by a control message: %s", joinedVia)
 	}
-	list, _ := client.CoreV1().Pods("ns").List(context.Background(), metav1.ListOptions{LabelSelector: HelperSelector()})
+	list, _ := client.CoreV1().Pods("ns").List(context.Background(), metav1.ListOptions{LabelSelector: session.HelperSelector()})
 	if len(list.Items) != 0 {
 		t.Errorf("%d helper pods left", len(list.Items))
 	}

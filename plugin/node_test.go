@@ -13,10 +13,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/ktrace-dev/kubectl-trace/hooks"
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
+	"github.com/ktrace-dev/kubectl-trace/plugin/session"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -74,7 +76,7 @@ func TestNodeCommandRefusals(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			cmd := NewCmdTrace(genericiooptions.IOStreams{Out: &out, ErrOut: &errOut})
+			cmd := NewCmdTrace(genericclioptions.NewConfigFlags(true), genericiooptions.IOStreams{Out: &out, ErrOut: &errOut})
 			cmd.SetArgs(tt.args)
 			cmd.SetOut(&errOut)
 			cmd.SetErr(&errOut)
@@ -86,7 +88,7 @@ func TestNodeCommandRefusals(t *testing.T) {
 	}
 }
 
-func nodeOptions(t *testing.T, nodes ...string) (*TraceOptions, *fake.Clientset, *framedHelpers, *bytes.Buffer, *bytes.Buffer) {
+func nodeOptions(t *testing.T, nodes ...string) (testTrace, *fake.Clientset, *framedHelpers, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
 	client := fake.NewClientset(
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ns"}},
@@ -99,11 +101,11 @@ func nodeOptions(t *testing.T, nodes ...string) (*TraceOptions, *fake.Clientset,
 	var out, errOut bytes.Buffer
 	o := NewTraceOptions(genericiooptions.IOStreams{Out: &out, ErrOut: &errOut})
 	o.Hook, o.Color = "sched", ColorNever
-	o.client, o.attacher = client, helpers
+	c := cluster{client: client, attacher: helpers}
 	o.newSessionID = func() string { return "s1" }
 	o.signals = make(chan os.Signal)
 	o.nodes, o.namespace = nodes, "ns"
-	return o, client, helpers, &out, &errOut
+	return testTrace{o, c}, client, helpers, &out, &errOut
 }
 
 func createdHelpers(client *fake.Clientset) []*corev1.Pod {
@@ -138,9 +140,9 @@ func TestRunNodesOneHelperEach(t *testing.T) {
 		if diff := cmp.Diff(want, req.Targets); diff != "" {
 			t.Errorf("helper %d's targets (-want +got):\n%s", i, diff)
 		}
-		if p.Spec.NodeName != node || p.Namespace != "ns" || !p.Spec.HostPID || p.Annotations[AnnotationTargets] != "node/"+node {
+		if p.Spec.NodeName != node || p.Namespace != "ns" || !p.Spec.HostPID || p.Annotations[session.AnnotationTargets] != "node/"+node {
 			t.Errorf("helper %d: node %q namespace %q hostPID %v targets %q; want node %q in the kubeconfig's namespace, hostPID",
-				i, p.Spec.NodeName, p.Namespace, p.Spec.HostPID, p.Annotations[AnnotationTargets], node)
+				i, p.Spec.NodeName, p.Namespace, p.Spec.HostPID, p.Annotations[session.AnnotationTargets], node)
 		}
 	}
 	// The fake helper writes one line per target; merged lines name the node.
@@ -160,11 +162,17 @@ func TestRunNodesOneHelperEach(t *testing.T) {
 }
 
 func TestRunNodeOutputDir(t *testing.T) {
-	o, _, _, _, errOut := nodeOptions(t, "n1")
+	o, _, _, out, errOut := nodeOptions(t, "n1")
 	o.Duration = 200 * time.Millisecond
 	o.OutputDir = t.TempDir()
 	if err := o.Run(context.Background()); err != nil {
 		t.Fatalf("Run: %v\nstderr:\n%s", err, errOut)
+	}
+	if out.Len() != 0 {
+		t.Errorf("stdout got %q with --output-dir", out)
+	}
+	if want := "wrote " + filepath.Join(o.OutputDir, "node_n1.txt"); !strings.Contains(errOut.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, errOut)
 	}
 	b, err := os.ReadFile(filepath.Join(o.OutputDir, "node_n1.txt"))
 	if err != nil || !strings.Contains(string(b), "sched_switch: x") {

@@ -1,36 +1,19 @@
 package plugin
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
-	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
+	"github.com/ktrace-dev/kubectl-trace/plugin/session"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/resource"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/kubectl/pkg/polymorphichelpers"
 )
-
-// podSource is one set of pods a trace follows: a pod by name, which is
-// traced as long as it lives, or a selector (from -l or a workload), whose
-// matching pods join and leave while the trace runs.
-type podSource struct {
-	// what is how the user named it, for messages: "deploy/web", "-l app=a".
-	what      string
-	namespace string // "" for every namespace
-	name      string // a pod by name
-	selector  labels.Selector
-}
-
-func (s podSource) live() bool { return s.selector != nil }
 
 // targetQuery is what the user typed.
 type targetQuery struct {
@@ -43,7 +26,7 @@ type targetQuery struct {
 // resolveSources turns the query into pod sources, through cli-runtime's
 // resource builder so that every kubectl alias (deploy, sts, ds, rs, job,
 // svc, …) and the user's kubeconfig namespace work as in kubectl.
-func resolveSources(getter genericclioptions.RESTClientGetter, q targetQuery) ([]podSource, error) {
+func resolveSources(getter genericclioptions.RESTClientGetter, q targetQuery) ([]session.Source, error) {
 	if len(q.Args) == 0 {
 		if q.Selector == "" {
 			return nil, errors.New("name a target, such as pod/NAME, deploy/NAME or -l app=web")
@@ -56,7 +39,7 @@ func resolveSources(getter genericclioptions.RESTClientGetter, q targetQuery) ([
 		if q.AllNamespaces {
 			ns = ""
 		}
-		return []podSource{{what: "-l " + q.Selector, namespace: ns, selector: sel}}, nil
+		return []session.Source{{What: "-l " + q.Selector, Namespace: ns, Selector: sel}}, nil
 	}
 	if q.Selector != "" {
 		return nil, errors.New("give either a target or -l, not both")
@@ -87,12 +70,12 @@ func resolveSources(getter genericclioptions.RESTClientGetter, q targetQuery) ([
 		}
 		return nil, fmt.Errorf("resolving %s: %w", strings.Join(q.Args, " "), err)
 	}
-	var out []podSource
+	var out []session.Source
 	for _, info := range infos {
 		what := strings.ToLower(info.Mapping.GroupVersionKind.Kind) + "/" + info.Name
 		switch obj := info.Object.(type) {
 		case *corev1.Pod:
-			out = append(out, podSource{what: "pod/" + obj.Name, namespace: obj.Namespace, name: obj.Name})
+			out = append(out, session.Source{What: "pod/" + obj.Name, Namespace: obj.Namespace, Name: obj.Name})
 		case *corev1.Node:
 			// Reached only through a kind the builder maps to nodes that
 			// nodeArg does not know: say how to ask for it.
@@ -105,7 +88,7 @@ func resolveSources(getter genericclioptions.RESTClientGetter, q targetQuery) ([
 			if sel.Empty() {
 				return nil, fmt.Errorf("%s has an empty selector, which would trace every pod: name the pods with -l", what)
 			}
-			out = append(out, podSource{what: what, namespace: ns, selector: sel})
+			out = append(out, session.Source{What: what, Namespace: ns, Selector: sel})
 		}
 	}
 	return out, nil
@@ -159,86 +142,36 @@ func resolveNodes(q targetQuery) ([]string, error) {
 	return nodes, nil
 }
 
-// nodeTargets returns the whole-node targets of names.
-func nodeTargets(names []string) []wire.Target {
-	out := make([]wire.Target, 0, len(names))
-	for _, n := range names {
-		out = append(out, wire.Target{Kind: wire.TargetNode, Node: n})
+// parseTargetArg splits "pod/web", "pods/web" or "web" into kind and name.
+func parseTargetArg(arg string) (kind, name string, err error) {
+	kind, name, found := strings.Cut(arg, "/")
+	if !found {
+		kind, name = "pod", arg
 	}
-	return out
+	switch strings.ToLower(kind) {
+	case "pod", "pods", "po":
+		kind = "pod"
+	default:
+		return "", "", fmt.Errorf("target %q: only pods can be traced in this release: use pod/NAME", arg)
+	}
+	if name == "" {
+		return "", "", fmt.Errorf("target %q has no name: use pod/NAME", arg)
+	}
+	return kind, name, nil
 }
 
-// listPods returns the pods of a source now.
-func (s podSource) listPods(ctx context.Context, client kubernetes.Interface) ([]corev1.Pod, error) {
-	if !s.live() {
-		pod, err := client.CoreV1().Pods(s.namespace).Get(ctx, s.name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("pod %q not found in namespace %q: list the pods with 'kubectl get pods -n %s'", s.name, s.namespace, s.namespace)
+// parseArgs turns repeated --arg key=value flags into a map.
+func parseArgs(raw []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range raw {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--arg %q is not key=value: write it like --arg filter='tcp port 80'", kv)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("getting pod %s/%s: %w", s.namespace, s.name, err)
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("--arg %s is given twice: give each parameter once", k)
 		}
-		return []corev1.Pod{*pod}, nil
-	}
-	list, err := client.CoreV1().Pods(s.namespace).List(ctx, metav1.ListOptions{LabelSelector: s.selector.String()})
-	if err != nil {
-		return nil, fmt.Errorf("listing the pods of %s: %w", s.what, err)
-	}
-	return list.Items, nil
-}
-
-// initialTargets resolves every source to the containers to trace now. A
-// pod named by the user must be traceable; pods found by a selector that
-// are not running yet are skipped (they join when they run).
-func initialTargets(ctx context.Context, client kubernetes.Interface, sources []podSource, container string, note func(string, ...any)) ([]wire.Target, error) {
-	seen := map[string]bool{}
-	var out []wire.Target
-	for _, s := range sources {
-		pods, err := s.listPods(ctx, client)
-		if err != nil {
-			return nil, err
-		}
-		found := 0
-		for i := range pods {
-			pod := &pods[i]
-			if seen[string(pod.UID)] {
-				continue
-			}
-			t, defaulted, err := targetFromPod(pod, container)
-			if err != nil {
-				if !s.live() {
-					return nil, err
-				}
-				note("skipping %s/%s for now: %v", pod.Namespace, pod.Name, err)
-				continue
-			}
-			if defaulted != "" && !s.live() {
-				note("%s", defaulted)
-			}
-			seen[string(pod.UID)] = true
-			found++
-			out = append(out, t)
-		}
-		if s.live() && found == 0 {
-			where := "namespace " + s.namespace
-			if s.namespace == "" {
-				where = "any namespace"
-			}
-			return nil, fmt.Errorf("no running pod of %s in %s: check the selector with 'kubectl get pods -l %s'", s.what, where, s.selector)
-		}
+		out[k] = v
 	}
 	return out, nil
-}
-
-// byNode groups targets by the node they run on, in a stable order.
-func byNode(targets []wire.Target) (nodes []string, groups map[string][]wire.Target) {
-	groups = map[string][]wire.Target{}
-	for _, t := range targets {
-		if _, ok := groups[t.Node]; !ok {
-			nodes = append(nodes, t.Node)
-		}
-		groups[t.Node] = append(groups[t.Node], t)
-	}
-	sort.Strings(nodes)
-	return nodes, groups
 }

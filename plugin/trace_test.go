@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
+	"github.com/ktrace-dev/kubectl-trace/plugin/session"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -82,7 +84,7 @@ func (f *fakeHelper) exit(code int32) {
 func (f *fakeHelper) reactor(client *fake.Clientset) k8stesting.ReactionFunc {
 	return func(action k8stesting.Action) (bool, runtime.Object, error) {
 		get := action.(k8stesting.GetAction)
-		if !strings.HasPrefix(get.GetName(), HelperNamePrefix) {
+		if !strings.HasPrefix(get.GetName(), session.HelperNamePrefix) {
 			return false, nil, nil
 		}
 		obj, err := client.Tracker().Get(corev1.SchemeGroupVersion.WithResource("pods"), get.GetNamespace(), get.GetName())
@@ -97,12 +99,22 @@ func (f *fakeHelper) reactor(client *fake.Clientset) k8stesting.ReactionFunc {
 			state = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: *f.exitCode}}
 		}
 		pod.Status.Phase = corev1.PodRunning
-		pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: HelperContainerName, State: state}}
+		pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: session.HelperContainerName, State: state}}
 		return true, pod, nil
 	}
 }
 
-func newTestOptions(t *testing.T, helper *fakeHelper, objs ...runtime.Object) (*TraceOptions, *fake.Clientset, *bytes.Buffer, *bytes.Buffer) {
+// testTrace is the trace command with its cluster faked: Run traces with
+// the fake client and helper, as TraceOptions.Run does once it has read
+// the real ones.
+type testTrace struct {
+	*TraceOptions
+	cluster cluster
+}
+
+func (o testTrace) Run(ctx context.Context) error { return o.trace(ctx, o.cluster) }
+
+func newTestOptions(t *testing.T, helper *fakeHelper, objs ...runtime.Object) (testTrace, *fake.Clientset, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ns"}}
 	objs = append(objs, ns)
@@ -114,18 +126,16 @@ func newTestOptions(t *testing.T, helper *fakeHelper, objs ...runtime.Object) (*
 	var out, errOut bytes.Buffer
 	o := NewTraceOptions(genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
 	o.Hook = "sched"
-	o.sources = []podSource{{what: "pod/web", namespace: "ns", name: "web"}}
-	o.client = client
-	o.attacher = helper
+	c := cluster{client: client, attacher: helper, sources: []session.Source{{What: "pod/web", Namespace: "ns", Name: "web"}}}
 	o.newSessionID = func() string { return "s1" }
 	o.signals = make(chan os.Signal)
 	o.StopTimeout = 5 * time.Second
-	return o, client, &out, &errOut
+	return testTrace{o, c}, client, &out, &errOut
 }
 
 func helperPods(t *testing.T, client *fake.Clientset) int {
 	t.Helper()
-	list, err := client.CoreV1().Pods("").List(context.Background(), metaList(HelperSelector()))
+	list, err := client.CoreV1().Pods("").List(context.Background(), metav1.ListOptions{LabelSelector: session.HelperSelector()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +297,7 @@ func TestValidate(t *testing.T) {
 
 func TestCommandParsesFlags(t *testing.T) {
 	var out, errOut bytes.Buffer
-	cmd := NewCmdTrace(genericiooptions.IOStreams{Out: &out, ErrOut: &errOut})
+	cmd := NewCmdTrace(genericclioptions.NewConfigFlags(true), genericiooptions.IOStreams{Out: &out, ErrOut: &errOut})
 	cmd.SetArgs([]string{"pod/web", "--hook", "nope", "--duration", "5s"})
 	cmd.SetOut(&errOut)
 	cmd.SetErr(&errOut)
@@ -295,7 +305,7 @@ func TestCommandParsesFlags(t *testing.T) {
 	if err == nil || !errors.Is(err, err) || !strings.Contains(err.Error(), `unknown hook "nope"`) {
 		t.Fatalf("Execute error = %v", err)
 	}
-	cmd = NewCmdTrace(genericiooptions.IOStreams{Out: &out, ErrOut: &errOut})
+	cmd = NewCmdTrace(genericclioptions.NewConfigFlags(true), genericiooptions.IOStreams{Out: &out, ErrOut: &errOut})
 	cmd.SetArgs([]string{"pod/web", "--hook", "sched", "--duration", "soon"})
 	cmd.SetOut(&errOut)
 	cmd.SetErr(&errOut)

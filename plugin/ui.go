@@ -3,9 +3,10 @@ package plugin
 import (
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/ktrace-dev/kubectl-trace/plugin/session"
 )
 
 // ui prints the session's progress, warnings and summary on stderr. It is
@@ -140,7 +141,84 @@ func renderSummary(s styles, results []sessionResult) string {
 	return s.table([]string{"TARGET", "HOOK", "EVENTS", "LOST", "DURATION", "ENDED"}, rows)
 }
 
-// countingLines counts newline-terminated records written through it.
-func countLines(p []byte) uint64 {
-	return uint64(strings.Count(string(p), "\n"))
+// traceReport prints a trace session's reports through the ui.
+type traceReport struct {
+	*ui
+	hook string
+	// counting shows the live event count (records are not counted in pcap).
+	counting bool
+}
+
+// Note prints a line of progress.
+func (r traceReport) Note(n session.Note) {
+	switch n.Level {
+	case session.Step:
+		r.step("%s", n.Text)
+	case session.Done:
+		r.ok("%s", n.Text)
+	case session.Warning:
+		r.warn("%s", n.Text)
+	case session.Tool:
+		r.passthrough([]byte(n.Text + "\n"))
+	}
+}
+
+// Target prints a target's new state.
+func (r traceReport) Target(c session.TargetChange) {
+	t := c.Target
+	switch c.State {
+	case session.TargetFound:
+		if t.IsNode() {
+			// Nothing to find on a whole node: say what is traced.
+			r.ok("tracing %s: %s", t, c.Message)
+		} else {
+			r.ok("found %s: %d processes (%s)", t, c.Processes, c.Method)
+		}
+	case session.TargetJoined:
+		r.step("+ pod %s/%s joined on node %q", t.Namespace, t.Pod, t.Node)
+	case session.TargetTracing:
+		r.ok("tracing %s on node %q", t, t.Node)
+	case session.TargetEnded:
+		if c.Failed {
+			r.warn("%s: %s", t, c.Message)
+		} else {
+			r.step("%s: %s", t, c.Message)
+		}
+	case session.TargetLeft:
+		r.step("- pod %s/%s left", t.Namespace, t.Pod)
+	}
+}
+
+// Helper prints that a helper traces.
+func (r traceReport) Helper(c session.HelperChange) {
+	if c.State == session.HelperAttached {
+		r.ok("attached: tracing with hook %s, Ctrl-C to stop", r.hook)
+	}
+}
+
+// Progress redraws the live event count.
+func (r traceReport) Progress(p session.Progress) {
+	if r.counting {
+		r.setLive(fmt.Sprintf("%d events", p.Events))
+	}
+}
+
+// summarize prints how the session went: lost events of shared helpers,
+// the summary table, and the files written.
+func (r traceReport) summarize(sum session.Summary, files []string) {
+	r.endLive()
+	for _, h := range sum.Helpers {
+		if h.Reported && h.Lost > 0 && h.Targets > 1 {
+			r.warn("node %q: %d events lost in the kernel", h.Node, h.Lost)
+		}
+	}
+	var rows []sessionResult
+	for _, t := range sum.Targets {
+		rows = append(rows, sessionResult{Target: t.Target.String(), Hook: r.hook, Events: t.Events, Lost: t.Lost,
+			Duration: t.Duration, Ended: t.Ended, Failed: t.Failed})
+	}
+	r.summary(rows)
+	for _, p := range files {
+		r.step("wrote %s", p)
+	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/ktrace-dev/kubectl-trace/plugin"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/klog/v2"
 )
@@ -34,7 +35,7 @@ func main() {
 		// global logger, not klog's output.
 		klog.SetLogger(logr.Discard())
 	}
-	cmd := plugin.NewCmdTrace(genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr})
+	cmd := plugin.NewCmdTrace(genericclioptions.NewConfigFlags(true), genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr})
 	// The one place errors are printed; everything below returns them.
 	if err := cmd.ExecuteContext(context.Background()); err != nil {
 		// kubectl trace exec returns the tool's exit code; the tool has

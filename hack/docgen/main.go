@@ -19,6 +19,7 @@ import (
 	"github.com/ktrace-dev/kubectl-trace/hooks"
 	"github.com/ktrace-dev/kubectl-trace/plugin"
 	"github.com/spf13/cobra/doc"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 )
 
@@ -59,7 +60,7 @@ func run(out string) error {
 			return err
 		}
 	}
-	cmd := plugin.NewCmdTrace(genericiooptions.IOStreams{In: os.Stdin, Out: io.Discard, ErrOut: io.Discard})
+	cmd := plugin.NewCmdTrace(genericclioptions.NewConfigFlags(true), genericiooptions.IOStreams{In: os.Stdin, Out: io.Discard, ErrOut: io.Discard})
 	cmd.DisableAutoGenTag = true
 	for _, c := range cmd.Commands() {
 		c.DisableAutoGenTag = true

@@ -1,4 +1,4 @@
-package plugin
+package session
 
 import (
 	"context"
@@ -16,6 +16,76 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
+
+// EphemeralMode traces each target from an ephemeral container in its pod,
+// which shares the target container's PID namespace. An ephemeral container
+// cannot be removed: the pod keeps it, stopped, until the pod is deleted.
+type EphemeralMode struct{}
+
+func (EphemeralMode) name() string { return wire.ModeEphemeral }
+
+func (EphemeralMode) group(targets []wire.Target) [][]wire.Target {
+	out := make([][]wire.Target, 0, len(targets))
+	for _, t := range targets {
+		out = append(out, []wire.Target{t})
+	}
+	return out
+}
+
+func (EphemeralMode) build(s helperSpec) Helper {
+	t := s.targets[0]
+	return &EphemeralHelper{Namespace: t.Namespace, Pod: t.Pod, Container: EphemeralContainer(EphemeralParams{
+		Name: s.name, Image: s.image, Target: t.Container,
+		EncodedRequest: s.encoded, Needs: s.needs, Privileged: s.privileged,
+	})}
+}
+
+func (EphemeralMode) shared() bool { return false }
+
+func (EphemeralMode) notice(id string) string {
+	return fmt.Sprintf("ephemeral containers cannot be removed from a pod: each traced pod keeps a stopped %s* container in its spec until the pod is deleted", HelperNamePrefix+id)
+}
+
+// EphemeralHelper is an ephemeral container in a target's pod:
+// EphemeralMode's helper.
+type EphemeralHelper struct {
+	Namespace, Pod string
+	Container      corev1.EphemeralContainer
+}
+
+// DryRun returns the container, and the pod it goes into.
+func (h *EphemeralHelper) DryRun() (string, any) {
+	return fmt.Sprintf("ephemeral container for pod %s/%s", h.Namespace, h.Pod), h.Container
+}
+
+func (h *EphemeralHelper) preflight(ctx context.Context, client kubernetes.Interface, checked map[string]bool) error {
+	if !checked[h.Namespace] {
+		checked[h.Namespace] = true
+		if err := checkAccessHint(ctx, client, h.Namespace, ephemeralAccess, "or use the default node mode, whose helper can run in another namespace"); err != nil {
+			return err
+		}
+	}
+	return checkEphemeralSecurity(ctx, client, h.Namespace, h.Pod, h.Container)
+}
+
+func (h *EphemeralHelper) create(ctx context.Context, client kubernetes.Interface, r report, _ int) error {
+	r.step("adding ephemeral container %s to pod %s/%s", h.Container.Name, h.Namespace, h.Pod)
+	return addEphemeral(ctx, client, h.Namespace, h.Pod, h.Container)
+}
+
+func (h *EphemeralHelper) waitStarted(ctx context.Context, client kubernetes.Interface, timeout time.Duration, r report) error {
+	return waitEphemeral(ctx, client, h.Namespace, h.Pod, h.Container.Name, timeout, r)
+}
+
+func (h *EphemeralHelper) attachRef() (string, string, string) {
+	return h.Namespace, h.Pod, h.Container.Name
+}
+
+// remove leaves the container: it ended with its stream, and the API has
+// no way to take it out of the pod.
+func (h *EphemeralHelper) remove(kubernetes.Interface, bool) error { return nil }
+
+func (h *EphemeralHelper) ownsPod() bool { return false }
 
 // ErrEphemeralDisabled is returned when the API server has no
 // pods/ephemeralcontainers subresource.
@@ -77,7 +147,7 @@ func addEphemeral(ctx context.Context, client kubernetes.Interface, namespace, p
 }
 
 // waitEphemeral waits until the ephemeral container runs.
-func waitEphemeral(ctx context.Context, client kubernetes.Interface, namespace, pod, name string, timeout time.Duration, u *ui) error {
+func waitEphemeral(ctx context.Context, client kubernetes.Interface, namespace, pod, name string, timeout time.Duration, u report) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	last := ""

@@ -1,4 +1,4 @@
-package plugin
+package session
 
 // Kubernetes-visible names, in one place: cleanup finds helpers by these.
 const (

@@ -1,4 +1,4 @@
-package plugin
+package session
 
 import (
 	"bytes"
@@ -7,24 +7,24 @@ import (
 	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
 )
 
-// statusWriter receives the helper's stderr. It renders the helper's status
-// lines for people, passes any other line through unchanged, and remembers
-// what the session needs to decide how it ended.
+// statusWriter receives the helper's stderr. It reports the helper's
+// status lines, passes any other line on as the tool's, and remembers what
+// the stream needs to decide how it ended.
 type statusWriter struct {
-	ui   *ui
-	hook string
+	report report
+	// started is called when the helper says it traces; target with its
+	// per-target lines (added, ended).
+	started func()
+	target  func(wire.Status)
 
 	mu      sync.Mutex
 	partial []byte
-	started chan struct{}
 	stats   *wire.Status
 	errs    []string
-	// onTarget receives per-target lines (added, ended).
-	onTarget func(wire.Status)
 }
 
-func newStatusWriter(u *ui, hook string) *statusWriter {
-	return &statusWriter{ui: u, hook: hook, started: make(chan struct{})}
+func newStatusWriter(r report, started func(), target func(wire.Status)) *statusWriter {
+	return &statusWriter{report: r, started: started, target: target}
 }
 
 func (w *statusWriter) Write(p []byte) (int, error) {
@@ -42,7 +42,7 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// flush writes a last line that had no newline.
+// flush takes a last line that had no newline.
 func (w *statusWriter) flush() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -55,34 +55,24 @@ func (w *statusWriter) flush() {
 func (w *statusWriter) line(line []byte) {
 	s, ok := wire.ParseStatus(line)
 	if !ok {
-		w.ui.passthrough(line)
+		w.report.tool(string(line[:len(line)-1]))
 		return
 	}
 	switch s.Kind {
 	case wire.StatusResolved:
-		if s.Target != nil && s.Target.IsNode() {
-			// Nothing to find on a whole node: say what is traced.
-			w.ui.ok("tracing %s: %s", s.Target, s.Message)
-		} else if s.Target != nil {
-			w.ui.ok("found %s: %d processes (%s)", s.Target, len(s.PIDs), s.Method)
+		if s.Target != nil {
+			w.report.target(TargetChange{Target: *s.Target, State: TargetFound, Message: s.Message, Processes: len(s.PIDs), Method: s.Method})
 		}
 	case wire.StatusStarted:
-		w.ui.ok("attached: tracing with hook %s, Ctrl-C to stop", w.hook)
-		select {
-		case <-w.started:
-		default:
-			close(w.started)
-		}
+		w.started()
 	case wire.StatusWarning:
-		w.ui.warn("%s", s.Message)
+		w.report.warn("%s", s.Message)
 	case wire.StatusError:
 		w.errs = append(w.errs, s.Message)
 	case wire.StatusStats:
 		w.stats = &s
 	case wire.StatusTargetAdded, wire.StatusTargetEnded:
-		if w.onTarget != nil {
-			w.onTarget(s)
-		}
+		w.target(s)
 	}
 }
 

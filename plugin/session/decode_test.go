@@ -1,4 +1,4 @@
-package plugin
+package session
 
 import (
 	"bytes"
@@ -7,9 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/ktrace-dev/kubectl-trace/hooks/wire"
-	corev1 "k8s.io/api/core/v1"
 )
 
 type lockedBuffer struct {
@@ -97,27 +94,6 @@ func TestInflatingClosesItsPipe(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Error(err)
-	}
-}
-
-func TestSessionCompressedFromRequest(t *testing.T) {
-	for _, compress := range []bool{false, true} {
-		enc, err := wire.Request{Version: wire.ProtocolVersion, SessionID: "s", Hook: "sched", Output: "json", Compress: compress}.Encode()
-		if err != nil {
-			t.Fatal(err)
-		}
-		env := []corev1.EnvVar{{Name: "OTHER", Value: "x"}, {Name: wire.RequestEnv, Value: enc}}
-		s := &helperSession{pod: &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Env: env}}}}}
-		if got := s.compressed(); got != compress {
-			t.Errorf("helper pod, request compress %v: compressed() = %v", compress, got)
-		}
-		s = &helperSession{pod: &corev1.Pod{}, ephemeral: &corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Env: env}}}
-		if got := s.compressed(); got != compress {
-			t.Errorf("ephemeral container, request compress %v: compressed() = %v", compress, got)
-		}
-	}
-	if (&helperSession{pod: &corev1.Pod{}}).compressed() {
-		t.Error("a pod without a request is compressed")
 	}
 }
 

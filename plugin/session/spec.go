@@ -1,4 +1,4 @@
-package plugin
+package session
 
 import (
 	"strings"
@@ -20,7 +20,9 @@ type HelperParams struct {
 	Image     string
 	// PullPolicy is left to Kubernetes' default when empty.
 	PullPolicy corev1.PullPolicy
-	Request    wire.Request
+	// Request gives the labels and annotations: the session, the hook
+	// (none for kubectl trace exec, which runs no hook) and the targets.
+	Request wire.Request
 	// EncodedRequest is Request.Encode()'s result.
 	EncodedRequest string
 	// Deadline bounds the helper's life even if everything else fails.
@@ -64,7 +66,6 @@ func HelperPod(p HelperParams) *corev1.Pod {
 				LabelSession:   p.Request.SessionID,
 			},
 			Annotations: map[string]string{
-				AnnotationHook:    p.Request.Hook,
 				AnnotationTargets: strings.Join(targets, ","),
 			},
 		},
@@ -108,6 +109,9 @@ func HelperPod(p HelperParams) *corev1.Pod {
 				},
 			}},
 		},
+	}
+	if p.Request.Hook != "" {
+		pod.Annotations[AnnotationHook] = p.Request.Hook
 	}
 	if p.EncodedRequest != "" {
 		pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: wire.RequestEnv, Value: p.EncodedRequest}}

@@ -1,4 +1,4 @@
-package plugin
+package session
 
 import (
 	"context"
@@ -33,7 +33,7 @@ var startFailureReasons = map[string]string{
 // waitRunning waits until the helper's tracer container runs, printing
 // progress and the pod's warning events on progress. It fails early on
 // conditions that waiting will not fix.
-func waitRunning(ctx context.Context, client kubernetes.Interface, namespace, name string, timeout time.Duration, progress *ui) error {
+func waitRunning(ctx context.Context, client kubernetes.Interface, namespace, name string, timeout time.Duration, progress report) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	seenEvents := map[string]bool{}
@@ -115,7 +115,7 @@ func terminatedError(pod *corev1.Pod, t *corev1.ContainerStateTerminated) error 
 
 // printEvents prints the pod's warning events not printed before. Events are
 // a courtesy: a user who may not list them still gets the pod's status.
-func printEvents(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, seen map[string]bool, out *ui) {
+func printEvents(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod, seen map[string]bool, out report) {
 	sel := fields.Set{"involvedObject.name": pod.Name, "involvedObject.uid": string(pod.UID)}.AsSelector().String()
 	list, err := client.CoreV1().Events(pod.Namespace).List(ctx, metav1.ListOptions{FieldSelector: sel})
 	if err != nil {
@@ -135,7 +135,7 @@ func printEvents(ctx context.Context, client kubernetes.Interface, pod *corev1.P
 	}
 }
 
-// deleteHelper removes the helper pod and waits until it is gone, so that a
+// DeleteHelperPod removes a helper pod and waits until it is gone, so that a
 // finished session leaves nothing behind. It uses its own context: it runs
 // after the session's context was cancelled. released says that the helper
 // holds nothing in the kernel any more (it reported its final statistics,
@@ -143,7 +143,7 @@ func printEvents(ctx context.Context, client kubernetes.Interface, pod *corev1.P
 // without a grace period. Its status cannot say so: it shows the tracer
 // running for up to a second after it exited, until the kubelet's next
 // relist, and a graceful delete waited for that.
-func deleteHelper(client kubernetes.Interface, namespace, name string, timeout time.Duration, released bool) error {
+func DeleteHelperPod(client kubernetes.Interface, namespace, name string, timeout time.Duration, released bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	pods := client.CoreV1().Pods(namespace)
@@ -170,6 +170,7 @@ func deleteHelper(client kubernetes.Interface, namespace, name string, timeout t
 	}
 }
 
+// tracerRunning says whether the helper pod's tracer container runs.
 func tracerRunning(pod *corev1.Pod) bool {
 	for _, cs := range pod.Status.ContainerStatuses {
 		if cs.Name == HelperContainerName && cs.State.Running != nil {
@@ -177,8 +178,4 @@ func tracerRunning(pod *corev1.Pod) bool {
 		}
 	}
 	return false
-}
-
-func metaList(selector string) metav1.ListOptions {
-	return metav1.ListOptions{LabelSelector: selector}
 }

@@ -1,9 +1,8 @@
-package plugin
+package session
 
 import (
 	"context"
 	"errors"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +45,7 @@ func TestWaitRunningFollowsTheWatch(t *testing.T) {
 	w.Add(helperPodIn(corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}))
 	w.Modify(helperPodIn(corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}))
 	start := time.Now()
-	if err := waitRunning(context.Background(), watchedClient(w), "ns", "h", 10*time.Second, newUI(io.Discard, "never", true)); err != nil {
+	if err := waitRunning(context.Background(), watchedClient(w), "ns", "h", 10*time.Second, report{}); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d > pollInterval {
@@ -58,7 +57,7 @@ func TestWaitRunningPodDeleted(t *testing.T) {
 	w := watch.NewFakeWithChanSize(4, false)
 	w.Add(helperPodIn(corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}))
 	w.Delete(helperPodIn(corev1.ContainerState{}))
-	err := waitRunning(context.Background(), watchedClient(w), "ns", "h", 10*time.Second, newUI(io.Discard, "never", true))
+	err := waitRunning(context.Background(), watchedClient(w), "ns", "h", 10*time.Second, report{})
 	if err == nil || !strings.Contains(err.Error(), "was deleted while starting") {
 		t.Fatalf("got %v, want the pod's deletion", err)
 	}
@@ -67,7 +66,7 @@ func TestWaitRunningPodDeleted(t *testing.T) {
 func TestWaitRunningStartFailure(t *testing.T) {
 	w := watch.NewFakeWithChanSize(4, false)
 	w.Modify(helperPodIn(corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: "not found"}}))
-	err := waitRunning(context.Background(), watchedClient(w), "ns", "h", 10*time.Second, newUI(io.Discard, "never", true))
+	err := waitRunning(context.Background(), watchedClient(w), "ns", "h", 10*time.Second, report{})
 	if err == nil || !strings.Contains(err.Error(), "cannot pull the tracer image") {
 		t.Fatalf("got %v, want the image pull failure", err)
 	}
@@ -76,12 +75,12 @@ func TestWaitRunningStartFailure(t *testing.T) {
 func TestWaitRunningPollsWithoutWatch(t *testing.T) {
 	client := fake.NewClientset(helperPodIn(corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}))
 	noPodWatch(client)
-	if err := waitRunning(context.Background(), client, "ns", "h", 10*time.Second, newUI(io.Discard, "never", true)); err != nil {
+	if err := waitRunning(context.Background(), client, "ns", "h", 10*time.Second, report{}); err != nil {
 		t.Fatal(err)
 	}
 	client = fake.NewClientset()
 	noPodWatch(client)
-	err := waitRunning(context.Background(), client, "ns", "h", 10*time.Second, newUI(io.Discard, "never", true))
+	err := waitRunning(context.Background(), client, "ns", "h", 10*time.Second, report{})
 	if err == nil || !strings.Contains(err.Error(), "was deleted while starting") {
 		t.Fatalf("got %v, want the pod's absence", err)
 	}
@@ -90,7 +89,7 @@ func TestWaitRunningPollsWithoutWatch(t *testing.T) {
 func TestWaitRunningTimeout(t *testing.T) {
 	w := watch.NewFakeWithChanSize(4, false)
 	w.Add(helperPodIn(corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}))
-	err := waitRunning(context.Background(), watchedClient(w), "ns", "h", 300*time.Millisecond, newUI(io.Discard, "never", true))
+	err := waitRunning(context.Background(), watchedClient(w), "ns", "h", 300*time.Millisecond, report{})
 	if err == nil || !strings.Contains(err.Error(), "did not start within 300ms (last state: ContainerCreating)") {
 		t.Fatalf("got %v, want the timeout with the last state", err)
 	}

@@ -1,4 +1,4 @@
-package plugin
+package session
 
 import (
 	"strings"
@@ -81,24 +81,13 @@ func TestTargetFromPod(t *testing.T) {
 	}
 }
 
-func TestParseTargetArg(t *testing.T) {
-	tests := []struct{ in, name, wantErr string }{
-		{in: "pod/web", name: "web"},
-		{in: "pods/web", name: "web"},
-		{in: "web", name: "web"},
-		{in: "pod/", wantErr: "has no name"},
-		{in: "cm/x", wantErr: "only pods can be traced"},
+func TestByNode(t *testing.T) {
+	ts := []wire.Target{{Node: "n2", Pod: "a"}, {Node: "n1", Pod: "b"}, {Node: "n2", Pod: "c"}}
+	nodes, groups := byNode(ts)
+	if diff := cmp.Diff([]string{"n1", "n2"}, nodes); diff != "" {
+		t.Errorf("nodes (-want +got):\n%s", diff)
 	}
-	for _, tt := range tests {
-		_, name, err := parseTargetArg(tt.in)
-		if tt.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("parseTargetArg(%q) error = %v, want %q", tt.in, err, tt.wantErr)
-			}
-			continue
-		}
-		if err != nil || name != tt.name {
-			t.Errorf("parseTargetArg(%q) = %q, %v; want %q", tt.in, name, err, tt.name)
-		}
+	if got := len(groups["n2"]); got != 2 || groups["n2"][0].Pod != "a" || groups["n2"][1].Pod != "c" {
+		t.Errorf("n2 group = %+v", groups["n2"])
 	}
 }
